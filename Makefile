@@ -1,0 +1,39 @@
+# Everything a fresh clone needs: `make run` and `make test` install what they use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
+
+.PHONY: install run seed test lint proto clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+## Start the three services on an embedded PostgreSQL (or DATABASE_URL).
+run: install
+	$(PY) -m devtools.run
+
+## Three demo tenants with owners, on a running `make run`.
+seed: install
+	$(PY) -m devtools.seed
+
+## The whole suite against a real PostgreSQL, then the linters.
+test: install
+	$(PY) -m pytest
+	$(MAKE) lint
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy kit services devtools
+
+## Regenerate gen/ from protos/.
+proto: install
+	$(PY) -m devtools.protogen
+
+clean:
+	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

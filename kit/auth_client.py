@@ -1,0 +1,45 @@
+"""Token verification for services other than auth: keys and revocations from the auth service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
+
+from kit.clients import internal_metadata
+from kit.errors import Unavailable
+from kit.revocations import RevokedSessions, follow_revocations
+from kit.settings import ServiceSettings
+from kit.tokens import AccessTokenVerifier, CachedJwks
+
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+def remote_verifier(settings: ServiceSettings, channel: grpc.aio.Channel) -> tuple[AccessTokenVerifier, Job]:
+    """A verifier whose keys come from the auth service's JWKS, cached, and
+    the background job that follows the auth service's revocations."""
+    stub = auth_service_pb2_grpc.AuthServiceStub(channel)
+
+    async def fetch_jwks() -> list[dict[str, str]]:
+        try:
+            jwks = await stub.GetJwks(auth_service_pb2.GetJwksRequest(), timeout=5)
+        except grpc.aio.AioRpcError:
+            raise Unavailable("cannot verify tokens: the auth service's keys are unreachable") from None
+        return [json_format.MessageToDict(key, preserving_proto_field_name=True) for key in jwks.keys]
+
+    revoked = RevokedSessions()
+    verifier = AccessTokenVerifier(
+        CachedJwks(fetch_jwks),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        revoked=revoked,
+    )
+    metadata = internal_metadata(settings.internal_api_token.get_secret_value())
+
+    async def follow() -> None:
+        await follow_revocations(channel, metadata, revoked)
+
+    return verifier, follow

@@ -1,0 +1,42 @@
+"""The command line of every service: `python -m services.<name> [serve|migrate|downgrade REV]`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from kit import migrations
+from kit.logging import configure_logging
+from kit.server import ServiceHost, serve
+from kit.settings import ServiceSettings
+
+USAGE = "usage: python -m services.{name} [serve | migrate [REVISION] | downgrade REVISION]"
+
+
+def main(
+    name: str, settings_class: type[ServiceSettings], build: Callable[[ServiceSettings], ServiceHost]
+) -> None:
+    args = sys.argv[1:] or ["serve"]
+    try:
+        settings = settings_class()  # type: ignore[call-arg]  # values come from the environment
+    except ValidationError as error:
+        # Name the variables that are wrong, never their values.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise SystemExit(f"{name}: invalid settings: {problems}") from None
+    configure_logging(name, settings.log_level, tracebacks=settings.log_tracebacks)
+    if args[0] == "serve" and len(args) == 1:
+        asyncio.run(_serve(build, settings))
+    elif args[0] == "migrate" and len(args) <= 2:
+        migrations.upgrade(name, settings.database_url, args[1] if len(args) == 2 else "head")
+    elif args[0] == "downgrade" and len(args) == 2:
+        migrations.downgrade(name, settings.database_url, args[1])
+    else:
+        raise SystemExit(USAGE.format(name=name))
+
+
+async def _serve(build: Callable[[ServiceSettings], ServiceHost], settings: ServiceSettings) -> None:
+    # Built inside the running loop: grpc.aio channels bind to the loop they are made in.
+    await serve(build(settings))

@@ -1,0 +1,57 @@
+"""The request context: who is calling and on behalf of which tenant.
+
+Set by the server interceptors from the verified access token (never from a
+field the client chooses) and read by the database layer to bind the tenant
+for row-level security.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from uuid import UUID
+
+PLATFORM_ADMIN_ROLE = "platform_admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: UUID
+    # None for the platform operator, who acts above any tenant.
+    tenant_id: UUID | None
+    roles: frozenset[str]
+    session_id: UUID
+    token_id: str
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return PLATFORM_ADMIN_ROLE in self.roles
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    method: str
+    peer_ip: str | None = None
+    user_agent: str | None = None
+    principal: Principal | None = field(default=None)
+
+
+_current_request: ContextVar[RequestContext | None] = ContextVar("tenantry_request", default=None)
+
+
+def current_request() -> RequestContext | None:
+    return _current_request.get()
+
+
+def current_principal() -> Principal | None:
+    request = _current_request.get()
+    return request.principal if request else None
+
+
+def enter_request(request: RequestContext) -> object:
+    return _current_request.set(request)
+
+
+def leave_request(token: object) -> None:
+    _current_request.reset(token)  # type: ignore[arg-type]

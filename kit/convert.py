@@ -1,0 +1,42 @@
+"""Conversions between protobuf values and domain values, with field-named errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from kit.errors import InvalidArgument
+
+
+def parse_uuid(field: str, value: str, *, required: bool = True) -> UUID | None:
+    if not value:
+        if required:
+            raise InvalidArgument(field, "is required")
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidArgument(field, "must be a UUID") from None
+
+
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    message = timestamp_pb2.Timestamp()
+    message.FromDatetime(value)
+    return message
+
+
+def from_timestamp(message: timestamp_pb2.Timestamp) -> datetime:
+    return message.ToDatetime(tzinfo=UTC)
+
+
+def struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    message = struct_pb2.Struct()
+    json_format.ParseDict(value, message)
+    return message
+
+
+def from_struct(message: struct_pb2.Struct) -> dict[str, Any]:
+    return json_format.MessageToDict(message)

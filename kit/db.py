@@ -1,0 +1,105 @@
+"""Database engine and units of work bound to the caller's tenant.
+
+Each service connects through a pool and switches every connection to its own
+runtime role (`SET ROLE`), which owns no table: PostgreSQL's row-level security
+then applies to every query. A unit of work binds the tenant of the request
+(`app.tenant_id`) for its transaction only, so a pooled connection never
+carries one request's tenant into the next.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from kit.context import current_principal
+from kit.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+# The value of app.tenant_id for the platform operator's requests, who act
+# above any tenant. Policies that let operators through test for it.
+PLATFORM_SCOPE = "platform"
+
+_AFTER_COMMIT = "tenantry_after_commit"
+
+
+def scope_of_caller() -> str:
+    principal = current_principal()
+    if principal is None:
+        return ""
+    if principal.tenant_id is None:
+        return PLATFORM_SCOPE if principal.is_platform_admin else ""
+    return str(principal.tenant_id)
+
+
+async def bind_scope(session: AsyncSession, *, tenant: UUID | str | None = None, subject: UUID | None = None) -> None:
+    """Binds the tenant (and, for a user's own rows, the subject) to the transaction."""
+    await session.execute(
+        text("SELECT set_config('app.tenant_id', :tenant, true), set_config('app.subject_id', :subject, true)"),
+        {"tenant": "" if tenant is None else str(tenant), "subject": "" if subject is None else str(subject)},
+    )
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Runs callback once the unit of work has committed (never on rollback)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+class Database:
+    def __init__(self, url: str, *, role: str, pool_size: int = 10) -> None:
+        self.role = role
+        self.engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=False,
+            connect_args={"server_settings": {"application_name": f"tenantry-{role}"}},
+        )
+        event.listen(self.engine.sync_engine, "connect", self._assume_role)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+
+    def _assume_role(self, dbapi_connection: Any, _record: Any) -> None:
+        # The role name is a constant of the service, never user input.
+        dbapi_connection.run_async(lambda connection: connection.execute(f'SET ROLE "{self.role}"'))
+
+    @asynccontextmanager
+    async def unit_of_work(self, *, scope: str | None = None) -> AsyncIterator[AsyncSession]:
+        """One transaction at the request boundary: services never commit.
+
+        scope defaults to the caller's tenant (or the platform scope for
+        operators, or none for anonymous callers).
+        """
+        async with self.sessions() as session:
+            await bind_scope(session, tenant=scope_of_caller() if scope is None else scope)
+            try:
+                yield session
+            except DomainError as error:
+                if error.keeps_changes:
+                    await self._commit(session)
+                else:
+                    await session.rollback()
+                raise
+            except BaseException:
+                await session.rollback()
+                raise
+            else:
+                await self._commit(session)
+
+    async def _commit(self, session: AsyncSession) -> None:
+        await session.commit()
+        for callback in session.info.pop(_AFTER_COMMIT, []):
+            callback()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

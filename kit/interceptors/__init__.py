@@ -1,0 +1,1 @@
+"""Server interceptors, outermost first: request (id, logs, errors), then access."""

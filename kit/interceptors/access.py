@@ -1,0 +1,49 @@
+"""Authentication and per-RPC authorization, from the rules in the contracts."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+from tenantry.common.v1 import access_pb2
+
+from kit.access import AccessRule
+from kit.context import current_request
+from kit.errors import PermissionDenied, Unauthenticated
+from kit.interceptors.base import Metadata, WrappingInterceptor
+from kit.tokens import AccessTokenVerifier
+
+INTERNAL_TOKEN_HEADER = "x-internal-token"
+
+
+class AccessInterceptor(WrappingInterceptor):
+    def __init__(self, rules: dict[str, AccessRule], verifier: AccessTokenVerifier, internal_api_token: str) -> None:
+        self._rules = rules
+        self._verifier = verifier
+        self._internal_api_token = internal_api_token.encode()
+
+    @asynccontextmanager
+    async def guard(self, method: str, metadata: Metadata, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        rule = self._rules.get(method)
+        if rule is None or rule.audience == access_pb2.AUDIENCE_UNSPECIFIED:
+            raise PermissionDenied("this method has no access rule")
+        if rule.audience == access_pb2.AUDIENCE_INTERNAL:
+            offered = metadata.get(INTERNAL_TOKEN_HEADER, "").encode()
+            if not hmac.compare_digest(offered, self._internal_api_token):
+                raise Unauthenticated("internal method: a valid internal API token is required")
+        elif rule.audience == access_pb2.AUDIENCE_AUTHENTICATED:
+            await self._authenticate(metadata, rule)
+        yield
+
+    async def _authenticate(self, metadata: Metadata, rule: AccessRule) -> None:
+        scheme, _, token = metadata.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("a bearer access token is required")
+        principal = await self._verifier.verify(token.strip())
+        request = current_request()
+        if request is not None:
+            request.principal = principal
+        if rule.roles and not principal.roles.intersection(rule.roles):
+            raise PermissionDenied(f"requires one of the roles: {', '.join(rule.roles)}")

@@ -1,0 +1,88 @@
+"""Request id, the request context, error mapping and one JSON log line per RPC."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import unquote
+
+import grpc
+
+from kit.context import RequestContext, enter_request, leave_request
+from kit.errors import DomainError
+from kit.interceptors.base import Metadata, WrappingInterceptor
+
+log = logging.getLogger("tenantry.rpc")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def peer_ip(peer: str | None) -> str | None:
+    """The address part of a grpc peer string such as ipv4:127.0.0.1:5000 or ipv6:[::1]:5000."""
+    if not peer:
+        return None
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return unquote(rest).rsplit(":", 1)[0].strip("[]")
+    return None
+
+
+class RequestInterceptor(WrappingInterceptor):
+    def __init__(self, *, trust_forwarded_for: bool = False) -> None:
+        self._trust_forwarded_for = trust_forwarded_for
+
+    @asynccontextmanager
+    async def guard(self, method: str, metadata: Metadata, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        offered = metadata.get("x-request-id", "")
+        request = RequestContext(
+            request_id=offered if _REQUEST_ID.match(offered) else str(uuid.uuid4()),
+            method=method,
+            peer_ip=self._client_ip(metadata, context),
+            user_agent=(metadata.get("user-agent") or "")[:512] or None,
+        )
+        token = enter_request(request)
+        context.set_trailing_metadata((("x-request-id", request.request_id),))
+        started = time.perf_counter()
+        status = grpc.StatusCode.OK
+        try:
+            yield
+        except DomainError as error:
+            status = error.code
+            await context.abort(error.code, error.message)
+        except (grpc.aio.AbortError, grpc.aio.UsageError):
+            status = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
+            raise
+        except asyncio.CancelledError:
+            status = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            status = grpc.StatusCode.INTERNAL
+            log.error("unhandled error", exc_info=True, extra={"method": method, "request_id": request.request_id})
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request.request_id})")
+        finally:
+            principal = request.principal
+            log.info(
+                "rpc",
+                extra={
+                    "method": method,
+                    "status": status.name if isinstance(status, grpc.StatusCode) else str(status),
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "request_id": request.request_id,
+                    "tenant_id": str(principal.tenant_id) if principal and principal.tenant_id else None,
+                    "user_id": str(principal.user_id) if principal else None,
+                },
+            )
+            leave_request(token)
+
+    def _client_ip(self, metadata: Metadata, context: grpc.aio.ServicerContext) -> str | None:
+        forwarded = metadata.get("x-forwarded-for")
+        if self._trust_forwarded_for and forwarded:
+            return forwarded.split(",")[0].strip()[:64] or None
+        return peer_ip(context.peer())

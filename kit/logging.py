@@ -1,0 +1,47 @@
+"""Structured JSON logs: one object per line on stdout."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+_STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str, *, tracebacks: bool = False) -> None:
+        super().__init__()
+        self.service = service
+        self.tracebacks = tracebacks
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update((key, value) for key, value in record.__dict__.items() if key not in _STANDARD_ATTRIBUTES)
+        # Exception text is left out by default: tracebacks may carry SQL,
+        # parameters or secrets. The error type is enough to find the cause;
+        # LOG_TRACEBACKS=true is for a developer's own machine only.
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error_type"] = record.exc_info[0].__name__
+            if self.tracebacks:
+                entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(service: str, level: str = "INFO", *, tracebacks: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service, tracebacks=tracebacks))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # SQLAlchemy and alembic would otherwise log statements with parameters.
+    for noisy in ("sqlalchemy", "alembic", "asyncio", "grpc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

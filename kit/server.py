@@ -1,0 +1,118 @@
+"""Builds and runs a service's grpc.aio server, the same way for every service.
+
+Interceptors (request, then access), the servicers, standard health checking
+wired to the database, server reflection, background tasks, and a graceful
+stop on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kit.access import access_rules
+from kit.db import Database
+from kit.interceptors.access import AccessInterceptor
+from kit.interceptors.request import RequestInterceptor
+from kit.settings import ServiceSettings
+from kit.tokens import AccessTokenVerifier
+
+log = logging.getLogger(__name__)
+
+HEALTH_INTERVAL_SECONDS = 1.0
+HEALTH_TIMEOUT_SECONDS = 2.0
+GRACE_SECONDS = 5.0
+
+
+@dataclass
+class ServiceHost:
+    """What a service hands to the kit to be served."""
+
+    name: str
+    listen_addr: str
+    settings: ServiceSettings
+    database: Database
+    verifier: AccessTokenVerifier
+    # (service descriptor, function adding the servicer to a server, servicer)
+    servicers: list[tuple[Any, Callable[[Any, grpc.aio.Server], None], Any]]
+    # Started once the server listens, cancelled when it stops.
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    on_start: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    on_stop: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+
+
+async def _watch_database(host: ServiceHost, health_servicer: health.aio.HealthServicer) -> None:
+    names = ["", *(descriptor.full_name for descriptor, _, _ in host.servicers)]
+    last: int | None = None
+    while True:
+        try:
+            await asyncio.wait_for(host.database.ping(), HEALTH_TIMEOUT_SECONDS)
+            status = health_pb2.HealthCheckResponse.SERVING
+        except Exception:
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        if status != last:
+            log.info("health", extra={"serving": status == health_pb2.HealthCheckResponse.SERVING})
+            for name in names:
+                await health_servicer.set(name, status)
+            last = status
+        await asyncio.sleep(HEALTH_INTERVAL_SECONDS)
+
+
+async def serve(host: ServiceHost) -> None:
+    descriptors = [descriptor for descriptor, _, _ in host.servicers]
+    server = grpc.aio.server(
+        interceptors=[
+            RequestInterceptor(trust_forwarded_for=host.settings.trust_forwarded_for),
+            AccessInterceptor(
+                access_rules(*descriptors), host.verifier, host.settings.internal_api_token.get_secret_value()
+            ),
+        ],
+        options=(("grpc.so_reuseport", 0),),
+    )
+    for _, add, servicer in host.servicers:
+        add(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ["", *(descriptor.full_name for descriptor in descriptors)]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        [*(descriptor.full_name for descriptor in descriptors), health.SERVICE_NAME, reflection.SERVICE_NAME],
+        server,
+    )
+    if server.add_insecure_port(host.listen_addr) == 0:
+        raise SystemExit(f"{host.name}: cannot listen on {host.listen_addr}")
+
+    for start in host.on_start:
+        await start()
+    await server.start()
+    tasks = [asyncio.create_task(job()) for job in host.background]
+    tasks.append(asyncio.create_task(_watch_database(host, health_servicer)))
+    log.info("listening", extra={"address": host.listen_addr})
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+
+    log.info("stopping")
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(GRACE_SECONDS)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    for stop in host.on_stop:
+        await stop()
+    await host.database.dispose()
+    log.info("stopped")

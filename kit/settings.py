@@ -1,0 +1,49 @@
+"""Settings shared by every service, read from the environment only."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def asyncpg_url(url: str) -> str:
+    """Accepts plain postgresql:// URLs and points them at the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("must be a postgresql:// URL")
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(validation_alias="DATABASE_URL")
+    db_pool_size: int = Field(default=10, ge=1, validation_alias="DB_POOL_SIZE")
+    internal_api_token: SecretStr = Field(validation_alias="INTERNAL_API_TOKEN")
+    jwt_issuer: str = Field(default="tenantry", validation_alias="JWT_ISSUER")
+    jwt_audience: str = Field(default="tenantry-api", validation_alias="JWT_AUDIENCE")
+    access_token_expire_minutes: int = Field(default=15, ge=1, le=1440, validation_alias="ACCESS_TOKEN_EXPIRE_MINUTES")
+    auth_service_addr: str = Field(default="127.0.0.1:50051", validation_alias="AUTH_SERVICE_ADDR")
+    audit_service_addr: str = Field(default="127.0.0.1:50053", validation_alias="AUDIT_SERVICE_ADDR")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_tracebacks: bool = Field(default=False, validation_alias="LOG_TRACEBACKS")
+    # Only behind a proxy that sets it (the gateway): otherwise any client
+    # could write whatever address it likes into the audit trail.
+    trust_forwarded_for: bool = Field(default=False, validation_alias="TRUST_FORWARDED_FOR")
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg(cls, value: str) -> str:
+        return asyncpg_url(value)
+
+    @field_validator("internal_api_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+
+def database_url_field(service: str) -> object:
+    """A service's own DATABASE_URL override, falling back to the shared one."""
+    return Field(validation_alias=AliasChoices(f"{service.upper()}_DATABASE_URL", "DATABASE_URL"))

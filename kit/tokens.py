@@ -1,0 +1,128 @@
+"""Strict access-token verification, the same in every service.
+
+Tokens are checked locally against cached public keys: an authenticated RPC
+never calls another service. What is refused: any algorithm but EdDSA (so
+`alg: none` and HS256 signed with the public key), unknown keys, a bad
+signature, a missing or wrong `iss`, `aud`, `typ`, an expired token or one not
+yet valid, and a token whose session has been revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+from uuid import UUID
+
+import jwt
+
+from kit.context import Principal
+from kit.errors import Unauthenticated
+from kit.revocations import RevokedSessions
+
+ALGORITHM = "EdDSA"
+ACCESS_TOKEN_HEADER_TYPE = "at+jwt"  # RFC 9068
+ACCESS_TOKEN_CLAIM_TYPE = "access"
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "typ", "iat", "nbf", "exp")
+# Tolerated clock skew between services, in seconds.
+CLOCK_LEEWAY = 5
+
+
+class PublicKeySource(Protocol):
+    async def public_key(self, kid: str) -> Any | None:
+        """The verification key for kid, or None when no such key exists."""
+
+
+class CachedJwks:
+    """Public keys fetched as a JWKS, refreshed when an unknown kid shows up.
+
+    Refreshes are single-flight and at most one per min_refresh_interval, so a
+    flood of tokens with made-up kids cannot turn into a flood of fetches.
+    """
+
+    def __init__(
+        self, fetch: Callable[[], Awaitable[list[dict[str, str]]]], *, min_refresh_interval: float = 2.0
+    ) -> None:
+        self._fetch = fetch
+        self._keys: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+        self._last_refresh = float("-inf")
+        self._min_refresh_interval = min_refresh_interval
+
+    async def public_key(self, kid: str) -> Any | None:
+        key = self._keys.get(kid)
+        if key is None and time.monotonic() - self._last_refresh >= self._min_refresh_interval:
+            async with self._lock:
+                if kid not in self._keys and time.monotonic() - self._last_refresh >= self._min_refresh_interval:
+                    await self.refresh()
+            key = self._keys.get(kid)
+        return key
+
+    async def refresh(self) -> None:
+        self._last_refresh = time.monotonic()
+        keys = await self._fetch()
+        self._keys = {
+            jwk["kid"]: jwt.PyJWK(jwk, algorithm=ALGORITHM).key for jwk in keys if jwk.get("alg") == ALGORITHM
+        }
+
+
+class AccessTokenVerifier:
+    def __init__(self, keys: PublicKeySource, *, issuer: str, audience: str, revoked: RevokedSessions) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._revoked = revoked
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("access token is malformed") from None
+        if header.get("alg") != ALGORITHM:
+            raise Unauthenticated("access token algorithm is not allowed")
+        if header.get("typ") != ACCESS_TOKEN_HEADER_TYPE:
+            raise Unauthenticated("token is not an access token")
+        kid = header.get("kid")
+        key = await self._keys.public_key(kid) if isinstance(kid, str) and kid else None
+        if key is None:
+            raise Unauthenticated("access token is signed with an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=CLOCK_LEEWAY,
+                options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("access token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated("access token is not valid yet") from None
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("access token is invalid") from None
+        if claims["typ"] != ACCESS_TOKEN_CLAIM_TYPE:
+            raise Unauthenticated("token is not an access token")
+        principal = _principal_from(claims)
+        if self._revoked.is_revoked(principal.session_id):
+            raise Unauthenticated("session has ended")
+        return principal
+
+
+def _principal_from(claims: dict[str, Any]) -> Principal:
+    try:
+        tenant = claims.get("tid")
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+            raise ValueError("roles")
+        return Principal(
+            user_id=UUID(claims["sub"]),
+            tenant_id=UUID(tenant) if tenant else None,
+            roles=frozenset(roles),
+            session_id=UUID(claims["sid"]),
+            token_id=str(claims["jti"]),
+        )
+    except (ValueError, TypeError, AttributeError):
+        raise Unauthenticated("access token is invalid") from None

@@ -1,0 +1,42 @@
+"""Input rules shared by more than one service, with errors that name the field."""
+
+from __future__ import annotations
+
+import re
+
+from kit.errors import InvalidArgument
+
+# bcrypt reads at most 72 bytes: a longer password is refused rather than
+# silently truncated, so that two different passwords never hash the same.
+PASSWORD_MIN_BYTES = 8
+PASSWORD_MAX_BYTES = 72
+
+# Deliberately loose (RFC 5322 is not a regular language): one @, a dot in
+# the domain, no spaces. Deliverability is for an invitation mail to prove.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+def normalize_email(field: str, email: str) -> str:
+    email = email.strip().lower()
+    if not email:
+        raise InvalidArgument(field, "is required")
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise InvalidArgument(field, "is not a valid email address")
+    return email
+
+
+def validate_password(field: str, password: str) -> None:
+    size = len(password.encode("utf-8"))
+    if size < PASSWORD_MIN_BYTES:
+        raise InvalidArgument(field, f"must be at least {PASSWORD_MIN_BYTES} bytes")
+    if size > PASSWORD_MAX_BYTES:
+        raise InvalidArgument(field, f"must be at most {PASSWORD_MAX_BYTES} bytes (bcrypt's limit)")
+
+
+def validate_text(field: str, value: str, *, maximum: int, required: bool = True) -> str:
+    value = value.strip()
+    if required and not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > maximum:
+        raise InvalidArgument(field, f"must be at most {maximum} characters")
+    return value

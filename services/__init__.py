@@ -1,0 +1,1 @@
+"""Tenantry's gRPC services, one package per bounded context."""

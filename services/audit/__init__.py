@@ -1,0 +1,1 @@
+"""The audit trail: append-only, partitioned by month, tenant-scoped reads."""

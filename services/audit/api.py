@@ -1,0 +1,91 @@
+"""The audit servicers: proto <-> domain, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
+
+from kit.context import current_principal
+from kit.convert import from_struct, from_timestamp, parse_uuid, struct, timestamp
+from kit.db import Database, scope_of_caller
+from kit.errors import InvalidArgument, PermissionDenied
+from kit.pagination import decode_cursor, page_size
+from services.audit.models import AuditEventRow
+from services.audit.repository import EventFilter
+from services.audit.service import AuditTrail
+
+
+def event_message(row: AuditEventRow) -> audit_pb2.AuditEvent:
+    return audit_pb2.AuditEvent(
+        id=str(row.id),
+        tenant_id=str(row.tenant_id) if row.tenant_id else "",
+        user_id=str(row.user_id) if row.user_id else "",
+        action=row.action,
+        resource_type=row.resource_type,
+        resource_id=row.resource_id,
+        details=struct(row.details),
+        ip_address=str(row.ip_address) if row.ip_address else "",
+        user_agent=row.user_agent or "",
+        request_id=row.request_id or "",
+        created_at=timestamp(row.created_at),
+    )
+
+
+def event_values(index: int, event: audit_pb2.AuditEvent) -> dict[str, Any]:
+    prefix = f"events[{index}]."
+    return {
+        "id": parse_uuid(prefix + "id", event.id),
+        "tenant_id": parse_uuid(prefix + "tenant_id", event.tenant_id, required=False),
+        "user_id": parse_uuid(prefix + "user_id", event.user_id, required=False),
+        "action": event.action,
+        "resource_type": event.resource_type,
+        "resource_id": event.resource_id,
+        "details": from_struct(event.details),
+        "ip_address": event.ip_address or None,
+        "user_agent": event.user_agent or None,
+        "request_id": event.request_id or None,
+        "created_at": from_timestamp(event.created_at) if event.HasField("created_at") else None,
+    }
+
+
+class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
+    def __init__(self, database: Database, trail: AuditTrail) -> None:
+        self._database = database
+        self._trail = trail
+
+    async def ListAuditEvents(
+        self, request: audit_service_pb2.ListAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> audit_service_pb2.ListAuditEventsResponse:
+        scope = scope_of_caller()
+        if not scope or current_principal() is None:
+            raise PermissionDenied("the token names no tenant")
+        where = EventFilter(
+            scope=scope,
+            action=request.action or None,
+            resource_type=request.resource_type or None,
+            user_id=parse_uuid("user_id", request.user_id, required=False),
+            start_time=from_timestamp(request.start_time) if request.HasField("start_time") else None,
+            end_time=from_timestamp(request.end_time) if request.HasField("end_time") else None,
+            after=decode_cursor(request.page_token),
+        )
+        if where.start_time and where.end_time and where.start_time >= where.end_time:
+            raise InvalidArgument("end_time", "must be after start_time")
+        size = page_size(request.page_size, maximum=200)
+        async with self._database.unit_of_work() as session:
+            page = await self._trail.list(session, where, size)
+        return audit_service_pb2.ListAuditEventsResponse(
+            events=[event_message(row) for row in page.events], next_page_token=page.next_page_token
+        )
+
+
+class AuditIngestApi(audit_service_pb2_grpc.AuditIngestServiceServicer):
+    def __init__(self, trail: AuditTrail) -> None:
+        self._trail = trail
+
+    async def AppendAuditEvents(
+        self, request: audit_service_pb2.AppendAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> audit_service_pb2.AppendAuditEventsResponse:
+        events = [event_values(index, event) for index, event in enumerate(request.events)]
+        return audit_service_pb2.AppendAuditEventsResponse(appended=await self._trail.append(events))

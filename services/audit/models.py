@@ -1,0 +1,36 @@
+"""The audit schema. DDL lives in the migrations (partitioning, triggers, policies)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import DateTime, String
+from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA = "audit"
+DB_ROLE = "tenantry_audit"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditEventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    tenant_id: Mapped[UUID | None]
+    user_id: Mapped[UUID | None]
+    action: Mapped[str] = mapped_column(String(100))
+    resource_type: Mapped[str] = mapped_column(String(100))
+    resource_id: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    ip_address: Mapped[str | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default="now()")

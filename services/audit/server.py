@@ -1,0 +1,63 @@
+"""Wires the audit service: database, token verification, servicers, partition upkeep."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from tenantry.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
+
+from kit.auth_client import remote_verifier
+from kit.clients import internal_channel
+from kit.db import Database
+from kit.server import ServiceHost
+from kit.settings import ServiceSettings
+from services.audit.api import AuditApi, AuditIngestApi
+from services.audit.models import DB_ROLE
+from services.audit.service import AuditTrail
+from services.audit.settings import AuditSettings
+
+log = logging.getLogger(__name__)
+
+PARTITION_UPKEEP_SECONDS = 24 * 3600
+
+
+def build(settings: ServiceSettings) -> ServiceHost:
+    assert isinstance(settings, AuditSettings)
+    database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
+    trail = AuditTrail(database, months_ahead=settings.partition_months_ahead)
+    auth_channel = internal_channel(settings.auth_service_addr)
+    verifier, follow_revocations = remote_verifier(settings, auth_channel)
+
+    async def keep_partitions_ready() -> None:
+        while True:
+            try:
+                created = await trail.ensure_partitions()
+                if created:
+                    log.info("audit partitions created", extra={"count": created})
+            except Exception:
+                log.error("audit partition upkeep failed", exc_info=True)
+            await asyncio.sleep(PARTITION_UPKEEP_SECONDS)
+
+    service = audit_service_pb2.DESCRIPTOR.services_by_name
+    return ServiceHost(
+        name="audit",
+        listen_addr=settings.listen_addr,
+        settings=settings,
+        database=database,
+        verifier=verifier,
+        servicers=[
+            (
+                service["AuditService"],
+                audit_service_pb2_grpc.add_AuditServiceServicer_to_server,
+                AuditApi(database, trail),
+            ),
+            (
+                service["AuditIngestService"],
+                audit_service_pb2_grpc.add_AuditIngestServiceServicer_to_server,
+                AuditIngestApi(trail),
+            ),
+        ],
+        background=[keep_partitions_ready, follow_revocations],
+        on_stop=[auth_channel.close],
+    )

@@ -1,0 +1,1 @@
+"""Identity, memberships, sessions and tokens."""

@@ -1,0 +1,96 @@
+"""Wires the auth service: keys, hashing, sessions, revocations, outbox relay."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tenantry.audit.v1 import audit_service_pb2_grpc
+from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
+
+from kit.clients import internal_channel, internal_metadata
+from kit.db import Database
+from kit.outbox import Outbox
+from kit.revocations import RevokedSessions
+from kit.server import ServiceHost
+from kit.settings import ServiceSettings
+from kit.tokens import AccessTokenVerifier
+from services.auth.api import AuthApi, AuthInternalApi
+from services.auth.models import DB_ROLE, outbox
+from services.auth.service.memberships import MembershipService
+from services.auth.service.operators import ensure_platform_admin
+from services.auth.service.passwords import PasswordHasher
+from services.auth.service.revocation_feed import RevocationFeed
+from services.auth.service.sessions import SessionService, TokenPolicy
+from services.auth.service.signing_keys import SigningKeys
+from services.auth.settings import AuthSettings
+
+
+def build(settings: ServiceSettings) -> ServiceHost:
+    assert isinstance(settings, AuthSettings)
+    database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
+    keys = SigningKeys(database)
+    revoked = RevokedSessions()
+    verifier = AccessTokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, revoked=revoked)
+    hasher = PasswordHasher(rounds=settings.bcrypt_rounds, max_workers=settings.bcrypt_max_workers)
+    audit_outbox = Outbox(outbox)
+    sessions = SessionService(
+        keys=keys,
+        hasher=hasher,
+        outbox=audit_outbox,
+        revoked=revoked,
+        policy=TokenPolicy(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            access_ttl=timedelta(minutes=settings.access_token_expire_minutes),
+            refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
+        ),
+    )
+    memberships = MembershipService(hasher=hasher, outbox=audit_outbox, sessions=sessions)
+    feed = RevocationFeed(database, settings.database_url, revoked)
+    audit_channel = internal_channel(settings.audit_service_addr)
+    metadata = internal_metadata(settings.internal_api_token.get_secret_value())
+
+    async def start() -> None:
+        await keys.load()
+        await feed.load_live()
+        if settings.platform_admin_email and settings.platform_admin_password:
+            await ensure_platform_admin(
+                database,
+                hasher,
+                audit_outbox,
+                email=settings.platform_admin_email,
+                password=settings.platform_admin_password.get_secret_value(),
+            )
+
+    async def relay() -> None:
+        await audit_outbox.relay(
+            database.sessions, audit_service_pb2_grpc.AuditIngestServiceStub(audit_channel), metadata
+        )
+
+    async def stop() -> None:
+        await audit_channel.close()
+        hasher.close()
+
+    service = auth_service_pb2.DESCRIPTOR.services_by_name
+    return ServiceHost(
+        name="auth",
+        listen_addr=settings.listen_addr,
+        settings=settings,
+        database=database,
+        verifier=verifier,
+        servicers=[
+            (
+                service["AuthService"],
+                auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
+                AuthApi(database, sessions, memberships, keys),
+            ),
+            (
+                service["AuthInternalService"],
+                auth_service_pb2_grpc.add_AuthInternalServiceServicer_to_server,
+                AuthInternalApi(database, memberships, verifier, revoked),
+            ),
+        ],
+        background=[feed.run, relay],
+        on_start=[start],
+        on_stop=[stop],
+    )

@@ -1,0 +1,1 @@
+"""The auth use cases, one module per subdomain."""

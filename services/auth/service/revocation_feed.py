@@ -1,0 +1,67 @@
+"""Feeds this replica's revoked-session list from PostgreSQL.
+
+Every revocation is NOTIFYed in the transaction that makes it, so each auth
+replica hears of the others' logouts the moment they commit, and passes them
+on to the services streaming WatchRevocations from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from kit.db import Database
+from kit.revocations import RevokedSessions
+from services.auth import repository
+from services.auth.repository import REVOCATION_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+def plain_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class RevocationFeed:
+    def __init__(self, database: Database, url: str, revoked: RevokedSessions) -> None:
+        self._database = database
+        self._dsn = plain_dsn(url)
+        self._revoked = revoked
+        self.ready = asyncio.Event()
+
+    def _on_notification(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            session_id, epoch = payload.split(" ", 1)
+            self._revoked.revoke(UUID(session_id), datetime.fromtimestamp(float(epoch), UTC))
+        except ValueError:
+            log.warning("malformed revocation notification ignored")
+
+    async def load_live(self) -> None:
+        async with self._database.unit_of_work(scope="") as session:
+            for session_id, until in await repository.live_revocations(session, datetime.now(UTC)):
+                self._revoked.revoke(session_id, until)
+
+    async def run(self) -> None:
+        """Listens forever; after any reconnect, reloads what it may have missed."""
+        while True:
+            connection: asyncpg.Connection | None = None
+            try:
+                connection = await asyncpg.connect(self._dsn)
+                await connection.execute(f'SET ROLE "{self._database.role}"')
+                await connection.add_listener(REVOCATION_CHANNEL, self._on_notification)
+                await self.load_live()
+                self.ready.set()
+                while not connection.is_closed():
+                    await asyncio.sleep(0.5)
+                    await connection.execute("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("revocation listener reconnecting", extra={"reason": type(error).__name__})
+            finally:
+                if connection is not None and not connection.is_closed():
+                    await connection.close()
+            await asyncio.sleep(1.0)

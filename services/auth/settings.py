@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from kit.settings import ServiceSettings
+
+
+class AuthSettings(ServiceSettings):
+    database_url: str = Field(validation_alias=AliasChoices("AUTH_DATABASE_URL", "DATABASE_URL"))
+    listen_addr: str = Field(default="127.0.0.1:50051", validation_alias="AUTH_LISTEN_ADDR")
+    refresh_token_expire_days: int = Field(default=7, ge=1, le=365, validation_alias="REFRESH_TOKEN_EXPIRE_DAYS")
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16, validation_alias="BCRYPT_ROUNDS")
+    # Hashing runs in this many threads, off the event loop; further logins queue.
+    bcrypt_max_workers: int = Field(default=2, ge=1, le=64, validation_alias="BCRYPT_MAX_WORKERS")
+    platform_admin_email: str | None = Field(default=None, validation_alias="PLATFORM_ADMIN_EMAIL")
+    platform_admin_password: SecretStr | None = Field(default=None, validation_alias="PLATFORM_ADMIN_PASSWORD")

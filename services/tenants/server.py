@@ -1,0 +1,57 @@
+"""Wires the tenants service: registry, token verification, outbox relay."""
+
+from __future__ import annotations
+
+from tenantry.audit.v1 import audit_service_pb2_grpc
+from tenantry.auth.v1 import auth_service_pb2_grpc
+from tenantry.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
+
+from kit.auth_client import remote_verifier
+from kit.clients import internal_channel, internal_metadata
+from kit.db import Database
+from kit.outbox import Outbox
+from kit.server import ServiceHost
+from kit.settings import ServiceSettings
+from services.tenants.api import TenantApi
+from services.tenants.models import DB_ROLE, outbox
+from services.tenants.service import TenantRegistry
+from services.tenants.settings import TenantsSettings
+
+
+def build(settings: ServiceSettings) -> ServiceHost:
+    assert isinstance(settings, TenantsSettings)
+    database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
+    metadata = internal_metadata(settings.internal_api_token.get_secret_value())
+    auth_channel = internal_channel(settings.auth_service_addr)
+    verifier, follow_revocations = remote_verifier(settings, auth_channel)
+    audit_channel = internal_channel(settings.audit_service_addr)
+    audit_outbox = Outbox(outbox)
+    registry = TenantRegistry(
+        database, audit_outbox, auth_service_pb2_grpc.AuthInternalServiceStub(auth_channel), metadata
+    )
+
+    async def relay() -> None:
+        await audit_outbox.relay(
+            database.sessions, audit_service_pb2_grpc.AuditIngestServiceStub(audit_channel), metadata
+        )
+
+    async def stop() -> None:
+        await auth_channel.close()
+        await audit_channel.close()
+
+    return ServiceHost(
+        name="tenants",
+        listen_addr=settings.listen_addr,
+        settings=settings,
+        database=database,
+        verifier=verifier,
+        servicers=[
+            (
+                tenants_service_pb2.DESCRIPTOR.services_by_name["TenantService"],
+                tenants_service_pb2_grpc.add_TenantServiceServicer_to_server,
+                TenantApi(database, registry),
+            )
+        ],
+        background=[follow_revocations, relay],
+        on_stop=[stop],
+    )
