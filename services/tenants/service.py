@@ -34,6 +34,7 @@ TIERS = ("free", "basic", "premium")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 MAX_SETTINGS_BYTES = 64 * 1024
 UPDATABLE_FIELDS = ("name", "settings")
+AUTH_CALL_TIMEOUT = 5.0
 
 _PASSED_THROUGH = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
@@ -216,7 +217,8 @@ class TenantRegistry:
 
     async def _call_auth(self, rpc: Any, request: Any, *, field_prefix: str = "") -> Any:
         try:
-            return await rpc(request, metadata=self._metadata, timeout=15)
+            # wait_for_ready rides out a reconnect (auth restarting) within the deadline.
+            return await rpc(request, metadata=self._metadata, timeout=AUTH_CALL_TIMEOUT, wait_for_ready=True)
         except grpc.aio.AioRpcError as error:
             raise _translate(error, field_prefix) from None
 

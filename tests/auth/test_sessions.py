@@ -1,0 +1,113 @@
+"""Refresh with rotation, reuse detection, logout and its reach across services."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from tenantry.audit.v1 import audit_service_pb2
+from tenantry.auth.v1 import auth_service_pb2
+from tenantry.tenants.v1 import tenants_service_pb2
+
+from tests.stack import OWNER_PASSWORD, Stack, bearer, eventually, rpc_error
+
+
+def refresh(stack: Stack, token: str) -> auth_service_pb2.TokenResponse:
+    return stack.auth.Refresh(auth_service_pb2.RefreshRequest(refresh_token=token), timeout=10)
+
+
+def test_refresh_rotates_the_refresh_token(stack: Stack) -> None:
+    tenant = stack.create_tenant()
+    renewed = refresh(stack, tenant.owner_refresh)
+    assert renewed.refresh_token != tenant.owner_refresh
+    assert renewed.access_token != tenant.owner_token
+    again = refresh(stack, renewed.refresh_token)
+    assert again.access_token
+    stack.tenants.GetMyTenant(tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(again.access_token))
+
+
+def test_reused_refresh_token_revokes_the_session(stack: Stack) -> None:
+    tenant = stack.create_tenant()
+    renewed = refresh(stack, tenant.owner_refresh)
+    reuse = rpc_error(lambda: refresh(stack, tenant.owner_refresh))
+    assert reuse.code() == grpc.StatusCode.UNAUTHENTICATED
+    # The legitimate successor dies with the session, and so do its access tokens.
+    assert rpc_error(lambda: refresh(stack, renewed.refresh_token)).code() == grpc.StatusCode.UNAUTHENTICATED
+    eventually(
+        lambda: (
+            rpc_error(
+                lambda: stack.tenants.GetMyTenant(
+                    tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(renewed.access_token)
+                )
+            ).code()
+            == grpc.StatusCode.UNAUTHENTICATED
+        ),
+        timeout=1.0,
+    )
+
+
+def test_reuse_is_audited(stack: Stack) -> None:
+    tenant = stack.create_tenant()
+    refresh(stack, tenant.owner_refresh)
+    rpc_error(lambda: refresh(stack, tenant.owner_refresh))
+    operator_view = stack.login(tenant.owner_email, OWNER_PASSWORD).access_token
+    events = eventually(lambda: stack.audit_events(operator_view, action="auth.refresh.reused"))
+    assert len(events) == 1
+
+
+def test_garbage_refresh_tokens_are_refused(stack: Stack) -> None:
+    for token in ("garbage", "a.b", "0" * 32 + ".secret", "x" * 5000):
+        assert rpc_error(lambda t=token: refresh(stack, t)).code() == grpc.StatusCode.UNAUTHENTICATED
+    assert rpc_error(lambda: refresh(stack, "")).code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_logout_ends_refresh_at_once_and_access_everywhere_within_a_second(stack: Stack) -> None:
+    tenant = stack.create_tenant()
+    token = tenant.owner_token
+    stack.tenants.GetMyTenant(tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(token))
+    stack.auth.Logout(auth_service_pb2.LogoutRequest(), metadata=bearer(token))
+    logged_out = time.monotonic()
+    assert rpc_error(lambda: refresh(stack, tenant.owner_refresh)).code() == grpc.StatusCode.UNAUTHENTICATED
+
+    calls = {
+        "auth": lambda: stack.auth.ListTenantAdmins(auth_service_pb2.ListTenantAdminsRequest(), metadata=bearer(token)),
+        "tenants": lambda: stack.tenants.GetMyTenant(tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(token)),
+        "audit": lambda: stack.audit.ListAuditEvents(
+            audit_service_pb2.ListAuditEventsRequest(), metadata=bearer(token)
+        ),
+    }
+    for name, call in calls.items():
+        error = eventually(lambda c=call: rpc_error(c).code() == grpc.StatusCode.UNAUTHENTICATED, timeout=1.0)
+        assert error, name
+    assert time.monotonic() - logged_out < 1.5
+    assert rpc_error(calls["tenants"]).details() == "session has ended"
+
+
+def test_logout_ends_only_that_session(stack: Stack) -> None:
+    tenant = stack.create_tenant()
+    other = stack.login(tenant.owner_email, OWNER_PASSWORD)
+    stack.auth.Logout(auth_service_pb2.LogoutRequest(), metadata=bearer(tenant.owner_token))
+    time.sleep(0.3)
+    stack.tenants.GetMyTenant(tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(other.access_token))
+    assert refresh(stack, other.refresh_token).access_token
+
+
+def test_a_revocation_reaches_a_service_that_reconnects(stack: Stack) -> None:
+    """A service that missed the stream (auth restarting) still learns of a logout."""
+    tenant = stack.create_tenant()
+    stack.auth.Logout(auth_service_pb2.LogoutRequest(), metadata=bearer(tenant.owner_token))
+    with stack.service_stopped("tenants"):
+        pass
+    error = rpc_error(
+        lambda: stack.tenants.GetMyTenant(tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(tenant.owner_token))
+    )
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_hundred_concurrent_logins_all_succeed(stack: Stack) -> None:
+    tenant = stack.create_tenant()
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        results = list(pool.map(lambda _: stack.login(tenant.owner_email, OWNER_PASSWORD), range(100)))
+    assert len({result.access_token for result in results}) == 100
+    assert all(result.refresh_token for result in results)

@@ -1,0 +1,49 @@
+"""The one real PostgreSQL of a test run.
+
+TEST_DATABASE_URL when set (a server where the suite may create databases);
+otherwise a throwaway container when a Docker engine is reachable; otherwise
+a throwaway embedded cluster in a temporary folder. Never a mock, never SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def _docker_reachable() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yields an admin URL (postgresql://...) of a server the suite may use freely."""
+    given = os.environ.get("TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    if os.environ.get("TENANTRY_TEST_DOCKER", "auto") != "off" and _docker_reachable():
+        os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:15", driver=None) as container:
+            yield container.get_connection_url()
+        return
+    from devtools.postgres import start_embedded
+
+    # Short path: the server's Unix socket lives inside it.
+    with tempfile.TemporaryDirectory(prefix="tnt-pg-") as folder:
+        server, url = start_embedded(Path(folder) / "data")
+        try:
+            yield url
+        finally:
+            server.cleanup()
