@@ -16,9 +16,7 @@ from kit.settings import ServiceSettings
 USAGE = "usage: python -m services.{name} [serve | migrate [REVISION] | downgrade REVISION]"
 
 
-def main(
-    name: str, settings_class: type[ServiceSettings], build: Callable[[ServiceSettings], ServiceHost]
-) -> None:
+def main(name: str, settings_class: type[ServiceSettings], build: Callable[[ServiceSettings], ServiceHost]) -> None:
     args = sys.argv[1:] or ["serve"]
     try:
         settings = settings_class()  # type: ignore[call-arg]  # values come from the environment

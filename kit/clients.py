@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from kit.context import current_request
 from kit.interceptors.access import INTERNAL_TOKEN_HEADER
 
 CHANNEL_OPTIONS = (
@@ -22,3 +23,9 @@ def internal_channel(address: str) -> grpc.aio.Channel:
 
 def internal_metadata(internal_api_token: str) -> tuple[tuple[str, str], ...]:
     return ((INTERNAL_TOKEN_HEADER, internal_api_token),)
+
+
+def with_request_id(metadata: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Carries the current request's id on to the service being called."""
+    request = current_request()
+    return (*metadata, ("x-request-id", request.request_id)) if request else metadata

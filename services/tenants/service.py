@@ -21,6 +21,7 @@ import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
+from kit.clients import with_request_id
 from kit.context import Principal
 from kit.db import PLATFORM_SCOPE, Database
 from kit.errors import AlreadyExists, DomainError, InvalidArgument, NotFound, PermissionDenied, Unavailable
@@ -218,7 +219,9 @@ class TenantRegistry:
     async def _call_auth(self, rpc: Any, request: Any, *, field_prefix: str = "") -> Any:
         try:
             # wait_for_ready rides out a reconnect (auth restarting) within the deadline.
-            return await rpc(request, metadata=self._metadata, timeout=AUTH_CALL_TIMEOUT, wait_for_ready=True)
+            return await rpc(
+                request, metadata=with_request_id(self._metadata), timeout=AUTH_CALL_TIMEOUT, wait_for_ready=True
+            )
         except grpc.aio.AioRpcError as error:
             raise _translate(error, field_prefix) from None
 
