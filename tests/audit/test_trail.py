@@ -62,9 +62,8 @@ def test_each_mutation_leaves_exactly_one_event(stack: Stack) -> None:
         expected = {"membership.created": ["membership.created", "user.created"]}.get(action, [action])
         if action == "tenant.suspended":
             expected = ["tenant.sessions_revoked", "tenant.suspended"]
-        stored = eventually(
-            lambda r=request_id, n=len(expected): len(events_for(stack, r)) >= n and events_for(stack, r)
-        )
+        count = len(expected)
+        stored = eventually(lambda r=request_id, n=count: len(events_for(stack, r)) >= n and events_for(stack, r))
         assert sorted(stored) == sorted(expected), action
 
 
