@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 PLATFORM_ADMIN_ROLE = "platform_admin"
@@ -22,6 +23,7 @@ class Principal:
     roles: frozenset[str]
     session_id: UUID
     token_id: str
+    expires_at: datetime
 
     @property
     def is_platform_admin(self) -> bool:

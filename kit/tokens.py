@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -123,6 +124,7 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
             roles=frozenset(roles),
             session_id=UUID(claims["sid"]),
             token_id=str(claims["jti"]),
+            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         )
     except (ValueError, TypeError, AttributeError):
         raise Unauthenticated("access token is invalid") from None

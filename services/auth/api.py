@@ -142,6 +142,7 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
             roles=sorted(principal.roles),
             sid=str(principal.session_id),
             jti=principal.token_id,
+            expires_at=timestamp(principal.expires_at),
         )
 
     async def ProvisionTenantOwner(

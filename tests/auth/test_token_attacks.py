@@ -165,6 +165,8 @@ def test_introspection_reports_forged_tokens_inactive(stack: Stack, victim: Tena
         auth_service_pb2.IntrospectTokenRequest(token=victim.owner_token), metadata=INTERNAL
     )
     assert genuine.active and genuine.tid == victim.id and list(genuine.roles) == ["owner"]
+    claims = jwt.decode(victim.owner_token, options={"verify_signature": False})
+    assert genuine.expires_at.seconds == claims["exp"] and genuine.sid == claims["sid"]
 
 
 def test_introspection_needs_the_internal_token(stack: Stack, victim: Tenant) -> None:
