@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+from kit.errors import Unauthenticated
+
 PLATFORM_ADMIN_ROLE = "platform_admin"
 
 
@@ -49,6 +51,14 @@ def current_request() -> RequestContext | None:
 def current_principal() -> Principal | None:
     request = _current_request.get()
     return request.principal if request else None
+
+
+def require_principal() -> Principal:
+    """The authenticated caller; the access interceptor guarantees one on authenticated RPCs."""
+    principal = current_principal()
+    if principal is None:
+        raise Unauthenticated("a bearer access token is required")
+    return principal
 
 
 def enter_request(request: RequestContext) -> object:

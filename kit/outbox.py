@@ -18,12 +18,12 @@ import contextlib
 import ipaddress
 import logging
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import grpc
-from google.protobuf import json_format, struct_pb2
 from sqlalchemy import (
     Column,
     DateTime,
@@ -38,14 +38,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
+from tenantry.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 
+from kit.audit_events import to_audit_event
+from kit.clients import internal_channel, internal_metadata
 from kit.context import current_principal, current_request
-from kit.db import after_commit
+from kit.db import Database, after_commit
+from kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 RELAY_BATCH_SIZE = 200
+
+Job = Callable[[], Coroutine[Any, Any, None]]
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -157,10 +162,24 @@ class Outbox:
             ).all()
             if not rows:
                 return 0
-            request = audit_service_pb2.AppendAuditEventsRequest(events=[_to_event(row) for row in rows])
+            request = audit_service_pb2.AppendAuditEventsRequest(events=[to_audit_event(row) for row in rows])
             await ingest.AppendAuditEvents(request, metadata=metadata, timeout=10)
             await session.execute(delete(self.table).where(self.table.c.id.in_([row.id for row in rows])))
             return len(rows)
+
+
+def relay_jobs(outbox: Outbox, database: Database, settings: ServiceSettings) -> tuple[Job, Job]:
+    """The background job that ships a service's outbox, and the one closing its channel."""
+    channel = internal_channel(settings.audit_service_addr)
+    metadata = internal_metadata(settings.internal_api_token.get_secret_value())
+
+    async def relay() -> None:
+        await outbox.relay(database.sessions, audit_service_pb2_grpc.AuditIngestServiceStub(channel), metadata)
+
+    async def close() -> None:
+        await channel.close()
+
+    return relay, close
 
 
 def _valid_ip(value: str | None) -> str | None:
@@ -170,25 +189,6 @@ def _valid_ip(value: str | None) -> str | None:
         return str(ipaddress.ip_address(value))
     except ValueError:
         return None
-
-
-def _to_event(row: Any) -> audit_pb2.AuditEvent:
-    details = struct_pb2.Struct()
-    json_format.ParseDict(row.details, details)
-    event = audit_pb2.AuditEvent(
-        id=str(row.id),
-        tenant_id=str(row.tenant_id) if row.tenant_id else "",
-        user_id=str(row.user_id) if row.user_id else "",
-        action=row.action,
-        resource_type=row.resource_type,
-        resource_id=row.resource_id,
-        details=details,
-        ip_address=str(row.ip_address) if row.ip_address else "",
-        user_agent=row.user_agent or "",
-        request_id=row.request_id or "",
-    )
-    event.created_at.FromDatetime(row.created_at)
-    return event
 
 
 def create_outbox_sql(schema: str) -> list[str]:

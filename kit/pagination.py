@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 from uuid import UUID
 
 from kit.errors import InvalidArgument
+
+T = TypeVar("T")
 
 
 def page_size(requested: int, *, default: int = 50, maximum: int = 100) -> int:
     if requested < 0:
         raise InvalidArgument("page_size", "must not be negative")
     return min(requested or default, maximum)
+
+
+def one_page(rows: list[T], page_size: int, position: Callable[[T], tuple[datetime, UUID]]) -> tuple[list[T], str]:
+    """Cuts rows fetched with limit page_size + 1 to a page and its next token ("" on the last page)."""
+    if len(rows) <= page_size:
+        return rows, ""
+    page = rows[:page_size]
+    return page, encode_cursor(*position(page[-1]))
 
 
 def encode_cursor(created_at: datetime, row_id: UUID) -> str:

@@ -7,30 +7,14 @@ from typing import Any
 import grpc
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
 
+from kit.audit_events import to_audit_event
 from kit.context import current_principal
-from kit.convert import from_struct, from_timestamp, parse_uuid, struct, timestamp
+from kit.convert import from_struct, from_timestamp, parse_uuid
 from kit.db import Database, scope_of_caller
 from kit.errors import InvalidArgument, PermissionDenied
 from kit.pagination import decode_cursor, page_size
-from services.audit.models import AuditEventRow
 from services.audit.repository import EventFilter
 from services.audit.service import AuditTrail
-
-
-def event_message(row: AuditEventRow) -> audit_pb2.AuditEvent:
-    return audit_pb2.AuditEvent(
-        id=str(row.id),
-        tenant_id=str(row.tenant_id) if row.tenant_id else "",
-        user_id=str(row.user_id) if row.user_id else "",
-        action=row.action,
-        resource_type=row.resource_type,
-        resource_id=row.resource_id,
-        details=struct(row.details),
-        ip_address=str(row.ip_address) if row.ip_address else "",
-        user_agent=row.user_agent or "",
-        request_id=row.request_id or "",
-        created_at=timestamp(row.created_at),
-    )
 
 
 def event_values(index: int, event: audit_pb2.AuditEvent) -> dict[str, Any]:
@@ -76,7 +60,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
         async with self._database.unit_of_work() as session:
             page = await self._trail.list(session, where, size)
         return audit_service_pb2.ListAuditEventsResponse(
-            events=[event_message(row) for row in page.events], next_page_token=page.next_page_token
+            events=[to_audit_event(row) for row in page.events], next_page_token=page.next_page_token
         )
 
 

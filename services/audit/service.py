@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE, Database, bind_scope
 from kit.errors import InvalidArgument
-from kit.pagination import encode_cursor
+from kit.pagination import one_page
 from services.audit import repository
 from services.audit.models import AuditEventRow
 from services.audit.repository import EventFilter
@@ -95,8 +95,4 @@ class AuditTrail:
 
     async def list(self, session: AsyncSession, where: EventFilter, page_size: int) -> EventPage:
         rows = await repository.list_events(session, where, page_size + 1)
-        next_token = ""
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            next_token = encode_cursor(rows[-1].created_at, rows[-1].id)
-        return EventPage(rows, next_token)
+        return EventPage(*one_page(rows, page_size, lambda row: (row.created_at, row.id)))

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import grpc
 from tenantry.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 
-from kit.context import current_principal
+from kit.context import require_principal
 from kit.convert import parse_uuid, timestamp
 from kit.db import Database
-from kit.errors import DomainError, InvalidArgument, Unauthenticated
+from kit.errors import DomainError, InvalidArgument
 from kit.pagination import decode_cursor, page_size
 from kit.revocations import RevokedSessions
 from kit.tokens import AccessTokenVerifier
@@ -43,13 +43,6 @@ def member_message(member: MemberView) -> auth_pb2.TenantAdmin:
     )
 
 
-def _principal():  # type: ignore[no-untyped-def]
-    principal = current_principal()
-    if principal is None:  # the access interceptor guarantees one
-        raise Unauthenticated("a bearer access token is required")
-    return principal
-
-
 class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
     def __init__(
         self, database: Database, sessions: SessionService, memberships: MembershipService, keys: SigningKeys
@@ -79,7 +72,7 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
         self, request: auth_service_pb2.LogoutRequest, context: grpc.aio.ServicerContext
     ) -> auth_service_pb2.LogoutResponse:
         async with self._database.unit_of_work() as session:
-            await self._sessions.logout(session, _principal())
+            await self._sessions.logout(session, require_principal())
         return auth_service_pb2.LogoutResponse()
 
     async def GetJwks(
@@ -93,7 +86,7 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
         size = page_size(request.page_size)
         after = decode_cursor(request.page_token)
         async with self._database.unit_of_work() as session:
-            page = await self._memberships.list_members(session, _principal(), after=after, page_size=size)
+            page = await self._memberships.list_members(session, require_principal(), after=after, page_size=size)
         return auth_service_pb2.ListTenantAdminsResponse(
             admins=[member_message(member) for member in page.members], next_page_token=page.next_page_token
         )
@@ -106,7 +99,7 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
         async with self._database.unit_of_work() as session:
             member = await self._memberships.add_member(
                 session,
-                _principal(),
+                require_principal(),
                 email=request.email,
                 full_name=request.full_name,
                 role=ROLE_NAMES[request.role],

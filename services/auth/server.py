@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tenantry.audit.v1 import audit_service_pb2_grpc
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
-from kit.clients import internal_channel, internal_metadata
 from kit.db import Database
-from kit.outbox import Outbox
+from kit.outbox import Outbox, relay_jobs
 from kit.revocations import RevokedSessions
 from kit.server import ServiceHost
 from kit.settings import ServiceSettings
@@ -47,8 +45,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
     )
     memberships = MembershipService(hasher=hasher, outbox=audit_outbox, sessions=sessions)
     feed = RevocationFeed(database, settings.database_url, revoked)
-    audit_channel = internal_channel(settings.audit_service_addr)
-    metadata = internal_metadata(settings.internal_api_token.get_secret_value())
+    relay, close_relay = relay_jobs(audit_outbox, database, settings)
 
     async def start() -> None:
         await keys.load()
@@ -62,13 +59,8 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 password=settings.platform_admin_password.get_secret_value(),
             )
 
-    async def relay() -> None:
-        await audit_outbox.relay(
-            database.sessions, audit_service_pb2_grpc.AuditIngestServiceStub(audit_channel), metadata
-        )
-
     async def stop() -> None:
-        await audit_channel.close()
+        await close_relay()
         hasher.close()
 
     service = auth_service_pb2.DESCRIPTOR.services_by_name

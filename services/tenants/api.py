@@ -7,10 +7,10 @@ from typing import Any
 import grpc
 from tenantry.tenants.v1 import tenants_pb2, tenants_service_pb2, tenants_service_pb2_grpc
 
-from kit.context import Principal, current_principal
+from kit.context import require_principal
 from kit.convert import from_struct, parse_uuid, struct, timestamp
 from kit.db import Database
-from kit.errors import InvalidArgument, Unauthenticated
+from kit.errors import InvalidArgument
 from kit.pagination import decode_cursor, page_size
 from services.tenants.models import Tenant
 from services.tenants.service import UPDATABLE_FIELDS, NewTenant, TenantRegistry
@@ -34,13 +34,6 @@ def tenant_message(tenant: Tenant) -> tenants_pb2.Tenant:
         created_at=timestamp(tenant.created_at),
         updated_at=timestamp(tenant.updated_at),
     )
-
-
-def _principal() -> Principal:
-    principal = current_principal()
-    if principal is None:  # the access interceptor guarantees one
-        raise Unauthenticated("a bearer access token is required")
-    return principal
 
 
 def tenant_changes(request: tenants_service_pb2.UpdateMyTenantRequest) -> dict[str, Any]:
@@ -88,7 +81,7 @@ class TenantApi(tenants_service_pb2_grpc.TenantServiceServicer):
         self, request: tenants_service_pb2.GetMyTenantRequest, context: grpc.aio.ServicerContext
     ) -> tenants_pb2.Tenant:
         async with self._database.unit_of_work() as session:
-            tenant = await self._registry.get_mine(session, _principal())
+            tenant = await self._registry.get_mine(session, require_principal())
         return tenant_message(tenant)
 
     async def UpdateMyTenant(
@@ -96,7 +89,7 @@ class TenantApi(tenants_service_pb2_grpc.TenantServiceServicer):
     ) -> tenants_pb2.Tenant:
         changes = tenant_changes(request)
         async with self._database.unit_of_work() as session:
-            tenant = await self._registry.update_mine(session, _principal(), changes)
+            tenant = await self._registry.update_mine(session, require_principal(), changes)
         return tenant_message(tenant)
 
     async def ListTenants(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from tenantry.audit.v1 import audit_service_pb2_grpc
 from tenantry.auth.v1 import auth_service_pb2_grpc
 from tenantry.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
 
 from kit.auth_client import remote_verifier
 from kit.clients import internal_channel, internal_metadata
 from kit.db import Database
-from kit.outbox import Outbox
+from kit.outbox import Outbox, relay_jobs
 from kit.server import ServiceHost
 from kit.settings import ServiceSettings
 from services.tenants.api import TenantApi
@@ -24,20 +23,15 @@ def build(settings: ServiceSettings) -> ServiceHost:
     metadata = internal_metadata(settings.internal_api_token.get_secret_value())
     auth_channel = internal_channel(settings.auth_service_addr)
     verifier, follow_revocations = remote_verifier(settings, auth_channel)
-    audit_channel = internal_channel(settings.audit_service_addr)
     audit_outbox = Outbox(outbox)
+    relay, close_relay = relay_jobs(audit_outbox, database, settings)
     registry = TenantRegistry(
         database, audit_outbox, auth_service_pb2_grpc.AuthInternalServiceStub(auth_channel), metadata
     )
 
-    async def relay() -> None:
-        await audit_outbox.relay(
-            database.sessions, audit_service_pb2_grpc.AuditIngestServiceStub(audit_channel), metadata
-        )
-
     async def stop() -> None:
         await auth_channel.close()
-        await audit_channel.close()
+        await close_relay()
 
     return ServiceHost(
         name="tenants",

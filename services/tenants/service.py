@@ -26,7 +26,7 @@ from kit.context import Principal
 from kit.db import PLATFORM_SCOPE, Database
 from kit.errors import AlreadyExists, DomainError, InvalidArgument, NotFound, PermissionDenied, Unavailable
 from kit.outbox import Outbox
-from kit.pagination import encode_cursor
+from kit.pagination import one_page
 from kit.validation import normalize_email, validate_password, validate_text
 from services.tenants import repository
 from services.tenants.models import Tenant
@@ -188,11 +188,7 @@ class TenantRegistry:
 
     async def list(self, session: AsyncSession, *, after: tuple[datetime, UUID] | None, page_size: int) -> TenantPage:
         rows = await repository.list_provisioned(session, after=after, limit=page_size + 1)
-        next_token = ""
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            next_token = encode_cursor(rows[-1].created_at, rows[-1].id)
-        return TenantPage(rows, next_token)
+        return TenantPage(*one_page(rows, page_size, lambda row: (row.created_at, row.id)))
 
     async def set_active(self, tenant_id: UUID, is_active: bool) -> Tenant:
         """Auth first (it refuses logins and revokes sessions), then the registry;

@@ -12,7 +12,7 @@ from kit.context import Principal
 from kit.db import bind_scope
 from kit.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from kit.outbox import Outbox
-from kit.pagination import encode_cursor
+from kit.pagination import one_page
 from kit.validation import normalize_email, validate_password, validate_text
 from services.auth import repository
 from services.auth.repository import MemberView
@@ -45,11 +45,8 @@ class MembershipService:
     ) -> MemberPage:
         tenant_id = _tenant_of(principal)
         rows = await repository.list_members(session, tenant_id, after=after, limit=page_size + 1)
-        next_token = ""
-        if len(rows) > page_size:
-            rows = rows[:page_size]
-            next_token = encode_cursor(rows[-1][0].created_at, rows[-1][1])
-        return MemberPage([member for member, _ in rows], next_token)
+        page, next_token = one_page(rows, page_size, lambda row: (row[0].created_at, row[1]))
+        return MemberPage([member for member, _ in page], next_token)
 
     async def add_member(
         self, session: AsyncSession, principal: Principal, *, email: str, full_name: str, role: str, password: str
