@@ -29,7 +29,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy kit services devtools
+	$(VENV)/bin/mypy kit services devtools gateway
 
 ## Regenerate gen/ from protos/.
 proto: install

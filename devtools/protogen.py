@@ -17,6 +17,7 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
 GENERATED_ROOT = ROOT / "gen"
+DESCRIPTOR_SET_NAME = "tenantry.binpb"
 
 
 def _include_paths() -> list[str]:
@@ -45,6 +46,10 @@ def generate(output_dir: Path) -> None:
         f"--grpc_python_out={output_dir}",
         f"--mypy_out={output_dir}",
         f"--mypy_grpc_out={output_dir}",
+        # The gateway reads routes, messages and comments from this set alone.
+        f"--descriptor_set_out={output_dir / DESCRIPTOR_SET_NAME}",
+        "--include_imports",
+        "--include_source_info",
         *sources,
     ]
     if protoc.main(args) != 0:
@@ -72,6 +77,7 @@ def main() -> None:
         generate(Path(scratch))
         shutil.rmtree(target / "tenantry", ignore_errors=True)
         shutil.copytree(Path(scratch) / "tenantry", target / "tenantry")
+        shutil.copyfile(Path(scratch) / DESCRIPTOR_SET_NAME, target / DESCRIPTOR_SET_NAME)
     print(f"generated {len(proto_files())} contracts into {target}")
 
 

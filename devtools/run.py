@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from devtools.postgres import create_database, start_embedded
-from devtools.stack import ROOT, SERVICES, ServiceProcess, service_env
+from devtools.stack import ROOT, SERVICES, ServiceProcess, gateway_env, http_healthy, service_env
 from kit import migrations
 
 DATA_DIR = ROOT / ".data"
@@ -50,15 +50,27 @@ def main() -> None:
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = os.environ.get("PLATFORM_ADMIN_PASSWORD") or _secret_file(password_file, 18)
 
-    processes = [ServiceProcess(name, addresses[name], env) for name in ("audit", "auth", "tenants")]
+    gateway_address = os.environ.get("GATEWAY_ADDR", "127.0.0.1:8080")
+    services = [ServiceProcess(name, addresses[name], env) for name in ("audit", "auth", "tenants")]
+    gateway = ServiceProcess(
+        "gateway",
+        gateway_address,
+        {**env, **gateway_env(addresses, gateway_address)},
+        module="gateway",
+        probe=http_healthy,
+    )
+    processes = [*services, gateway]
     try:
-        for process in processes:
+        for process in services:
             process.start()
-        for process in processes:
+        for process in services:
             process.wait_serving()
+        gateway.start()
+        gateway.wait_serving()
         print(f"\nTenantry is serving ({time.monotonic() - started:.1f}s):", flush=True)
-        for process in processes:
+        for process in services:
             print(f"  {process.name:8} grpc://{process.address}", flush=True)
+        print(f"  gateway  http://{gateway_address}  (docs: http://{gateway_address}/docs)", flush=True)
         print(
             f"  operator  {admin_email} (password in {password_file.relative_to(ROOT)}"
             " unless PLATFORM_ADMIN_PASSWORD is set)",

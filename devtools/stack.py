@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,19 +39,30 @@ def is_serving(address: str, timeout: float = 1.0) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+def http_healthy(address: str, timeout: float = 1.0) -> bool:
+    """The gateway answers /health with 200 (every upstream serving)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/health", timeout=timeout) as reply:
+            return bool(reply.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass
 class ServiceProcess:
     name: str
     address: str
     env: Mapping[str, str]
     log_path: Path | None = None
+    module: str = ""
+    probe: Callable[[str, float], bool] = is_serving
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "PYTHONPATH": python_path(), "PYTHONUNBUFFERED": "1"}
         output = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
+            [sys.executable, "-m", self.module or f"services.{self.name}"],
             cwd=ROOT,
             env=env,
             stdout=output,
@@ -64,7 +76,7 @@ class ServiceProcess:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with code {self.process.returncode}")
-            if is_serving(self.address, timeout=0.5):
+            if self.probe(self.address, 0.5):
                 return
             time.sleep(0.05)
         raise TimeoutError(f"{self.name} did not start serving on {self.address} within {timeout}s")
@@ -90,4 +102,15 @@ def service_env(database_url: str, internal_api_token: str, addresses: Mapping[s
         "AUDIT_LISTEN_ADDR": addresses["audit"],
         "AUTH_SERVICE_ADDR": addresses["auth"],
         "AUDIT_SERVICE_ADDR": addresses["audit"],
+        # The gateway passes the client's address and user agent on.
+        "TRUST_FORWARDED_FOR": "true",
+    }
+
+
+def gateway_env(addresses: Mapping[str, str], gateway_address: str) -> dict[str, str]:
+    host, _, port = gateway_address.rpartition(":")
+    return {
+        "GATEWAY_HOST": host,
+        "GATEWAY_PORT": port,
+        "GATEWAY_UPSTREAMS": ";".join(f"tenantry.{name}.v1={addresses[name]}" for name in ("auth", "tenants", "audit")),
     }

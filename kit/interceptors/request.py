@@ -45,7 +45,7 @@ class RequestInterceptor(WrappingInterceptor):
             request_id=offered if _REQUEST_ID.match(offered) else str(uuid.uuid4()),
             method=method,
             peer_ip=self._client_ip(metadata, context),
-            user_agent=(metadata.get("user-agent") or "")[:512] or None,
+            user_agent=self._user_agent(metadata),
         )
         token = enter_request(request)
         context.set_trailing_metadata((("x-request-id", request.request_id),))
@@ -80,6 +80,10 @@ class RequestInterceptor(WrappingInterceptor):
                 },
             )
             leave_request(token)
+
+    def _user_agent(self, metadata: Metadata) -> str | None:
+        forwarded = metadata.get("x-client-user-agent") if self._trust_forwarded_for else None
+        return (forwarded or metadata.get("user-agent") or "")[:512] or None
 
     def _client_ip(self, metadata: Metadata, context: grpc.aio.ServicerContext) -> str | None:
         forwarded = metadata.get("x-forwarded-for")

@@ -1,0 +1,30 @@
+"""`python -m gateway`: the REST gateway in front of Tenantry's services."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.app import Gateway
+from gateway.settings import GatewaySettings
+from kit.logging import configure_logging
+
+
+def main() -> None:
+    try:
+        settings = GatewaySettings()
+        gateway = Gateway(settings)
+    except (ValidationError, ValueError) as error:
+        raise SystemExit(f"gateway: invalid settings: {error}") from None
+    configure_logging("gateway", settings.log_level, tracebacks=settings.log_tracebacks)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("tenantry.http").info(
+        "listening", extra={"address": f"http://{settings.listen_host}:{settings.listen_port}"}
+    )
+    web.run_app(gateway.application(), host=settings.listen_host, port=settings.listen_port, print=None)
+
+
+if __name__ == "__main__":
+    main()

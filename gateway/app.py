@@ -1,0 +1,220 @@
+"""The gateway's HTTP application: edge middleware, native endpoints, and the proxy for the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import grpc
+import swagger_ui_bundle
+from aiohttp import web
+
+from gateway.descriptors import Contracts
+from gateway.edge import EdgeAuthenticator, RateLimiter, jwks_keys, request_id
+from gateway.openapi import openapi_document
+from gateway.proxy import CALL_INFO, CallInfo, Proxy, json_response, upstream_error
+from gateway.routes import MethodNotAllowed
+from gateway.settings import GatewaySettings
+from gateway.status import GatewayError, error_body
+from gateway.upstreams import Upstreams
+
+log = logging.getLogger("tenantry.http")
+
+ROOT = Path(__file__).resolve().parent.parent
+NAME = "Tenantry"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, X-Request-Id, grpc-timeout, traceparent"
+EXPOSED_HEADERS = "X-Request-Id, Retry-After, WWW-Authenticate"
+SWAGGER_ASSETS = {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"}
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tenantry API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"><link rel="icon" href="/docs/favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-standalone-preset.js"></script>
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});</script>
+</body></html>"""
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        descriptor_set = Path(settings.descriptor_set) if settings.descriptor_set else ROOT / "gen" / "tenantry.binpb"
+        self.settings = settings
+        self.contracts = Contracts(descriptor_set)
+        self.upstreams = Upstreams(settings.upstream_config())
+        self.origins = settings.origins()
+        self.authenticator = EdgeAuthenticator(
+            self._fetch_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+        )
+        self.proxy = Proxy(
+            self.contracts,
+            self.upstreams,
+            self.authenticator,
+            RateLimiter(settings.rate_limit_per_minute),
+            limited_methods=settings.limited_methods(),
+            max_body_bytes=settings.max_body_bytes,
+            upstream_timeout=settings.upstream_timeout_seconds,
+        )
+        self.openapi = openapi_document(self.contracts, title=f"{NAME} API", version=VERSION)
+        self.exposed_services = sorted({binding.rpc.service for binding in self.contracts.bindings})
+        self.native = {
+            "/health": self.health,
+            "/api/v1/system/info": self.system_info,
+            "/openapi.json": self.openapi_json,
+            "/docs": self.docs,
+        }
+
+    async def _fetch_jwks(self) -> list[dict[str, str]]:
+        service, _, method = self.settings.jwks_method.strip("/").rpartition("/")
+        descriptor = self.contracts.pool.FindServiceByName(service).methods_by_name[method]
+        binding = next(b for b in self.contracts.bindings if b.rpc.method.full_name == descriptor.full_name)
+        call = self.upstreams.callable(
+            service, f"/{service}/{method}", binding.rpc.request_class, binding.rpc.response_class, False
+        )
+        try:
+            return jwks_keys(await call(binding.rpc.request_class(), timeout=5))
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error(error) from None
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self.edge])
+        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, _app: web.Application) -> None:
+        await self.upstreams.close()
+
+    # Edge ------------------------------------------------------------------
+
+    @web.middleware
+    async def edge(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        started = time.perf_counter()
+        info = CallInfo(request_id(request.headers.get("X-Request-Id")), request.remote or "")
+        request[CALL_INFO] = info
+        info.extra_headers = {"X-Request-Id": info.request_id, **self._cors(request.headers.get("Origin"))}
+        try:
+            if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+                response: web.StreamResponse = self._preflight(request)
+            else:
+                response = await handler(request)
+        except GatewayError as error:
+            response = json_response(error.http_status, error_body(error.code, error.message), error.headers)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.error("unhandled error", exc_info=self.settings.log_tracebacks, extra={"request_id": info.request_id})
+            response = json_response(
+                500, error_body(grpc.StatusCode.INTERNAL, f"internal error (request id {info.request_id})")
+            )
+        if not response.prepared:
+            response.headers.update(info.extra_headers)
+        principal = info.principal
+        log.info(
+            "http",
+            extra={
+                "http_method": request.method,
+                "path": request.rel_url.path,
+                "status": response.status,
+                "rpc": info.rpc,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "request_id": info.request_id,
+                "tenant_id": str(principal.tenant_id) if principal and principal.tenant_id else None,
+                "user_id": str(principal.user_id) if principal else None,
+            },
+        )
+        return response
+
+    def _cors(self, origin: str | None) -> dict[str, str]:
+        if not origin or origin.rstrip("/") not in self.origins:
+            return {}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Vary": "Origin",
+            "Access-Control-Expose-Headers": EXPOSED_HEADERS,
+        }
+
+    def _preflight(self, request: web.Request) -> web.Response:
+        wanted = request.headers["Access-Control-Request-Method"].upper()
+        if request.rel_url.path in self.native:
+            allowed = ["GET"]
+        else:
+            found = self.proxy.routes.match(wanted, request.rel_url.raw_path)
+            if found is None:
+                raise GatewayError(grpc.StatusCode.NOT_FOUND, f"no route for {request.rel_url.path}")
+            allowed = list(found.allowed) if isinstance(found, MethodNotAllowed) else [wanted]
+        headers: dict[str, str] = {}
+        if self._cors(request.headers.get("Origin")):
+            headers = {
+                "Access-Control-Allow-Methods": ", ".join(allowed),
+                "Access-Control-Allow-Headers": ALLOWED_REQUEST_HEADERS,
+                "Access-Control-Max-Age": "600",
+            }
+        return web.Response(status=204, headers=headers)
+
+    # Dispatch ----------------------------------------------------------------
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        native = self.native.get(request.rel_url.path)
+        if native is not None or request.rel_url.path.startswith("/docs/"):
+            if request.method not in ("GET", "HEAD"):
+                raise GatewayError(
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    f"{request.method} is not allowed here",
+                    http_status=405,
+                    headers={"Allow": "GET, HEAD"},
+                )
+            return await (native or self.docs_asset)(request)
+        return await self.proxy.handle(request)
+
+    async def _upstream_status(self) -> dict[str, dict[str, str]]:
+        checks = [
+            (service, address, self.upstreams.health(service, address))
+            for service in self.exposed_services
+            for address in self.upstreams.addresses(service) or ["(none configured)"]
+        ]
+        results = await asyncio.gather(*(check for _, _, check in checks))
+        status: dict[str, dict[str, str]] = {}
+        for (service, address, _), result in zip(checks, results, strict=True):
+            status.setdefault(service, {})[address] = result
+        return status
+
+    async def health(self, request: web.Request) -> web.Response:
+        status = await self._upstream_status()
+        failing = sorted(
+            f"{service} at {address}: {state}"
+            for service, by_address in status.items()
+            for address, state in by_address.items()
+            if state != "SERVING"
+        )
+        document = {"status": "NOT_SERVING" if failing else "SERVING", "upstreams": status, "failing": failing}
+        return json_response(503 if failing else 200, document)
+
+    async def system_info(self, request: web.Request) -> web.Response:
+        status = await self._upstream_status()
+        services = [
+            {
+                "name": service,
+                "status": "SERVING" if all(state == "SERVING" for state in by_address.values()) else "NOT_SERVING",
+                "upstreams": [{"address": address, "status": state} for address, state in by_address.items()],
+            }
+            for service, by_address in status.items()
+        ]
+        return json_response(200, {"name": NAME, "version": VERSION, "services": services})
+
+    async def openapi_json(self, request: web.Request) -> web.Response:
+        return json_response(200, self.openapi)
+
+    async def docs(self, request: web.Request) -> web.Response:
+        return web.Response(text=DOCS_PAGE, content_type="text/html")
+
+    async def docs_asset(self, request: web.Request) -> web.StreamResponse:
+        name = request.rel_url.path.removeprefix("/docs/")
+        if name not in SWAGGER_ASSETS:
+            raise GatewayError(grpc.StatusCode.NOT_FOUND, f"no route for {request.rel_url.path}")
+        return web.FileResponse(Path(swagger_ui_bundle.swagger_ui_path) / name)

@@ -1,0 +1,137 @@
+"""The contracts as the gateway knows them: a FileDescriptorSet, nothing else.
+
+Each annotated RPC becomes a route (its additional_bindings too); its request
+and response classes are built from the descriptors at start-up, so adding an
+annotated RPC to a proto exposes it over REST with no gateway code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.api import annotations_pb2, http_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from gateway.templates import PathTemplate, TemplateError, parse
+
+# Option of our own contracts; a method without it is treated as needing a token.
+ACCESS_OPTION = "tenantry.common.v1.access"
+AUDIENCE_PUBLIC = 1
+AUDIENCE_INTERNAL = 3
+
+
+@dataclass(frozen=True)
+class Rpc:
+    service: str
+    method: MethodDescriptor
+    path: str  # "/package.Service/Method"
+    request_class: type[Any]
+    response_class: type[Any]
+    server_streaming: bool
+    public: bool
+    comment: str
+
+
+@dataclass(frozen=True)
+class Binding:
+    http_method: str
+    template: PathTemplate
+    body: str  # "", "*" or a top-level field name
+    response_body: str
+    rpc: Rpc
+
+
+class Contracts:
+    def __init__(self, descriptor_set: Path) -> None:
+        files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
+        self.pool = descriptor_pool.DescriptorPool()
+        comments: dict[str, str] = {}
+        for file in files.file:
+            self.pool.Add(file)
+            comments.update(_method_comments(file))
+        self.services: list[ServiceDescriptor] = []
+        self.bindings: list[Binding] = []
+        for file in files.file:
+            for service_proto in file.service:
+                service = self.pool.FindServiceByName(f"{file.package}.{service_proto.name}")
+                self.services.append(service)
+                for method in service.methods:
+                    self.bindings.extend(self._bindings_of(service, method, comments.get(method.full_name, "")))
+
+    def _bindings_of(self, service: ServiceDescriptor, method: MethodDescriptor, comment: str) -> list[Binding]:
+        options = descriptor_pb2.MethodOptions.FromString(method.GetOptions().SerializeToString())
+        rule = _extension(options, annotations_pb2.http)
+        if rule is None:
+            return []
+        audience = _access_audience(self.pool, method)
+        if audience == AUDIENCE_INTERNAL:
+            return []  # never exposed, even if annotated by mistake
+        rpc = Rpc(
+            service=service.full_name,
+            method=method,
+            path=f"/{service.full_name}/{method.name}",
+            request_class=message_factory.GetMessageClass(method.input_type),  # type: ignore[arg-type]
+            response_class=message_factory.GetMessageClass(method.output_type),  # type: ignore[arg-type]
+            server_streaming=bool(method.server_streaming),
+            public=audience == AUDIENCE_PUBLIC,
+            comment=comment,
+        )
+        if method.client_streaming:
+            return []  # REST has no client streams
+        bindings = []
+        for http_rule in [rule, *rule.additional_bindings]:
+            verb, template = _verb_and_path(http_rule)
+            try:
+                parsed = parse(template)
+            except TemplateError as error:
+                raise ValueError(f"{method.full_name}: bad path template {template!r}: {error}") from None
+            bindings.append(Binding(verb, parsed, http_rule.body, http_rule.response_body, rpc))
+        return bindings
+
+
+def _extension(options: descriptor_pb2.MethodOptions, extension: Any) -> Any:
+    return options.Extensions[extension] if options.HasExtension(extension) else None
+
+
+def _access_audience(pool: descriptor_pool.DescriptorPool, method: MethodDescriptor) -> int | None:
+    try:
+        extension: Any = pool.FindExtensionByName(ACCESS_OPTION)
+    except KeyError:
+        return None
+    rule_class = message_factory.GetMessageClass(extension.message_type)
+    # Re-read the options through this pool so that our extension is known.
+    raw = method.GetOptions().SerializeToString()
+    options_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("google.protobuf.MethodOptions"))
+    options: Any = options_class.FromString(raw)
+    if not options.HasExtension(extension):
+        return None
+    rule: Any = rule_class()
+    rule.CopyFrom(options.Extensions[extension])
+    return int(rule.audience)
+
+
+def _verb_and_path(rule: http_pb2.HttpRule) -> tuple[str, str]:
+    kind = rule.WhichOneof("pattern")
+    if kind == "custom":
+        return rule.custom.kind.upper(), rule.custom.path
+    if kind is None:
+        raise ValueError("google.api.http rule without a pattern")
+    return kind.upper(), getattr(rule, kind)
+
+
+def _method_comments(file: descriptor_pb2.FileDescriptorProto) -> dict[str, str]:
+    """Leading comments of RPCs, from source info: the OpenAPI descriptions."""
+    comments: dict[str, str] = {}
+    for location in file.source_code_info.location:
+        path = list(location.path)
+        # 6 = FileDescriptorProto.service, 2 = ServiceDescriptorProto.method
+        if len(path) == 4 and path[0] == 6 and path[2] == 2:
+            service = file.service[path[1]]
+            method = service.method[path[3]]
+            comments[f"{file.package}.{service.name}.{method.name}"] = " ".join(
+                line.strip() for line in location.leading_comments.strip().splitlines()
+            )
+    return comments

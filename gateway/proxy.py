@@ -1,0 +1,191 @@
+"""One REST call: match the route, check it at the edge, call the upstream, answer JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from aiohttp import web
+
+from gateway.descriptors import Binding, Contracts
+from gateway.edge import BEARER_CHALLENGE, EdgeAuthenticator, RateLimiter, deadline, traceparent
+from gateway.routes import Matched, MethodNotAllowed, RouteTable
+from gateway.status import HTTP_STATUS, GatewayError, error_body
+from gateway.transcoding import build_request, to_json
+from gateway.upstreams import Upstreams
+from kit.context import Principal
+
+log = logging.getLogger(__name__)
+
+CALL_INFO = "tenantry.call"
+
+
+@dataclass
+class CallInfo:
+    """What the access log line reports about the call."""
+
+    request_id: str
+    client_ip: str
+    rpc: str | None = None
+    principal: Principal | None = None
+    grpc_status: str | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(status: int, document: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(document, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class Proxy:
+    def __init__(
+        self,
+        contracts: Contracts,
+        upstreams: Upstreams,
+        authenticator: EdgeAuthenticator,
+        limiter: RateLimiter,
+        *,
+        limited_methods: set[str],
+        max_body_bytes: int,
+        upstream_timeout: float,
+    ) -> None:
+        self.routes = RouteTable(contracts.bindings)
+        self._upstreams = upstreams
+        self._authenticator = authenticator
+        self._limiter = limiter
+        self._limited = limited_methods
+        self._max_body = max_body_bytes
+        self._timeout = upstream_timeout
+
+    def route(self, request: web.Request) -> Matched:
+        found = self.routes.match(request.method, request.rel_url.raw_path)
+        if found is None:
+            raise GatewayError(grpc.StatusCode.NOT_FOUND, f"no route for {request.rel_url.path}")
+        if isinstance(found, MethodNotAllowed):
+            raise GatewayError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{request.method} is not allowed here; allowed: {', '.join(found.allowed)}",
+                http_status=405,
+                headers={"Allow": ", ".join(found.allowed)},
+            )
+        return found
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        info: CallInfo = request[CALL_INFO]
+        matched = self.route(request)
+        binding = matched.binding
+        info.rpc = binding.rpc.path
+        if binding.rpc.method.full_name in self._limited:
+            wait = self._limiter.retry_after(info.client_ip)
+            if wait is not None:
+                raise GatewayError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "too many requests; retry later",
+                    headers={"Retry-After": str(wait)},
+                )
+        metadata = [("x-request-id", info.request_id), ("x-forwarded-for", self._forwarded_for(request, info))]
+        if not binding.rpc.public:
+            token, principal = await self._authenticator.authenticate(request.headers.get("Authorization"))
+            info.principal = principal
+            metadata.append(("authorization", f"Bearer {token}"))
+            metadata.append(("x-user-id", str(principal.user_id)))
+            if principal.tenant_id:
+                metadata.append(("x-tenant-id", str(principal.tenant_id)))
+        elif "Authorization" in request.headers:
+            metadata.append(("authorization", request.headers["Authorization"]))
+        trace = traceparent(request.headers.get("traceparent"))
+        if trace:
+            metadata.append(("traceparent", trace))
+        if request.headers.get("User-Agent"):
+            metadata.append(("x-client-user-agent", request.headers["User-Agent"][:512]))
+
+        body = await self._read_body(request)
+        message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
+        timeout = deadline(request.headers.get("grpc-timeout"), self._timeout)
+        call = self._upstreams.callable(
+            binding.rpc.service,
+            binding.rpc.path,
+            binding.rpc.request_class,
+            binding.rpc.response_class,
+            binding.rpc.server_streaming,
+        )
+        if binding.rpc.server_streaming:
+            return await self._stream(request, info, binding, call(message, metadata=metadata, timeout=timeout))
+        try:
+            reply = await call(message, metadata=metadata, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error(error) from None
+        info.grpc_status = "OK"
+        return json_response(200, to_json(reply, binding.response_body))
+
+    async def _stream(self, request: web.Request, info: CallInfo, binding: Binding, stream: Any) -> web.StreamResponse:
+        """Server streaming as newline-delimited JSON; a failure mid-stream ends it with an error line."""
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": "application/x-ndjson", **info.extra_headers}
+        )
+        iterator = stream.__aiter__()
+        try:
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except grpc.aio.AioRpcError as error:
+            raise upstream_error(error) from None
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(_line(to_json(first, binding.response_body)))
+                async for item in iterator:
+                    await response.write(_line(to_json(item, binding.response_body)))
+            info.grpc_status = "OK"
+        except grpc.aio.AioRpcError as error:
+            info.grpc_status = error.code().name
+            await response.write(_line({"error": error_body(error.code(), error.details() or "")}))
+        await response.write_eof()
+        return response
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        if request.content_length is not None and request.content_length > self._max_body:
+            raise too_large(self._max_body)
+        chunks, size = [], 0
+        async for chunk in request.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > self._max_body:
+                raise too_large(self._max_body)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _forwarded_for(request: web.Request, info: CallInfo) -> str:
+        # Only the address the gateway saw: a client's own X-Forwarded-For is
+        # not evidence, and services trust this header from the gateway.
+        return info.client_ip
+
+
+def _line(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+
+
+def too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED, f"request body is larger than {limit} bytes", http_status=413
+    )
+
+
+def upstream_error(error: grpc.aio.AioRpcError) -> GatewayError:
+    code = error.code()
+    headers = (
+        {"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'}
+        if code == grpc.StatusCode.UNAUTHENTICATED
+        else {}
+    )
+    message = error.details() or code.name.lower()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        message = "the service is unavailable; retry later"
+    return GatewayError(code, message, http_status=HTTP_STATUS.get(code, 500), headers=headers)

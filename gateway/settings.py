@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.upstreams import parse_upstreams
+
+DEFAULT_UPSTREAMS = (
+    "tenantry.auth.v1=127.0.0.1:50051;tenantry.tenants.v1=127.0.0.1:50052;tenantry.audit.v1=127.0.0.1:50053"
+)
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    listen_host: str = Field(default="127.0.0.1", validation_alias="GATEWAY_HOST")
+    listen_port: int = Field(default=8080, ge=1, le=65535, validation_alias="GATEWAY_PORT")
+    upstreams: str = Field(default=DEFAULT_UPSTREAMS, validation_alias="GATEWAY_UPSTREAMS")
+    # Default: the set `make proto` writes beside the generated code.
+    descriptor_set: str = Field(default="", validation_alias="GATEWAY_DESCRIPTOR_SET")
+    cors_origins: str = Field(default="", validation_alias="CORS_ORIGINS")
+    max_body_bytes: int = Field(default=1_048_576, ge=1, validation_alias="GATEWAY_MAX_BODY_BYTES")
+    upstream_timeout_seconds: float = Field(default=15.0, gt=0, validation_alias="GATEWAY_UPSTREAM_TIMEOUT_SECONDS")
+    rate_limit_per_minute: int = Field(default=30, ge=1, validation_alias="GATEWAY_RATE_LIMIT_PER_MINUTE")
+    rate_limited_methods: str = Field(
+        default="tenantry.auth.v1.AuthService.Login,tenantry.auth.v1.AuthService.Refresh",
+        validation_alias="GATEWAY_RATE_LIMITED_METHODS",
+    )
+    jwks_method: str = Field(default="/tenantry.auth.v1.AuthService/GetJwks", validation_alias="GATEWAY_JWKS_METHOD")
+    jwt_issuer: str = Field(default="tenantry", validation_alias="JWT_ISSUER")
+    jwt_audience: str = Field(default="tenantry-api", validation_alias="JWT_AUDIENCE")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_tracebacks: bool = Field(default=False, validation_alias="LOG_TRACEBACKS")
+
+    def upstream_config(self) -> dict[str, list[str]]:
+        return parse_upstreams(self.upstreams)
+
+    def origins(self) -> set[str]:
+        return {origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()}
+
+    def limited_methods(self) -> set[str]:
+        return {name.strip() for name in self.rate_limited_methods.split(",") if name.strip()}

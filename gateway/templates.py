@@ -1,0 +1,155 @@
+"""Path templates of google.api.http (google/api/http.proto), parsed and matched.
+
+    Template = "/" Segments [ Verb ] ;
+    Segments = Segment { "/" Segment } ;
+    Segment  = "*" | "**" | LITERAL | Variable ;
+    Variable = "{" FieldPath [ "=" Segments ] "}" ;
+    FieldPath = IDENT { "." IDENT } ;
+    Verb     = ":" LITERAL ;
+
+A template compiles to a regular expression over the raw (still
+percent-encoded) path; captured values are decoded afterwards, the way the
+spec asks: fully for single-segment variables, keeping "/" encoded for
+multi-segment ones.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LITERAL = re.compile(r"^[A-Za-z0-9._~!$&'()+,;=@%-]+$")
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Variable:
+    field_path: tuple[str, ...]
+    # The sub-template the variable spans, e.g. ("shelves", "*", "books", "*").
+    segments: tuple[str, ...]
+
+    @property
+    def multi_segment(self) -> bool:
+        return len(self.segments) > 1 or "**" in self.segments
+
+
+@dataclass(frozen=True)
+class PathTemplate:
+    source: str
+    regex: re.Pattern[str]
+    variables: tuple[Variable, ...]
+    verb: str | None
+    literal_count: int
+    wildcard_count: int
+    openapi_path: str = field(compare=False)
+
+    def match(self, raw_path: str) -> dict[tuple[str, ...], str] | None:
+        found = self.regex.match(raw_path)
+        if found is None:
+            return None
+        values: dict[tuple[str, ...], str] = {}
+        for index, variable in enumerate(self.variables):
+            raw = found.group(f"v{index}")
+            values[variable.field_path] = _decode(raw, keep_slashes=variable.multi_segment)
+        return values
+
+    @property
+    def specificity(self) -> tuple[int, int, int]:
+        """Sort key: verbs first, then fewer wildcards, then more literal segments."""
+        return (0 if self.verb else 1, self.wildcard_count, -self.literal_count)
+
+
+def _decode(raw: str, *, keep_slashes: bool) -> str:
+    if keep_slashes:
+        raw = re.sub("%2[Ff]", "%252F", raw)
+    return unquote(raw)
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Splits on '/' outside of {...}."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                raise TemplateError("unbalanced '}'")
+        if char == "/" and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    if depth != 0:
+        raise TemplateError("unbalanced '{'")
+    parts.append(current)
+    return parts
+
+
+def _segment_regex(segment: str) -> str:
+    if segment == "*":
+        return "[^/]+"
+    if segment == "**":
+        return ".*"
+    if not _LITERAL.match(segment):
+        raise TemplateError(f"invalid literal segment {segment!r}")
+    return re.escape(segment)
+
+
+def parse(template: str) -> PathTemplate:
+    if not template.startswith("/"):
+        raise TemplateError("must start with '/'")
+    body, verb = template[1:], None
+    last = body.rsplit("/", 1)[-1]
+    if ":" in last and "}" not in last.split(":", 1)[1]:
+        body, verb = body.rsplit(":", 1)
+        if not _LITERAL.match(verb):
+            raise TemplateError(f"invalid verb {verb!r}")
+    pieces: list[str] = []
+    variables: list[Variable] = []
+    openapi: list[str] = []
+    literals = wildcards = 0
+    segments = _split_top_level(body)
+    for position, segment in enumerate(segments):
+        if not segment:
+            raise TemplateError("empty segment")
+        if segment.startswith("{"):
+            if not segment.endswith("}"):
+                raise TemplateError(f"invalid variable {segment!r}")
+            name, _, inner = segment[1:-1].partition("=")
+            path = tuple(name.split("."))
+            if not all(_IDENT.match(part) for part in path):
+                raise TemplateError(f"invalid field path {name!r}")
+            sub = tuple(inner.split("/")) if inner else ("*",)
+            if "**" in sub[:-1] or ("**" in sub and position != len(segments) - 1):
+                raise TemplateError("'**' must be the last segment")
+            wildcards += sum(part in ("*", "**") for part in sub)
+            literals += sum(part not in ("*", "**") for part in sub)
+            pieces.append(f"(?P<v{len(variables)}>{'/'.join(_segment_regex(part) for part in sub)})")
+            variables.append(Variable(path, sub))
+            openapi.append("{" + name + "}")
+        else:
+            if segment == "**" and position != len(segments) - 1:
+                raise TemplateError("'**' must be the last segment")
+            if segment in ("*", "**"):
+                wildcards += 1
+            else:
+                literals += 1
+            pieces.append(_segment_regex(segment))
+            openapi.append(segment)
+    suffix = re.escape(":" + verb) if verb else ""
+    regex = re.compile("^/" + "/".join(pieces) + suffix + "$")
+    return PathTemplate(
+        source=template,
+        regex=regex,
+        variables=tuple(variables),
+        verb=verb,
+        literal_count=literals,
+        wildcard_count=wildcards,
+        openapi_path="/" + "/".join(openapi) + (f":{verb}" if verb else ""),
+    )

@@ -1,0 +1,185 @@
+"""HTTP request to protobuf request, protobuf response to JSON, by the protobuf JSON mapping.
+
+Path variables, query parameters and the body are gathered into one JSON-like
+tree and parsed once with json_format, so every type (enums, 64-bit integers,
+bytes, Timestamp, Duration, FieldMask, wrappers) follows the standard JSON
+forms, and both snake_case and lowerCamelCase names are accepted.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from gateway.descriptors import Binding
+from gateway.status import GatewayError
+
+# Message types whose JSON form is a string, so a query parameter can carry them.
+_STRING_FORM_TYPES = {
+    "google.protobuf.Timestamp",
+    "google.protobuf.Duration",
+    "google.protobuf.FieldMask",
+    "google.protobuf.StringValue",
+    "google.protobuf.BytesValue",
+    "google.protobuf.Int32Value",
+    "google.protobuf.Int64Value",
+    "google.protobuf.UInt32Value",
+    "google.protobuf.UInt64Value",
+    "google.protobuf.FloatValue",
+    "google.protobuf.DoubleValue",
+    "google.protobuf.BoolValue",
+}
+_TRUE, _FALSE = {"true", "1"}, {"false", "0"}
+
+
+def bad_request(message: str) -> GatewayError:
+    return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def _field(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
+    found = descriptor.fields_by_name.get(name)
+    if found is None:
+        found = next((f for f in descriptor.fields if f.json_name == name), None)
+    return found
+
+
+def _resolve(descriptor: Descriptor, dotted: tuple[str, ...], origin: str) -> list[FieldDescriptor]:
+    """The chain of fields a dotted name walks through; 400 naming it if it does not exist."""
+    chain: list[FieldDescriptor] = []
+    current: Descriptor | None = descriptor
+    for index, name in enumerate(dotted):
+        found = _field(current, name) if current is not None else None
+        if found is None:
+            raise bad_request(f"{origin} '{'.'.join(dotted)}': no such field")
+        chain.append(found)
+        last = index == len(dotted) - 1
+        if not last:
+            if found.type != FieldDescriptor.TYPE_MESSAGE or _is_repeated(found):
+                raise bad_request(f"{origin} '{'.'.join(dotted)}': '{name}' is not a message field")
+            current = message_of(found)
+    return chain
+
+
+def _is_repeated(field: FieldDescriptor) -> bool:
+    return bool(field.is_repeated)
+
+
+def message_of(field: FieldDescriptor) -> Descriptor:
+    """The message type of a message field (never None for TYPE_MESSAGE)."""
+    assert field.message_type is not None, field.full_name
+    return field.message_type
+
+
+def _scalar(field: FieldDescriptor, value: str, name: str) -> Any:
+    """A string from a URL, in the JSON form json_format expects for the field."""
+    if field.type == FieldDescriptor.TYPE_BOOL or (
+        field.type == FieldDescriptor.TYPE_MESSAGE and message_of(field).full_name == "google.protobuf.BoolValue"
+    ):
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise bad_request(f"parameter '{name}': expected true or false")
+    if field.type == FieldDescriptor.TYPE_MESSAGE and message_of(field).full_name not in _STRING_FORM_TYPES:
+        raise bad_request(f"parameter '{name}': a message cannot be given as one value; name its fields (a.b=1)")
+    if field.type == FieldDescriptor.TYPE_ENUM and value.lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def _assign(
+    tree: dict[str, Any], chain: list[FieldDescriptor], values: list[str], name: str, *, overwrite: bool
+) -> None:
+    node = tree
+    for field in chain[:-1]:
+        child = node.get(field.name)
+        if child is None:
+            child = node[field.name] = {}
+        elif not isinstance(child, dict):
+            raise bad_request(f"parameter '{name}': conflicts with a value given elsewhere")
+        node = child
+    field = chain[-1]
+    if _is_repeated(field):
+        node[field.name] = [_scalar(field, value, name) for value in values]
+    else:
+        if len(values) > 1:
+            raise bad_request(f"query parameter '{name}' is given more than once")
+        if field.name in node and not overwrite:
+            raise bad_request(f"parameter '{name}' is given both in the query and the body")
+        node[field.name] = _scalar(field, values[0], name)
+
+
+def build_request(
+    binding: Binding,
+    path_values: dict[tuple[str, ...], str],
+    query: list[tuple[str, str]],
+    body: bytes,
+) -> Message:
+    descriptor = binding.rpc.request_class.DESCRIPTOR
+    tree: dict[str, Any] = {}
+    bound_top_level: set[str] = set()
+    if binding.body:
+        document = _parse_json(body)
+        if binding.body == "*":
+            if not isinstance(document, dict):
+                raise bad_request("request body must be a JSON object")
+            tree = document
+            bound_top_level = {"*"}
+        else:
+            field = _resolve(descriptor, (binding.body,), "body field")[0]
+            tree = {field.name: document}
+            bound_top_level = {field.name, field.json_name}
+    elif body.strip():
+        raise bad_request("this method takes no request body")
+
+    for dotted, value in path_values.items():
+        chain = _resolve(descriptor, dotted, "path variable")
+        _assign(tree, chain, [value], ".".join(dotted), overwrite=True)
+
+    grouped: dict[str, list[str]] = {}
+    for name, value in query:
+        grouped.setdefault(name, []).append(value)
+    for name, values in grouped.items():
+        if "*" in bound_top_level:
+            raise bad_request(f"query parameter '{name}': this method takes every field in the body")
+        dotted = tuple(name.split("."))
+        if dotted[0] in bound_top_level:
+            raise bad_request(f"query parameter '{name}': that field comes from the body")
+        if tuple(dotted) in path_values:
+            raise bad_request(f"query parameter '{name}': that field comes from the path")
+        chain = _resolve(descriptor, dotted, "query parameter")
+        _assign(tree, chain, values, name, overwrite=False)
+
+    message = binding.rpc.request_class()
+    try:
+        json_format.ParseDict(tree, message)
+    except json_format.ParseError as error:
+        raise bad_request(_first_line(str(error))) from None
+    return message
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise bad_request(f"request body is not valid JSON: {error}") from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "invalid request"
+
+
+def to_json(message: Message, response_body: str = "") -> Any:
+    document = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    if response_body:
+        return document.get(response_body)
+    return document

@@ -1,0 +1,92 @@
+"""Upstreams per gRPC service: several addresses each, balanced round-robin.
+
+Configured by service full name or by package prefix ("tenantry.auth.v1"); the
+longest key that prefixes a service's name wins. One channel per address,
+made once and reused.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.status import GatewayError
+from kit.clients import CHANNEL_OPTIONS
+
+
+def parse_upstreams(text: str) -> dict[str, list[str]]:
+    """'tenantry.auth.v1=127.0.0.1:50051,127.0.0.1:60051;tenantry.tenants.v1=...'"""
+    config: dict[str, list[str]] = {}
+    for entry in filter(None, (part.strip() for part in text.split(";"))):
+        key, _, addresses = entry.partition("=")
+        targets = [address.strip() for address in addresses.split(",") if address.strip()]
+        if not key.strip() or not targets:
+            raise ValueError(f"GATEWAY_UPSTREAMS: '{entry}' is not SERVICE=ADDRESS[,ADDRESS...]")
+        config[key.strip()] = targets
+    return config
+
+
+class Upstreams:
+    def __init__(self, config: dict[str, list[str]]) -> None:
+        self._config = config
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._turns: dict[str, Iterator[int]] = {key: itertools.count() for key in config}
+        self._callables: dict[tuple[str, str, bool], Any] = {}
+
+    def _key_for(self, service: str) -> str | None:
+        matches = [key for key in self._config if service == key or service.startswith(key + ".")]
+        return max(matches, key=len) if matches else None
+
+    def addresses(self, service: str) -> list[str]:
+        key = self._key_for(service)
+        return list(self._config[key]) if key else []
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        return channel
+
+    def pick(self, service: str) -> str:
+        key = self._key_for(service)
+        if key is None:
+            raise GatewayError(grpc.StatusCode.UNAVAILABLE, f"no upstream is configured for {service}")
+        addresses = self._config[key]
+        return addresses[next(self._turns[key]) % len(addresses)]
+
+    def callable(self, service: str, path: str, request_class: Any, response_class: Any, streaming: bool) -> Any:
+        address = self.pick(service)
+        cache_key = (address, path, streaming)
+        call = self._callables.get(cache_key)
+        if call is None:
+            channel = self._channel(address)
+            factory = channel.unary_stream if streaming else channel.unary_unary
+            call = factory(
+                path,
+                request_serializer=request_class.SerializeToString,
+                response_deserializer=response_class.FromString,
+            )
+            self._callables[cache_key] = call
+        return call
+
+    async def health(self, service: str, address: str, timeout: float = 1.0) -> str:
+        """The upstream's own view of itself, which includes its database."""
+        try:
+            reply = await health_pb2_grpc.HealthStub(self._channel(address)).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout
+            )
+        except grpc.aio.AioRpcError as error:
+            return (
+                "UNREACHABLE"
+                if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                else error.code().name
+            )
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
