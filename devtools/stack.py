@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,17 @@ def http_healthy(address: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"http://{address}/health", timeout=timeout) as reply:
             return bool(reply.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def http_responds(address: str, timeout: float = 1.0) -> bool:
+    """The gateway answers HTTP at all (its upstreams may be down)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/openapi.json", timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
     except (OSError, ValueError):
         return False
 

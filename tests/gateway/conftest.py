@@ -1,0 +1,69 @@
+"""The gateway as a real process, in front of the echo server or of the real services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.stack import ServiceProcess, free_port, gateway_env
+from tests.gateway.echo_server import build_descriptor_set, start_echo_server
+from tests.stack import Stack
+
+ALLOWED_ORIGIN = "https://app.example.test"
+
+
+def start_gateway(name: str, env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    from devtools.stack import http_responds
+
+    address = f"127.0.0.1:{free_port()}"
+    host, _, port = address.rpartition(":")
+    process = ServiceProcess(
+        name,
+        address,
+        {"GATEWAY_HOST": host, "GATEWAY_PORT": port, "CORS_ORIGINS": ALLOWED_ORIGIN, **env},
+        log_path=log_dir / f"{name}.log",
+        module="gateway",
+        probe=http_responds,
+    )
+    process.start()
+    process.wait_serving()
+    return process
+
+
+@pytest.fixture(scope="session")
+def echo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("echo")
+    descriptor_set = build_descriptor_set(folder / "echo.binpb")
+    server, address = start_echo_server(descriptor_set)
+    gateway = start_gateway(
+        "gateway-echo",
+        {
+            "GATEWAY_DESCRIPTOR_SET": str(descriptor_set),
+            "GATEWAY_UPSTREAMS": f"tenantry.testing.echo.v1={address}",
+            "GATEWAY_MAX_BODY_BYTES": "2048",
+            "GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "2",
+        },
+        folder,
+    )
+    try:
+        yield f"http://{gateway.address}"
+    finally:
+        gateway.stop()
+        server.stop(0)
+
+
+def tenantry_gateway_env(stack: Stack) -> dict[str, str]:
+    addresses = {name: process.address for name, process in stack.processes.items()}
+    env = gateway_env(addresses, "127.0.0.1:0")
+    return {"GATEWAY_UPSTREAMS": env["GATEWAY_UPSTREAMS"], "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000"}
+
+
+@pytest.fixture(scope="session")
+def gateway(stack: Stack) -> Iterator[str]:
+    process = start_gateway("gateway", tenantry_gateway_env(stack), stack.log_dir)
+    try:
+        yield f"http://{process.address}"
+    finally:
+        process.stop()

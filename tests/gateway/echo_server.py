@@ -1,0 +1,98 @@
+"""A small gRPC echo server for the transcoder's tests, built from descriptors alone."""
+
+from __future__ import annotations
+
+import time
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from grpc_tools import protoc
+
+from devtools.protogen import _include_paths
+
+HERE = Path(__file__).resolve().parent
+SERVICE = "tenantry.testing.echo.v1.EchoService"
+ECHOED_METADATA = ("authorization", "x-tenant-id", "x-user-id", "x-request-id", "traceparent", "x-forwarded-for")
+
+
+def build_descriptor_set(target: Path) -> Path:
+    args = [
+        "grpc_tools.protoc",
+        f"-I{HERE / 'protos'}",
+        *(f"-I{path}" for path in _include_paths()),
+        f"--descriptor_set_out={target}",
+        "--include_imports",
+        "tenantry/testing/echo/v1/echo.proto",
+    ]
+    if protoc.main(args) != 0:
+        raise RuntimeError("protoc failed on the echo proto")
+    return target
+
+
+def start_echo_server(descriptor_set: Path) -> tuple[grpc.Server, str]:
+    files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    for file in files.file:
+        pool.Add(file)
+    request_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("tenantry.testing.echo.v1.EchoRequest"))
+    response_class = message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tenantry.testing.echo.v1.EchoResponse")
+    )
+
+    def reply(method: str, request: Any, context: grpc.ServicerContext) -> Any:
+        received = dict(context.invocation_metadata())
+        return response_class(
+            request=request,
+            method=method,
+            metadata=[f"{key}={received[key]}" for key in ECHOED_METADATA if key in received],
+        )
+
+    def unary(method: str) -> Any:
+        def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+            if method == "Fail":
+                context.abort(
+                    grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == request.count)),
+                    f"failed with {request.count}",
+                )
+            if method == "Slow":
+                time.sleep(request.wait.seconds + request.wait.nanos / 1e9)
+            return reply(method, request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour,
+            request_deserializer=request_class.FromString,
+            response_serializer=response_class.SerializeToString,
+        )
+
+    def stream(request: Any, context: grpc.ServicerContext) -> Any:
+        for index in range(request.count):
+            yield response_class(request=request_class(id=str(index)), method="Stream")
+        if request.flag:
+            context.abort(grpc.StatusCode.DATA_LOSS, "stream broke")
+
+    handlers = {
+        name: unary(name)
+        for name in (
+            "Echo",
+            "GetBook",
+            "UpdateBook",
+            "GetFile",
+            "Cancel",
+            "Fail",
+            "Slow",
+            "Secret",
+            "Hidden",
+            "Unannotated",
+        )
+    }
+    handlers["Stream"] = grpc.unary_stream_rpc_method_handler(
+        stream, request_deserializer=request_class.FromString, response_serializer=response_class.SerializeToString
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, f"127.0.0.1:{port}"
