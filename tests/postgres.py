@@ -33,7 +33,10 @@ def postgres_server() -> Iterator[str]:
         return
     if os.environ.get("TENANTRY_TEST_DOCKER", "auto") != "off" and _docker_reachable():
         os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
-        from testcontainers.postgres import PostgresContainer
+        try:
+            from testcontainers.community.postgres import PostgresContainer
+        except ImportError:
+            from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:15", driver=None) as container:
             yield container.get_connection_url()
