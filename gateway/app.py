@@ -77,7 +77,8 @@ class Gateway:
             service, f"/{service}/{method}", binding.rpc.request_class, binding.rpc.response_class, False
         )
         try:
-            return jwks_keys(await call(binding.rpc.request_class(), timeout=5))
+            # wait_for_ready rides out a reconnect (auth restarting with a new key).
+            return jwks_keys(await call(binding.rpc.request_class(), timeout=5, wait_for_ready=True))
         except grpc.aio.AioRpcError as error:
             raise upstream_error(error) from None
 

@@ -25,7 +25,7 @@ def remote_verifier(settings: ServiceSettings, channel: grpc.aio.Channel) -> tup
 
     async def fetch_jwks() -> list[dict[str, str]]:
         try:
-            jwks = await stub.GetJwks(auth_service_pb2.GetJwksRequest(), timeout=5)
+            jwks = await stub.GetJwks(auth_service_pb2.GetJwksRequest(), timeout=5, wait_for_ready=True)
         except grpc.aio.AioRpcError:
             raise Unavailable("cannot verify tokens: the auth service's keys are unreachable") from None
         return [json_format.MessageToDict(key, preserving_proto_field_name=True) for key in jwks.keys]
