@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Callable
 
@@ -28,11 +29,22 @@ def main(name: str, settings_class: type[ServiceSettings], build: Callable[[Serv
     if args[0] == "serve" and len(args) == 1:
         asyncio.run(_serve(build, settings))
     elif args[0] == "migrate" and len(args) <= 2:
-        migrations.upgrade(name, settings.database_url, args[1] if len(args) == 2 else "head")
+        _migrate(name, lambda: migrations.upgrade(name, settings.database_url, args[1] if len(args) == 2 else "head"))
     elif args[0] == "downgrade" and len(args) == 2:
-        migrations.downgrade(name, settings.database_url, args[1])
+        _migrate(name, lambda: migrations.downgrade(name, settings.database_url, args[1]))
     else:
         raise SystemExit(USAGE.format(name=name))
+
+
+def _migrate(name: str, run: Callable[[], None]) -> None:
+    log = logging.getLogger("tenantry.migrations")
+    try:
+        run()
+    except Exception:
+        # The error type, not the traceback: it may quote SQL and parameters.
+        log.error("migration failed", exc_info=True, extra={"service": name})
+        raise SystemExit(1) from None
+    log.info("migrated", extra={"service": name})
 
 
 async def _serve(build: Callable[[ServiceSettings], ServiceHost], settings: ServiceSettings) -> None:

@@ -120,12 +120,10 @@ def upgrade() -> None:
     for statement in create_outbox_sql("auth"):
         op.execute(statement)
 
-    op.execute(
-        "ALTER TABLE auth.memberships ENABLE ROW LEVEL SECURITY; "
-        "ALTER TABLE auth.memberships FORCE ROW LEVEL SECURITY; "
-        "CREATE POLICY tenant_isolation ON auth.memberships "
-        f"USING (tenant_id::text = {CURRENT_TENANT} OR user_id::text = {CURRENT_SUBJECT})"
-    )
+    for statement in tenant_policy_sql(
+        "auth.memberships", f"tenant_id::text = {CURRENT_TENANT} OR user_id::text = {CURRENT_SUBJECT}"
+    ):
+        op.execute(statement)
     for table in ("auth.sessions", "auth.refresh_tokens"):
         for statement in tenant_policy_sql(table, TENANT_OR_SUBJECT):
             op.execute(statement)
