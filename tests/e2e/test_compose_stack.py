@@ -40,9 +40,7 @@ def compose_gateway(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module
     env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     for key, value in settings.items():
         monkeypatch_module.setenv(key, value)
-    stack = DockerCompose(
-        ROOT / "deploy", "docker-compose.yml", build=True, wait=True, env_file=str(env_file)
-    )
+    stack = DockerCompose(ROOT / "deploy", "docker-compose.yml", build=True, wait=True, env_file=str(env_file))
     with stack:
         yield f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
 

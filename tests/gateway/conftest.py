@@ -54,6 +54,29 @@ def echo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop(0)
 
 
+@pytest.fixture(scope="session")
+def balanced_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One gateway in front of two echo replicas."""
+    folder = tmp_path_factory.mktemp("balanced")
+    descriptor_set = build_descriptor_set(folder / "echo.binpb")
+    first, first_address = start_echo_server(descriptor_set, "first")
+    second, second_address = start_echo_server(descriptor_set, "second")
+    gateway = start_gateway(
+        "gateway-balanced",
+        {
+            "GATEWAY_DESCRIPTOR_SET": str(descriptor_set),
+            "GATEWAY_UPSTREAMS": f"tenantry.testing.echo.v1.EchoService={first_address},{second_address}",
+        },
+        folder,
+    )
+    try:
+        yield f"http://{gateway.address}"
+    finally:
+        gateway.stop()
+        first.stop(0)
+        second.stop(0)
+
+
 def tenantry_gateway_env(stack: Stack) -> dict[str, str]:
     addresses = {name: process.address for name, process in stack.processes.items()}
     env = gateway_env(addresses, "127.0.0.1:0")

@@ -32,7 +32,7 @@ def build_descriptor_set(target: Path) -> Path:
     return target
 
 
-def start_echo_server(descriptor_set: Path) -> tuple[grpc.Server, str]:
+def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Server, str]:
     files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
     pool = descriptor_pool.DescriptorPool()
     for file in files.file:
@@ -47,7 +47,7 @@ def start_echo_server(descriptor_set: Path) -> tuple[grpc.Server, str]:
         return response_class(
             request=request,
             method=method,
-            metadata=[f"{key}={received[key]}" for key in ECHOED_METADATA if key in received],
+            metadata=[f"{key}={received[key]}" for key in ECHOED_METADATA if key in received] + [f"served-by={name}"],
         )
 
     def unary(method: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import grpc
@@ -201,3 +202,16 @@ def test_request_id_and_trace_context_are_passed_on(echo_gateway: str) -> None:
         and f"x-request-id={generated.headers['X-Request-Id']}" in generated.json()["metadata"]
     )
     assert requests.get(f"{echo_gateway}/v1/nowhere").headers["X-Request-Id"]
+
+
+def test_several_upstream_addresses_are_balanced_round_robin(balanced_gateway: str) -> None:
+    served = [
+        next(
+            entry
+            for entry in requests.get(f"{balanced_gateway}/v1/echo/{index}").json()["metadata"]
+            if entry.startswith("served-by=")
+        )
+        for index in range(6)
+    ]
+    assert served.count("served-by=first") == 3 and served.count("served-by=second") == 3
+    assert all(a != b for a, b in itertools.pairwise(served))
