@@ -14,11 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _docker_reachable() -> bool:
+def docker_has_images(*images: str) -> bool:
+    """A Docker engine answers and already holds these images (no registry may be reachable to pull them)."""
     try:
         import docker
 
-        docker.from_env(timeout=3).ping()
+        client = docker.from_env(timeout=3)
+        client.ping()
+        for image in images:
+            client.images.get(image)
         return True
     except Exception:
         return False
@@ -31,7 +35,7 @@ def postgres_server() -> Iterator[str]:
     if given:
         yield given
         return
-    if os.environ.get("TENANTRY_TEST_DOCKER", "auto") != "off" and _docker_reachable():
+    if os.environ.get("TENANTRY_TEST_DOCKER", "auto") != "off" and docker_has_images("postgres:15"):
         os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
         try:
             from testcontainers.community.postgres import PostgresContainer

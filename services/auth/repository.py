@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import DateTime, and_, cast, func, literal, select, text, tuple_, update
+from sqlalchemy import DateTime, and_, cast, delete, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -251,6 +251,12 @@ async def revoke_sessions(
         )
     )
     return [row[0] for row in rows]
+
+
+async def prune_revocations(session: AsyncSession, now: datetime) -> int:
+    """Forgets revocations whose access tokens have all expired."""
+    result = await session.execute(delete(SessionRevocation).where(SessionRevocation.revoked_until <= now))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def live_revocations(session: AsyncSession, now: datetime) -> list[tuple[UUID, datetime]]:

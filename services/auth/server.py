@@ -82,7 +82,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 AuthInternalApi(database, memberships, verifier, revoked),
             ),
         ],
-        background=[feed.run, relay],
+        background=[feed.run, feed.prune, relay],
         on_start=[start],
         on_stop=[stop],
     )

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import grpc
 from tenantry.audit.v1 import audit_service_pb2
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
+from kit.db import Database
+from kit.settings import asyncpg_url
+from services.auth import repository
+from services.auth.models import DB_ROLE
 from tests.stack import OWNER_PASSWORD, Stack, bearer, eventually, rpc_error
 
 
@@ -111,3 +118,24 @@ def test_a_hundred_concurrent_logins_all_succeed(stack: Stack) -> None:
         results = list(pool.map(lambda _: stack.login(tenant.owner_email, OWNER_PASSWORD), range(100)))
     assert len({result.access_token for result in results}) == 100
     assert all(result.refresh_token for result in results)
+
+
+def test_expired_revocations_are_pruned(stack: Stack) -> None:
+    old, live = uuid.uuid4(), uuid.uuid4()
+    stack.sql(
+        "INSERT INTO auth.session_revocations VALUES "
+        "(%s, now() - interval '1 minute'), (%s, now() + interval '1 hour')",
+        (old, live),
+    )
+
+    async def prune() -> int:
+        database = Database(asyncpg_url(stack.database_url), role=DB_ROLE, pool_size=1)
+        try:
+            async with database.unit_of_work(scope="") as session:
+                return await repository.prune_revocations(session, datetime.now(UTC))
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(prune()) >= 1
+    remaining = {row[0] for row in stack.sql("SELECT session_id FROM auth.session_revocations")}
+    assert old not in remaining and live in remaining

@@ -1,6 +1,6 @@
 """`docker compose up` gives a working stack: driven over REST as an external client would.
 
-Runs when a Docker engine is reachable (`.ci/run` makes one reachable); skipped otherwise.
+Runs when a Docker engine with the base images is reachable (`.ci/run` makes one); skipped otherwise.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ import pytest
 import requests
 
 from devtools.stack import ROOT, free_port
-from tests.postgres import _docker_reachable
+from tests.postgres import docker_has_images
 from tests.stack import eventually
 
-pytestmark = pytest.mark.skipif(not _docker_reachable(), reason="no Docker engine is reachable")
+pytestmark = pytest.mark.skipif(
+    not docker_has_images("postgres:15", "python:3.11-slim"),
+    reason="no Docker engine with the postgres:15 and python:3.11-slim images is reachable",
+)
 
 OPERATOR_PASSWORD = "compose-operator-password"
 

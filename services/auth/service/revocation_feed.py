@@ -46,6 +46,18 @@ class RevocationFeed:
             for session_id, until in await repository.live_revocations(session, datetime.now(UTC)):
                 self._revoked.revoke(session_id, until)
 
+    async def prune(self, interval: float = 3600.0) -> None:
+        """Deletes expired revocations now and then, forever."""
+        while True:
+            try:
+                async with self._database.unit_of_work(scope="") as session:
+                    removed = await repository.prune_revocations(session, datetime.now(UTC))
+                if removed:
+                    log.info("expired revocations pruned", extra={"count": removed})
+            except Exception:
+                log.error("pruning revocations failed", exc_info=True)
+            await asyncio.sleep(interval)
+
     async def run(self) -> None:
         """Listens forever; after any reconnect, reloads what it may have missed."""
         while True:
