@@ -55,7 +55,7 @@ def main() -> None:
     gateway = ServiceProcess(
         "gateway",
         gateway_address,
-        {**env, **gateway_env(addresses, gateway_address)},
+        gateway_env(addresses, gateway_address),
         module="gateway",
         probe=http_healthy,
     )
