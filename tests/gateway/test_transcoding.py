@@ -215,3 +215,8 @@ def test_several_upstream_addresses_are_balanced_round_robin(balanced_gateway: s
     ]
     assert served.count("served-by=first") == 3 and served.count("served-by=second") == 3
     assert all(a != b for a, b in itertools.pairwise(served))
+
+
+def test_explicit_single_segment_variable(echo_gateway: str) -> None:
+    assert requests.get(f"{echo_gateway}/v1/items/it%2Fem/view").json()["request"]["id"] == "it/em"
+    assert requests.get(f"{echo_gateway}/v1/items/a/b/view").status_code == 404
