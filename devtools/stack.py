@@ -104,11 +104,14 @@ class ServiceProcess:
             self.process.wait()
 
 
-def service_env(database_url: str, internal_api_token: str, addresses: Mapping[str, str]) -> dict[str, str]:
+def service_env(
+    database_url: str, internal_api_token: str, addresses: Mapping[str, str], *, audit_chain_key: str
+) -> dict[str, str]:
     """The environment every service of one stack shares."""
     return {
         "DATABASE_URL": database_url,
         "INTERNAL_API_TOKEN": internal_api_token,
+        "AUDIT_CHAIN_KEY": audit_chain_key,
         "AUTH_LISTEN_ADDR": addresses["auth"],
         "TENANTS_LISTEN_ADDR": addresses["tenants"],
         "AUDIT_LISTEN_ADDR": addresses["audit"],

@@ -23,4 +23,5 @@ def to_audit_event(row: Any) -> audit_pb2.AuditEvent:
         user_agent=row.user_agent or "",
         request_id=row.request_id or "",
         created_at=timestamp(row.created_at),
+        sequence=getattr(row, "sequence", None) or 0,
     )

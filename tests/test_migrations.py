@@ -19,7 +19,7 @@ TABLES = {
         "outbox",
     },
     "tenants": {"tenants", "outbox"},
-    "audit": {"events"},
+    "audit": {"events", "chain_heads"},
 }
 
 

@@ -12,7 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tenantry.tenants.v1 import tenants_service_pb2
 
 from devtools.stack import ServiceProcess, free_port, service_env
-from tests.stack import INTERNAL_API_TOKEN, OPERATOR_PASSWORD, OWNER_PASSWORD, Stack, bearer, rpc_error
+from tests.stack import AUDIT_CHAIN_KEY, INTERNAL_API_TOKEN, OPERATOR_PASSWORD, OWNER_PASSWORD, Stack, bearer, rpc_error
 
 SERVICE_NAMES = {
     "auth": ["tenantry.auth.v1.AuthService", "tenantry.auth.v1.AuthInternalService"],
@@ -46,7 +46,12 @@ def test_reflection_lists_each_services_contracts(stack: Stack) -> None:
 def test_a_service_without_its_database_is_not_serving(tmp_path) -> None:  # type: ignore[no-untyped-def]
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
     address = f"127.0.0.1:{free_port()}"
-    env = service_env(dead, INTERNAL_API_TOKEN, {"auth": "127.0.0.1:1", "tenants": "127.0.0.1:2", "audit": address})
+    env = service_env(
+        dead,
+        INTERNAL_API_TOKEN,
+        {"auth": "127.0.0.1:1", "tenants": "127.0.0.1:2", "audit": address},
+        audit_chain_key=AUDIT_CHAIN_KEY,
+    )
     process = ServiceProcess("audit", address, env, log_path=tmp_path / "audit.log")
     process.start()
     try:

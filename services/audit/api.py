@@ -63,6 +63,22 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
             events=[to_audit_event(row) for row in page.events], next_page_token=page.next_page_token
         )
 
+    async def VerifyAuditTrail(
+        self, request: audit_service_pb2.VerifyAuditTrailRequest, context: grpc.aio.ServicerContext
+    ) -> audit_service_pb2.VerifyAuditTrailResponse:
+        scope = scope_of_caller()
+        if not scope:
+            raise PermissionDenied("the token names no tenant")
+        async with self._database.unit_of_work() as session:
+            result = await self._trail.verify(session, scope)
+        return audit_service_pb2.VerifyAuditTrailResponse(
+            intact=result.intact,
+            events_checked=result.events_checked,
+            first_broken_event_id=result.first_broken_event_id,
+            first_broken_sequence=result.first_broken_sequence,
+            problem=result.problem,
+        )
+
 
 class AuditIngestApi(audit_service_pb2_grpc.AuditIngestServiceServicer):
     def __init__(self, trail: AuditTrail) -> None:

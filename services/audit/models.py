@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import BigInteger, DateTime, LargeBinary, String, Text
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -34,3 +34,14 @@ class AuditEventRow(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     request_id: Mapped[str | None] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default="now()")
+    sequence: Mapped[int | None] = mapped_column(BigInteger)
+    chain_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class ChainHead(Base):
+    __tablename__ = "chain_heads"
+    __table_args__ = {"schema": SCHEMA}
+
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    chain_hash: Mapped[bytes] = mapped_column(LargeBinary)

@@ -7,12 +7,12 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Text, cast, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE
-from services.audit.models import AuditEventRow
+from services.audit.models import AuditEventRow, ChainHead
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,52 @@ class EventFilter:
     after: tuple[datetime, UUID] | None = None
 
 
-async def insert_events(session: AsyncSession, events: list[dict[str, Any]]) -> int:
-    """Inserts events, skipping ids already stored; returns how many were new.
+async def insert_events(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+    """Inserts new events; the caller has locked the chain head and left out stored ids."""
+    await session.execute(insert(AuditEventRow).values(events))
 
-    No RETURNING: it would have to pass the tenant read policy, and ingest
-    writes for every tenant. The row count says the same."""
-    statement = insert(AuditEventRow).values(events).on_conflict_do_nothing(index_elements=["id", "created_at"])
-    result = await session.execute(statement)
-    return int(result.rowcount)  # type: ignore[attr-defined]
+
+async def stored_ids(session: AsyncSession, ids: list[UUID]) -> set[UUID]:
+    rows = await session.execute(select(AuditEventRow.id).where(AuditEventRow.id.in_(ids)))
+    return set(rows.scalars())
+
+
+async def lock_chain_head(session: AsyncSession, scope: str) -> tuple[int, bytes]:
+    """The scope's newest sequence and hash, locked until the transaction ends."""
+    await session.execute(
+        insert(ChainHead)
+        .values(scope=scope, sequence=0, chain_hash=b"")
+        .on_conflict_do_nothing(index_elements=["scope"])
+    )
+    row = (
+        await session.execute(
+            select(ChainHead.sequence, ChainHead.chain_hash).where(ChainHead.scope == scope).with_for_update()
+        )
+    ).one()
+    return int(row[0]), bytes(row[1])
+
+
+async def advance_chain_head(session: AsyncSession, scope: str, sequence: int, chain_hash: bytes) -> None:
+    await session.execute(
+        update(ChainHead).where(ChainHead.scope == scope).values(sequence=sequence, chain_hash=chain_hash)
+    )
+
+
+async def chain_head(session: AsyncSession, scope: str) -> int:
+    found = await session.execute(select(ChainHead.sequence).where(ChainHead.scope == scope))
+    return int(found.scalar_one_or_none() or 0)
+
+
+async def chain_page(session: AsyncSession, scope: str, after_sequence: int, limit: int) -> list[AuditEventRow]:
+    """The scope's chained events after a sequence number, in chain order."""
+    query = (
+        select(AuditEventRow)
+        .where(func.coalesce(cast(AuditEventRow.tenant_id, Text), PLATFORM_SCOPE) == scope)
+        .where(AuditEventRow.sequence > after_sequence)
+        .order_by(AuditEventRow.sequence)
+        .limit(limit)
+    )
+    return list((await session.execute(query)).scalars())
 
 
 async def ensure_monthly_partitions(session: AsyncSession, first_month: date, months: int) -> int:

@@ -25,7 +25,11 @@ PARTITION_UPKEEP_SECONDS = 24 * 3600
 def build(settings: ServiceSettings) -> ServiceHost:
     assert isinstance(settings, AuditSettings)
     database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
-    trail = AuditTrail(database, months_ahead=settings.partition_months_ahead)
+    trail = AuditTrail(
+        database,
+        months_ahead=settings.partition_months_ahead,
+        chain_key=settings.audit_chain_key.get_secret_value().encode(),
+    )
     auth_channel = internal_channel(settings.auth_service_addr)
     verifier, follow_revocations = remote_verifier(settings, auth_channel)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,12 +16,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kit.db import PLATFORM_SCOPE, Database, bind_scope
 from kit.errors import InvalidArgument
 from kit.pagination import one_page
-from services.audit import repository
+from services.audit import chain, repository
 from services.audit.models import AuditEventRow
 from services.audit.repository import EventFilter
 
 MAX_BATCH = 500
+VERIFY_PAGE = 1000
+EVENT_COLUMNS = (
+    "id",
+    "tenant_id",
+    "user_id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "details",
+    "ip_address",
+    "user_agent",
+    "request_id",
+    "created_at",
+)
 _PARTITION_MISSING = "no partition of relation"
+
+
+@dataclass(frozen=True)
+class Verification:
+    intact: bool
+    events_checked: int
+    first_broken_event_id: str
+    first_broken_sequence: int
+    problem: str
 
 
 @dataclass(frozen=True)
@@ -54,9 +79,10 @@ def validate_event(index: int, event: dict[str, Any]) -> dict[str, Any]:
 
 
 class AuditTrail:
-    def __init__(self, database: Database, *, months_ahead: int) -> None:
+    def __init__(self, database: Database, *, months_ahead: int, chain_key: bytes) -> None:
         self._database = database
         self._months_ahead = months_ahead
+        self._chain_key = chain_key
 
     async def append(self, events: list[dict[str, Any]]) -> int:
         if len(events) > MAX_BATCH:
@@ -78,16 +104,58 @@ class AuditTrail:
         return await self._insert_by_tenant(checked)
 
     async def _insert_by_tenant(self, events: list[dict[str, Any]]) -> int:
-        """One transaction; each tenant's events inserted under that tenant's scope."""
-        by_scope: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        """One transaction; each tenant's events chained and inserted under that tenant's scope.
+
+        Scopes are locked in sorted order, so two batches never deadlock; ids
+        already stored are left out after the lock is held, so a retried
+        batch adds nothing and the chain never counts an event twice."""
+        by_scope: dict[str, dict[UUID, dict[str, Any]]] = defaultdict(dict)
         for event in events:
-            by_scope[str(event["tenant_id"]) if event["tenant_id"] else PLATFORM_SCOPE].append(event)
+            by_scope[str(event["tenant_id"]) if event["tenant_id"] else PLATFORM_SCOPE].setdefault(event["id"], event)
         appended = 0
         async with self._database.unit_of_work(scope="") as session:
-            for scope, group in by_scope.items():
+            for scope in sorted(by_scope):
                 await bind_scope(session, tenant=scope)
-                appended += await repository.insert_events(session, group)
+                sequence, previous = await repository.lock_chain_head(session, scope)
+                stored = await repository.stored_ids(session, list(by_scope[scope]))
+                rows = []
+                for event_id, event in by_scope[scope].items():
+                    if event_id in stored:
+                        continue
+                    sequence += 1
+                    previous = chain.link(self._chain_key, previous, event, sequence)
+                    rows.append({**event, "sequence": sequence, "chain_hash": previous})
+                if rows:
+                    await repository.insert_events(session, rows)
+                    await repository.advance_chain_head(session, scope, sequence, previous)
+                    appended += len(rows)
         return appended
+
+    async def verify(self, session: AsyncSession, scope: str) -> Verification:
+        """Walks the scope's chain from its first event, recomputing every link."""
+        previous, expected, after = chain.GENESIS, 1, 0
+        while True:
+            page = await repository.chain_page(session, scope, after, VERIFY_PAGE)
+            for row in page:
+                if row.sequence != expected:
+                    return Verification(
+                        False, expected - 1, str(row.id), row.sequence or 0, f"sequence gap: expected {expected}"
+                    )
+                content = {column: getattr(row, column) for column in EVENT_COLUMNS}
+                if row.chain_hash is None or not hmac.compare_digest(
+                    chain.link(self._chain_key, previous, content, expected), bytes(row.chain_hash)
+                ):
+                    return Verification(False, expected - 1, str(row.id), expected, "hash mismatch")
+                previous, expected = bytes(row.chain_hash), expected + 1
+            if len(page) < VERIFY_PAGE:
+                break
+            after = page[-1].sequence or 0
+        head = await repository.chain_head(session, scope)
+        if head != expected - 1:
+            return Verification(
+                False, expected - 1, "", expected, f"the chain ends at {expected - 1} but its head is {head}"
+            )
+        return Verification(True, expected - 1, "", 0, "")
 
     async def ensure_partitions(self) -> int:
         async with self._database.unit_of_work(scope="") as session:

@@ -36,6 +36,7 @@ def compose_gateway(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module
         "COMPOSE_PROJECT_NAME": f"tenantry-test-{uuid.uuid4().hex[:6]}",
         "PLATFORM_ADMIN_PASSWORD": OPERATOR_PASSWORD,
         "INTERNAL_API_TOKEN": uuid.uuid4().hex,
+        "AUDIT_CHAIN_KEY": uuid.uuid4().hex,
         "POSTGRES_PASSWORD": uuid.uuid4().hex,
         "BCRYPT_ROUNDS": "4",
     }

@@ -35,6 +35,7 @@ class AuditEvent(_message.Message):
     USER_AGENT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Chosen by the producer; appending the same id twice stores it once."""
     tenant_id: _builtins.str
@@ -49,6 +50,8 @@ class AuditEvent(_message.Message):
     ip_address: _builtins.str
     user_agent: _builtins.str
     request_id: _builtins.str
+    sequence: _builtins.int
+    """Position in its tenant's hash chain, from 1; set by the audit service."""
     @_builtins.property
     def details(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -67,10 +70,11 @@ class AuditEvent(_message.Message):
         user_agent: _builtins.str = ...,
         request_id: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "details", b"details"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "created_at", b"created_at", "details", b"details", "id", b"id", "ip_address", b"ip_address", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "tenant_id", b"tenant_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "created_at", b"created_at", "details", b"details", "id", b"id", "ip_address", b"ip_address", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "sequence", b"sequence", "tenant_id", b"tenant_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -88,6 +88,54 @@ class ListAuditEventsResponse(_message.Message):
 Global___ListAuditEventsResponse: _TypeAlias = ListAuditEventsResponse  # noqa: Y015
 
 @_typing.final
+class VerifyAuditTrailRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyAuditTrailRequest: _TypeAlias = VerifyAuditTrailRequest  # noqa: Y015
+
+@_typing.final
+class VerifyAuditTrailResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INTACT_FIELD_NUMBER: _builtins.int
+    EVENTS_CHECKED_FIELD_NUMBER: _builtins.int
+    FIRST_BROKEN_EVENT_ID_FIELD_NUMBER: _builtins.int
+    FIRST_BROKEN_SEQUENCE_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    intact: _builtins.bool
+    events_checked: _builtins.int
+    first_broken_event_id: _builtins.str
+    """The first event out of place; empty when intact."""
+    first_broken_sequence: _builtins.int
+    problem: _builtins.str
+    """What is wrong there, e.g. "hash mismatch", "sequence gap"."""
+    def __init__(
+        self,
+        *,
+        intact: _builtins.bool = ...,
+        events_checked: _builtins.int = ...,
+        first_broken_event_id: _builtins.str = ...,
+        first_broken_sequence: _builtins.int = ...,
+        problem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events_checked", b"events_checked", "first_broken_event_id", b"first_broken_event_id", "first_broken_sequence", b"first_broken_sequence", "intact", b"intact", "problem", b"problem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyAuditTrailResponse: _TypeAlias = VerifyAuditTrailResponse  # noqa: Y015
+
+@_typing.final
 class AppendAuditEventsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

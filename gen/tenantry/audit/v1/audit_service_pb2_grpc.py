@@ -40,6 +40,11 @@ class AuditServiceStub:
                 request_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.VerifyAuditTrail = channel.unary_unary(
+                '/tenantry.audit.v1.AuditService/VerifyAuditTrail',
+                request_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailRequest.SerializeToString,
+                response_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -56,6 +61,17 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VerifyAuditTrail(self, request, context):
+        """Recomputes the caller's tenant's hash chain (each event's keyed hash
+        covers the one before it) and reports the first event that does not
+        match: an event changed, removed or inserted behind Tenantry's back, even
+        by a database superuser. Owners, admins and platform operators (for
+        platform events). Errors: PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +79,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEvents,
                     request_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsRequest.FromString,
                     response_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'VerifyAuditTrail': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyAuditTrail,
+                    request_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailRequest.FromString,
+                    response_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +114,33 @@ class AuditService:
             '/tenantry.audit.v1.AuditService/ListAuditEvents',
             tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsRequest.SerializeToString,
             tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyAuditTrail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenantry.audit.v1.AuditService/VerifyAuditTrail',
+            tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailRequest.SerializeToString,
+            tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,13 @@ class AuditServiceStub:
     platform operators. Errors: INVALID_ARGUMENT (bad filter, page_size or
     page_token), PERMISSION_DENIED.
     """
+    VerifyAuditTrail: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.VerifyAuditTrailRequest, _audit_service_pb2.VerifyAuditTrailResponse]
+    """Recomputes the caller's tenant's hash chain (each event's keyed hash
+    covers the one before it) and reports the first event that does not
+    match: an event changed, removed or inserted behind Tenantry's back, even
+    by a database superuser. Owners, admins and platform operators (for
+    platform events). Errors: PERMISSION_DENIED.
+    """
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
@@ -50,6 +57,13 @@ class AuditServiceAsyncStub(AuditServiceStub):
     filters. Platform operators see platform-level events. Owners, admins and
     platform operators. Errors: INVALID_ARGUMENT (bad filter, page_size or
     page_token), PERMISSION_DENIED.
+    """
+    VerifyAuditTrail: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.VerifyAuditTrailRequest, _audit_service_pb2.VerifyAuditTrailResponse]  # type: ignore[assignment]
+    """Recomputes the caller's tenant's hash chain (each event's keyed hash
+    covers the one before it) and reports the first event that does not
+    match: an event changed, removed or inserted behind Tenantry's back, even
+    by a database superuser. Owners, admins and platform operators (for
+    platform events). Errors: PERMISSION_DENIED.
     """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -65,6 +79,19 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         filters. Platform operators see platform-level events. Owners, admins and
         platform operators. Errors: INVALID_ARGUMENT (bad filter, page_size or
         page_token), PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyAuditTrail(
+        self,
+        request: _audit_service_pb2.VerifyAuditTrailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_service_pb2.VerifyAuditTrailResponse, _abc.Awaitable[_audit_service_pb2.VerifyAuditTrailResponse]]:
+        """Recomputes the caller's tenant's hash chain (each event's keyed hash
+        covers the one before it) and reports the first event that does not
+        match: an event changed, removed or inserted behind Tenantry's back, even
+        by a database superuser. Owners, admins and platform operators (for
+        platform events). Errors: PERMISSION_DENIED.
         """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
