@@ -29,6 +29,13 @@ class MemberPage:
 
 
 @dataclass(frozen=True)
+class FoundUser:
+    user_id: UUID
+    full_name: str
+    created: bool
+
+
+@dataclass(frozen=True)
 class ProvisionedOwner:
     user_id: UUID
     user_created: bool
@@ -57,9 +64,10 @@ class MembershipService:
             raise InvalidArgument("role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_VIEWER")
         if role == "owner" and "owner" not in principal.roles:
             raise PermissionDenied("only owners may add owners")
-        user_id, _ = await self._find_or_create_user(
+        user = await self._find_or_create_user(
             session, email=email, full_name=full_name, password=password, tenant_id=tenant_id
         )
+        user_id = user.user_id
         now = datetime.now(UTC)
         if not await repository.insert_membership_if_absent(
             session, tenant_id=tenant_id, user_id=user_id, role=role, now=now
@@ -72,9 +80,7 @@ class MembershipService:
             resource_id=user_id,
             details={"email": email, "role": role},
         )
-        existing = await repository.find_user_by_email(session, email)
-        assert existing is not None
-        return MemberView(user_id=user_id, email=email, full_name=existing.full_name, role=role, created_at=now)
+        return MemberView(user_id=user_id, email=email, full_name=user.full_name, role=role, created_at=now)
 
     async def provision_owner(
         self, session: AsyncSession, *, tenant_id: UUID, slug: str, email: str, full_name: str, password: str
@@ -84,21 +90,21 @@ class MembershipService:
         await bind_scope(session, tenant=tenant_id)
         if await repository.register_tenant(session, tenant_id, slug) is None:
             raise AlreadyExists("tenant_slug: registered to another tenant")
-        user_id, created = await self._find_or_create_user(
+        user = await self._find_or_create_user(
             session, email=email, full_name=full_name, password=password, tenant_id=tenant_id
         )
         if await repository.insert_membership_if_absent(
-            session, tenant_id=tenant_id, user_id=user_id, role="owner", now=datetime.now(UTC)
+            session, tenant_id=tenant_id, user_id=user.user_id, role="owner", now=datetime.now(UTC)
         ):
             await self._outbox.record(
                 session,
                 action="membership.created",
                 resource_type="membership",
-                resource_id=user_id,
+                resource_id=user.user_id,
                 tenant_id=tenant_id,
                 details={"email": email, "role": "owner"},
             )
-        return ProvisionedOwner(user_id=user_id, user_created=created)
+        return ProvisionedOwner(user_id=user.user_id, user_created=user.created)
 
     async def set_tenant_status(self, session: AsyncSession, *, tenant_id: UUID, is_active: bool) -> int:
         await bind_scope(session, tenant=tenant_id)
@@ -119,10 +125,10 @@ class MembershipService:
 
     async def _find_or_create_user(
         self, session: AsyncSession, *, email: str, full_name: str, password: str, tenant_id: UUID
-    ) -> tuple[UUID, bool]:
+    ) -> FoundUser:
         existing = await repository.find_user_by_email(session, email)
         if existing is not None:
-            return existing.id, False
+            return FoundUser(existing.id, existing.full_name, created=False)
         full_name = validate_text("full_name", full_name, maximum=200)
         validate_password("password", password)
         password_hash = await self._hasher.hash(password)
@@ -132,7 +138,7 @@ class MembershipService:
         if user_id is None:  # created meanwhile by a concurrent request
             raced = await repository.find_user_by_email(session, email)
             assert raced is not None
-            return raced.id, False
+            return FoundUser(raced.id, raced.full_name, created=False)
         await self._outbox.record(
             session,
             action="user.created",
@@ -141,7 +147,7 @@ class MembershipService:
             tenant_id=tenant_id,
             details={"email": email},
         )
-        return user_id, True
+        return FoundUser(user_id, full_name, created=True)
 
 
 def _tenant_of(principal: Principal) -> UUID:
