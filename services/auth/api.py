@@ -55,10 +55,9 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
     async def Login(
         self, request: auth_service_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> auth_service_pb2.TokenResponse:
-        async with self._database.unit_of_work() as session:
-            tokens = await self._sessions.login(
-                session, email=request.email, password=request.password, tenant_slug=request.tenant_slug
-            )
+        tokens = await self._sessions.login(
+            self._database, email=request.email, password=request.password, tenant_slug=request.tenant_slug
+        )
         return token_response(tokens)
 
     async def Refresh(

@@ -13,13 +13,14 @@ import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import PLATFORM_ADMIN_ROLE, Principal
-from kit.db import after_commit, bind_scope
+from kit.db import Database, after_commit, bind_scope
 from kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
 from kit.revocations import RevokedSessions
 from kit.tokens import ACCESS_TOKEN_CLAIM_TYPE, ACCESS_TOKEN_HEADER_TYPE, ALGORITHM, CLOCK_LEEWAY
 from kit.validation import PASSWORD_MAX_BYTES, normalize_email
 from services.auth import repository
+from services.auth.models import User
 from services.auth.service.passwords import PasswordHasher
 from services.auth.service.signing_keys import SigningKeys
 
@@ -79,21 +80,31 @@ class SessionService:
         self._revoked = revoked
         self._policy = policy
 
-    async def login(self, session: AsyncSession, *, email: str, password: str, tenant_slug: str) -> IssuedTokens:
+    async def login(self, database: Database, *, email: str, password: str, tenant_slug: str) -> IssuedTokens:
+        """Two short units of work around the password check, so that no pooled
+        connection waits on bcrypt: a burst of logins cannot starve other RPCs."""
         email = normalize_email("email", email)
         if not password:
             raise InvalidArgument("password", "is required")
         if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
             raise InvalidArgument("password", f"must be at most {PASSWORD_MAX_BYTES} bytes")
-        user = await repository.find_user_by_email(session, email)
-        if not await self._hasher.verify(password, user.password_hash if user else None) or user is None:
+        async with database.unit_of_work() as session:
+            user = await repository.find_user_by_email(session, email)
+        verified = await self._hasher.verify(password, user.password_hash if user else None)
+        async with database.unit_of_work() as session:
+            return await self._complete_login(session, email, user if verified else None, user, tenant_slug)
+
+    async def _complete_login(
+        self, session: AsyncSession, email: str, user: User | None, claimed: User | None, tenant_slug: str
+    ) -> IssuedTokens:
+        if user is None:
             await self._outbox.record(
                 session,
                 action="auth.login.failed",
                 resource_type="user",
-                resource_id=user.id if user else email,
-                user_id=user.id if user else None,
-                details={"email": email, "reason": "bad_password" if user else "unknown_user"},
+                resource_id=claimed.id if claimed else email,
+                user_id=claimed.id if claimed else None,
+                details={"email": email, "reason": "bad_password" if claimed else "unknown_user"},
             )
             raise Unauthenticated(LOGIN_FAILED, keeps_changes=True)
 
