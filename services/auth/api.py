@@ -95,15 +95,14 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.TenantAdmin:
         if request.role not in ROLE_NAMES:
             raise InvalidArgument("role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_VIEWER")
-        async with self._database.unit_of_work() as session:
-            member = await self._memberships.add_member(
-                session,
-                require_principal(),
-                email=request.email,
-                full_name=request.full_name,
-                role=ROLE_NAMES[request.role],
-                password=request.password,
-            )
+        member = await self._memberships.add_member(
+            self._database,
+            require_principal(),
+            email=request.email,
+            full_name=request.full_name,
+            role=ROLE_NAMES[request.role],
+            password=request.password,
+        )
         return member_message(member)
 
 
@@ -144,15 +143,14 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
         assert tenant_id is not None
         if not request.tenant_slug:
             raise InvalidArgument("tenant_slug", "is required")
-        async with self._database.unit_of_work(scope="") as session:
-            owner = await self._memberships.provision_owner(
-                session,
-                tenant_id=tenant_id,
-                slug=request.tenant_slug,
-                email=request.email,
-                full_name=request.full_name,
-                password=request.password,
-            )
+        owner = await self._memberships.provision_owner(
+            self._database,
+            tenant_id=tenant_id,
+            slug=request.tenant_slug,
+            email=request.email,
+            full_name=request.full_name,
+            password=request.password,
+        )
         return auth_service_pb2.ProvisionTenantOwnerResponse(
             user_id=str(owner.user_id), user_created=owner.user_created
         )
