@@ -14,7 +14,7 @@ import swagger_ui_bundle
 from aiohttp import web
 
 from gateway.descriptors import Contracts
-from gateway.edge import EdgeAuthenticator, RateLimiter, jwks_keys, request_id
+from gateway.edge import EdgeAuthenticator, RateLimiter, client_address, jwks_keys, request_id
 from gateway.openapi import openapi_document
 from gateway.proxy import CALL_INFO, CallInfo, Proxy, json_response, upstream_error
 from gateway.routes import MethodNotAllowed
@@ -48,6 +48,7 @@ class Gateway:
         self.contracts = Contracts(descriptor_set)
         self.upstreams = Upstreams(settings.upstream_config())
         self.origins = settings.origins()
+        self.trusted_proxies = settings.trusted_networks()
         self.authenticator = EdgeAuthenticator(
             self._fetch_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience
         )
@@ -96,7 +97,8 @@ class Gateway:
     @web.middleware
     async def edge(self, request: web.Request, handler: Any) -> web.StreamResponse:
         started = time.perf_counter()
-        info = CallInfo(request_id(request.headers.get("X-Request-Id")), request.remote or "")
+        client = client_address(request.remote or "", request.headers.get("X-Forwarded-For"), self.trusted_proxies)
+        info = CallInfo(request_id(request.headers.get("X-Request-Id")), client)
         request[CALL_INFO] = info
         info.extra_headers = {"X-Request-Id": info.request_id, **self._cors(request.headers.get("Origin"))}
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import time
@@ -16,6 +17,8 @@ from kit.context import Principal
 from kit.errors import DomainError
 from kit.revocations import RevokedSessions
 from kit.tokens import AccessTokenVerifier, CachedJwks
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
@@ -36,6 +39,30 @@ def deadline(grpc_timeout: str | None, default: float) -> float:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "grpc-timeout header is malformed")
         return min(default, int(found.group(1)) * _TIMEOUT_UNITS[found.group(2)])
     return default
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: list[IPNetwork]) -> str:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the
+    rightmost X-Forwarded-For entry that is not a trusted proxy itself.
+    Entries left of that one were written by the client and prove nothing."""
+    address = peer
+    if forwarded_for and _is_trusted(peer, trusted):
+        for entry in reversed([part.strip() for part in forwarded_for.split(",")]):
+            address = entry
+            if not _is_trusted(entry, trusted):
+                break
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return peer
+
+
+def _is_trusted(address: str, trusted: list[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
 
 
 def traceparent(value: str | None) -> str | None:

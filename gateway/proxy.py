@@ -163,8 +163,8 @@ class Proxy:
 
     @staticmethod
     def _forwarded_for(request: web.Request, info: CallInfo) -> str:
-        # Only the address the gateway saw: a client's own X-Forwarded-For is
-        # not evidence, and services trust this header from the gateway.
+        # One address, decided at the edge (see edge.client_address): services
+        # trust this header from the gateway, so no client-written entry passes.
         return info.client_ip
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,6 +28,9 @@ class GatewaySettings(BaseSettings):
         default="tenantry.auth.v1.AuthService.Login,tenantry.auth.v1.AuthService.Refresh",
         validation_alias="GATEWAY_RATE_LIMITED_METHODS",
     )
+    # Proxies in front of the gateway (CIDRs, comma-separated) whose
+    # X-Forwarded-For is believed; none by default.
+    trusted_proxies: str = Field(default="", validation_alias="GATEWAY_TRUSTED_PROXIES")
     jwks_method: str = Field(default="/tenantry.auth.v1.AuthService/GetJwks", validation_alias="GATEWAY_JWKS_METHOD")
     jwt_issuer: str = Field(default="tenantry", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field(default="tenantry-api", validation_alias="JWT_AUDIENCE")
@@ -37,6 +42,11 @@ class GatewaySettings(BaseSettings):
 
     def origins(self) -> set[str]:
         return {origin.strip().rstrip("/") for origin in self.cors_origins.split(",") if origin.strip()}
+
+    def trusted_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(cidr.strip(), strict=False) for cidr in self.trusted_proxies.split(",") if cidr.strip()
+        ]
 
     def limited_methods(self) -> set[str]:
         return {name.strip() for name in self.rate_limited_methods.split(",") if name.strip()}

@@ -44,6 +44,7 @@ def echo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "GATEWAY_UPSTREAMS": f"tenantry.testing.echo.v1={address}",
             "GATEWAY_MAX_BODY_BYTES": "2048",
             "GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "2",
+            "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32",
         },
         folder,
     )

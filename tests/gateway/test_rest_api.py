@@ -280,3 +280,17 @@ def test_swagger_ui_is_served_from_installed_assets(gateway: str) -> None:
     assert bundle.status_code == 200 and len(bundle.content) > 100_000
     assert requests.get(f"{gateway}/docs/../../etc/passwd").status_code == 404
     assert requests.post(f"{gateway}/health").status_code == 405
+
+
+def test_a_client_cannot_choose_its_address_without_a_trusted_proxy(gateway: str, stack: Stack) -> None:
+    _, _, owner = new_tenant(gateway)
+    requests.patch(
+        f"{gateway}/api/v1/tenants/me",
+        params={"update_mask": "name"},
+        headers={**auth(owner), "X-Forwarded-For": "203.0.113.9", "X-Request-Id": "spoofed-address-1"},
+        json={"name": "Spoof"},
+    )
+    stored = eventually(
+        lambda: stack.sql("SELECT host(ip_address) FROM audit.events WHERE request_id = 'spoofed-address-1'")
+    )
+    assert stored[0][0] == "127.0.0.1"

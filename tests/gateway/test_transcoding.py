@@ -220,3 +220,17 @@ def test_several_upstream_addresses_are_balanced_round_robin(balanced_gateway: s
 def test_explicit_single_segment_variable(echo_gateway: str) -> None:
     assert requests.get(f"{echo_gateway}/v1/items/it%2Fem/view").json()["request"]["id"] == "it/em"
     assert requests.get(f"{echo_gateway}/v1/items/a/b/view").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "client"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("198.51.100.7, 203.0.113.9", "203.0.113.9"),  # the left entry was written by the client
+        ("203.0.113.9, 127.0.0.1", "203.0.113.9"),  # a second trusted hop is skipped
+        ("not-an-address", "127.0.0.1"),
+    ],
+)
+def test_client_address_behind_a_trusted_proxy(echo_gateway: str, forwarded: str, client: str) -> None:
+    reply = requests.get(f"{echo_gateway}/v1/echo/a", headers={"X-Forwarded-For": forwarded})
+    assert f"x-forwarded-for={client}" in reply.json()["metadata"]
