@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kit.healthcheck import is_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("audit", "auth", "tenants")
@@ -29,15 +28,6 @@ def free_port() -> int:
 
 def python_path() -> str:
     return os.pathsep.join([str(ROOT), str(ROOT / "gen")])
-
-
-def is_serving(address: str, timeout: float = 1.0) -> bool:
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
-        except grpc.RpcError:
-            return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
 def http_healthy(address: str, timeout: float = 1.0) -> bool:

@@ -47,6 +47,10 @@ class Gateway:
         self.settings = settings
         self.contracts = Contracts(descriptor_set)
         self.upstreams = Upstreams(settings.upstream_config())
+        # None when the contracts serve no such RPC: then no token can be verified.
+        self.jwks_rpc = next(
+            (b.rpc for b in self.contracts.bindings if b.rpc.path == settings.jwks_method and b.rpc.public), None
+        )
         self.origins = settings.origins()
         self.trusted_proxies = settings.trusted_networks()
         self.authenticator = EdgeAuthenticator(
@@ -71,15 +75,14 @@ class Gateway:
         }
 
     async def _fetch_jwks(self) -> list[dict[str, str]]:
-        service, _, method = self.settings.jwks_method.strip("/").rpartition("/")
-        descriptor = self.contracts.pool.FindServiceByName(service).methods_by_name[method]
-        binding = next(b for b in self.contracts.bindings if b.rpc.method.full_name == descriptor.full_name)
-        call = self.upstreams.callable(
-            service, f"/{service}/{method}", binding.rpc.request_class, binding.rpc.response_class, False
-        )
+        rpc = self.jwks_rpc
+        if rpc is None:
+            raise GatewayError(
+                grpc.StatusCode.UNAVAILABLE, "no JWKS is served by these contracts (GATEWAY_JWKS_METHOD)"
+            )
         try:
             # wait_for_ready rides out a reconnect (auth restarting with a new key).
-            return jwks_keys(await call(binding.rpc.request_class(), timeout=5, wait_for_ready=True))
+            return jwks_keys(await self.upstreams.callable(rpc)(rpc.request_class(), timeout=5, wait_for_ready=True))
         except grpc.aio.AioRpcError as error:
             raise upstream_error(error) from None
 
@@ -179,10 +182,14 @@ class Gateway:
         checks = [
             (service, address, self.upstreams.health(service, address))
             for service in self.exposed_services
-            for address in self.upstreams.addresses(service) or ["(none configured)"]
+            for address in self.upstreams.addresses(service)
         ]
         results = await asyncio.gather(*(check for _, _, check in checks))
-        status: dict[str, dict[str, str]] = {}
+        status: dict[str, dict[str, str]] = {
+            service: {"(none configured)": "UNCONFIGURED"}
+            for service in self.exposed_services
+            if not self.upstreams.addresses(service)
+        }
         for (service, address, _), result in zip(checks, results, strict=True):
             status.setdefault(service, {})[address] = result
         return status

@@ -7,7 +7,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from gateway.descriptors import Binding, Contracts
-from gateway.transcoding import _is_repeated, message_of
+from gateway.transcoding import is_repeated, message_of
 
 _SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
@@ -86,7 +86,7 @@ class _Schemas:
     def field(self, field: FieldDescriptor) -> dict[str, Any]:
         if field.type == FieldDescriptor.TYPE_MESSAGE and message_of(field).GetOptions().map_entry:
             return {"type": "object", "additionalProperties": self.single(message_of(field).fields_by_name["value"])}
-        if _is_repeated(field):
+        if is_repeated(field):
             return {"type": "array", "items": self.single(field)}
         return self.single(field)
 
@@ -100,7 +100,7 @@ def _query_parameters(
         if name in skip:
             continue
         is_message = field.type == FieldDescriptor.TYPE_MESSAGE
-        if is_message and message_of(field).full_name not in _WELL_KNOWN and not _is_repeated(field):
+        if is_message and message_of(field).full_name not in _WELL_KNOWN and not is_repeated(field):
             if depth < 3:
                 parameters += _query_parameters(schemas, message_of(field), name + ".", skip, depth + 1)
             continue

@@ -31,7 +31,6 @@ class CallInfo:
     client_ip: str
     rpc: str | None = None
     principal: Principal | None = None
-    grpc_status: str | None = None
     extra_headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -90,7 +89,9 @@ class Proxy:
                     "too many requests; retry later",
                     headers={"Retry-After": str(wait)},
                 )
-        metadata = [("x-request-id", info.request_id), ("x-forwarded-for", self._forwarded_for(request, info))]
+        # The client address was decided at the edge (edge.client_address):
+        # services trust this header from the gateway, so no client-written entry passes.
+        metadata = [("x-request-id", info.request_id), ("x-forwarded-for", info.client_ip)]
         if not binding.rpc.public:
             token, principal = await self._authenticator.authenticate(request.headers.get("Authorization"))
             info.principal = principal
@@ -109,20 +110,13 @@ class Proxy:
         body = await self._read_body(request)
         message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
         timeout = deadline(request.headers.get("grpc-timeout"), self._timeout)
-        call = self._upstreams.callable(
-            binding.rpc.service,
-            binding.rpc.path,
-            binding.rpc.request_class,
-            binding.rpc.response_class,
-            binding.rpc.server_streaming,
-        )
+        call = self._upstreams.callable(binding.rpc)
         if binding.rpc.server_streaming:
             return await self._stream(request, info, binding, call(message, metadata=metadata, timeout=timeout))
         try:
             reply = await call(message, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as error:
             raise upstream_error(error) from None
-        info.grpc_status = "OK"
         return json_response(200, to_json(reply, binding.response_body))
 
     async def _stream(self, request: web.Request, info: CallInfo, binding: Binding, stream: Any) -> web.StreamResponse:
@@ -143,9 +137,7 @@ class Proxy:
                 await response.write(_line(to_json(first, binding.response_body)))
                 async for item in iterator:
                     await response.write(_line(to_json(item, binding.response_body)))
-            info.grpc_status = "OK"
         except grpc.aio.AioRpcError as error:
-            info.grpc_status = error.code().name
             await response.write(_line({"error": error_body(error.code(), error.details() or "")}))
         await response.write_eof()
         return response
@@ -160,12 +152,6 @@ class Proxy:
                 raise too_large(self._max_body)
             chunks.append(chunk)
         return b"".join(chunks)
-
-    @staticmethod
-    def _forwarded_for(request: web.Request, info: CallInfo) -> str:
-        # One address, decided at the edge (see edge.client_address): services
-        # trust this header from the gateway, so no client-written entry passes.
-        return info.client_ip
 
 
 def _line(document: Any) -> bytes:

@@ -27,8 +27,9 @@ HTTP_STATUS = {
 }
 
 
-def error_body(code: grpc.StatusCode, message: str, details: list[Any] | None = None) -> dict[str, Any]:
-    return {"code": code.value[0], "message": message, "details": details or []}
+def error_body(code: grpc.StatusCode, message: str) -> dict[str, Any]:
+    # Rich status details are not carried yet: `details` is always empty.
+    return {"code": code.value[0], "message": message, "details": []}
 
 
 class GatewayError(Exception):

@@ -59,13 +59,13 @@ def _resolve(descriptor: Descriptor, dotted: tuple[str, ...], origin: str) -> li
         chain.append(found)
         last = index == len(dotted) - 1
         if not last:
-            if found.type != FieldDescriptor.TYPE_MESSAGE or _is_repeated(found):
+            if found.type != FieldDescriptor.TYPE_MESSAGE or is_repeated(found):
                 raise bad_request(f"{origin} '{'.'.join(dotted)}': '{name}' is not a message field")
             current = message_of(found)
     return chain
 
 
-def _is_repeated(field: FieldDescriptor) -> bool:
+def is_repeated(field: FieldDescriptor) -> bool:
     return bool(field.is_repeated)
 
 
@@ -104,7 +104,7 @@ def _assign(
             raise bad_request(f"parameter '{name}': conflicts with a value given elsewhere")
         node = child
     field = chain[-1]
-    if _is_repeated(field):
+    if is_repeated(field):
         node[field.name] = [_scalar(field, value, name) for value in values]
     else:
         if len(values) > 1:

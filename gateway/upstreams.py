@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.descriptors import Rpc
 from gateway.status import GatewayError
 from kit.clients import CHANNEL_OPTIONS
 
@@ -35,7 +36,7 @@ class Upstreams:
         self._config = config
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._turns: dict[str, Iterator[int]] = {key: itertools.count() for key in config}
-        self._callables: dict[tuple[str, str, bool], Any] = {}
+        self._callables: dict[tuple[str, str], Any] = {}
 
     def _key_for(self, service: str) -> str | None:
         matches = [key for key in self._config if service == key or service.startswith(key + ".")]
@@ -58,19 +59,19 @@ class Upstreams:
         addresses = self._config[key]
         return addresses[next(self._turns[key]) % len(addresses)]
 
-    def callable(self, service: str, path: str, request_class: Any, response_class: Any, streaming: bool) -> Any:
-        address = self.pick(service)
-        cache_key = (address, path, streaming)
-        call = self._callables.get(cache_key)
+    def callable(self, rpc: Rpc) -> Any:
+        """The rpc's multicallable on the next address in turn, made once per address."""
+        address = self.pick(rpc.service)
+        call = self._callables.get((address, rpc.path))
         if call is None:
             channel = self._channel(address)
-            factory = channel.unary_stream if streaming else channel.unary_unary
+            factory = channel.unary_stream if rpc.server_streaming else channel.unary_unary
             call = factory(
-                path,
-                request_serializer=request_class.SerializeToString,
-                response_deserializer=response_class.FromString,
+                rpc.path,
+                request_serializer=rpc.request_class.SerializeToString,
+                response_deserializer=rpc.response_class.FromString,
             )
-            self._callables[cache_key] = call
+            self._callables[(address, rpc.path)] = call
         return call
 
     async def health(self, service: str, address: str, timeout: float = 1.0) -> str:

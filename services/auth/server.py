@@ -49,6 +49,8 @@ def build(settings: ServiceSettings) -> ServiceHost:
 
     async def start() -> None:
         await keys.load()
+        # Loaded before serving; the feed loads again once it listens, to
+        # close the gap between this read and its LISTEN.
         await feed.load_live()
         if settings.platform_admin_email and settings.platform_admin_password:
             await ensure_platform_admin(

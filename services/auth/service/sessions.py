@@ -108,9 +108,10 @@ class SessionService:
             )
             raise Unauthenticated(LOGIN_FAILED, keeps_changes=True)
 
+        # The subject alone lets through the user's memberships and the rows
+        # this login writes (the session and refresh policies match on it).
         await bind_scope(session, subject=user.id)
         tenant_id, roles = await self._choose_tenant(session, user.id, user.is_platform_admin, tenant_slug.strip())
-        await bind_scope(session, tenant=tenant_id or "", subject=user.id)
         now = datetime.now(UTC)
         session_id = await repository.insert_session(session, user_id=user.id, tenant_id=tenant_id, now=now)
         tokens = await self._issue(session, user.id, tenant_id, roles, session_id, now)
@@ -156,7 +157,6 @@ class SessionService:
         if redeemed is None:
             await self._refuse_refresh(session, token_hash)
             raise Unauthenticated(REFRESH_FAILED)
-        await bind_scope(session, tenant=redeemed.tenant_id or "", subject=subject)
         roles = await self._current_roles(session, redeemed)
         tokens = await self._issue(session, subject, redeemed.tenant_id, roles, redeemed.session_id, now)
         await self._outbox.record(
@@ -197,7 +197,7 @@ class SessionService:
         raise Unauthenticated(REFRESH_FAILED, keeps_changes=True)
 
     async def logout(self, session: AsyncSession, principal: Principal) -> None:
-        await bind_scope(session, tenant=principal.tenant_id or "platform", subject=principal.user_id)
+        # The unit of work has bound the caller's tenant, which the session row carries.
         await self._revoke(session, session_id=principal.session_id, reason="logout")
         await self._outbox.record(
             session, action="auth.logout", resource_type="session", resource_id=principal.session_id
