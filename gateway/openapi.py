@@ -157,8 +157,14 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
 def openapi_document(contracts: Contracts, *, title: str, version: str) -> dict[str, Any]:
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
+    seen: dict[str, int] = {}
     for binding in contracts.bindings:
-        paths.setdefault(binding.template.openapi_path, {})[binding.http_method.lower()] = _operation(schemas, binding)
+        operation = _operation(schemas, binding)
+        # An RPC's additional bindings get numbered ids (as grpc-gateway's generator does): ids must be unique.
+        seen[operation["operationId"]] = count = seen.get(operation["operationId"], 0) + 1
+        if count > 1:
+            operation["operationId"] += str(count)
+        paths.setdefault(binding.template.openapi_path, {})[binding.http_method.lower()] = operation
     status_schema = {"type": "object", "additionalProperties": True}
     for path, summary in (
         ("/health", "Health of every upstream and its database"),

@@ -26,6 +26,8 @@ class Principal:
     session_id: UUID
     token_id: str
     expires_at: datetime
+    # What the token's membership (or the operator) may do; see kit.permissions.
+    permissions: frozenset[str] = frozenset()
 
     @property
     def is_platform_admin(self) -> bool:

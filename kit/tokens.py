@@ -115,9 +115,8 @@ class AccessTokenVerifier:
 def _principal_from(claims: dict[str, Any]) -> Principal:
     try:
         tenant = claims.get("tid")
-        roles = claims.get("roles", [])
-        if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
-            raise ValueError("roles")
+        roles = _strings(claims.get("roles", []))
+        permissions = _strings(claims.get("perms", []))
         return Principal(
             user_id=UUID(claims["sub"]),
             tenant_id=UUID(tenant) if tenant else None,
@@ -125,6 +124,13 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
             session_id=UUID(claims["sid"]),
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            permissions=frozenset(permissions),
         )
     except (ValueError, TypeError, AttributeError):
         raise Unauthenticated("access token is invalid") from None
+
+
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("not a list of strings")
+    return value

@@ -13,7 +13,14 @@ from typing import Any, TypeVar
 import grpc
 import psycopg
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
-from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
+from tenantry.auth.v1 import (
+    auth_pb2,
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    members_service_pb2,
+    members_service_pb2_grpc,
+    roles_service_pb2_grpc,
+)
 from tenantry.tenants.v1 import tenants_pb2, tenants_service_pb2, tenants_service_pb2_grpc
 
 from devtools.stack import ServiceProcess, free_port, service_env
@@ -23,6 +30,7 @@ OPERATOR_PASSWORD = "operator-password-1"
 INTERNAL_API_TOKEN = "test-internal-token-0123456789"
 AUDIT_CHAIN_KEY = "test-audit-chain-key-0123456789"
 OWNER_PASSWORD = "owner-password-1"
+MEMBER_PASSWORD = "member-password-1"
 
 T = TypeVar("T")
 
@@ -72,6 +80,8 @@ class Stack:
         self.channels = {name: grpc.insecure_channel(process.address) for name, process in self.processes.items()}
         self.auth = auth_service_pb2_grpc.AuthServiceStub(self.channels["auth"])
         self.auth_internal = auth_service_pb2_grpc.AuthInternalServiceStub(self.channels["auth"])
+        self.members = members_service_pb2_grpc.MemberServiceStub(self.channels["auth"])
+        self.roles = roles_service_pb2_grpc.RoleServiceStub(self.channels["auth"])
         self.tenants = tenants_service_pb2_grpc.TenantServiceStub(self.channels["tenants"])
         self.audit = audit_service_pb2_grpc.AuditServiceStub(self.channels["audit"])
         self.audit_ingest = audit_service_pb2_grpc.AuditIngestServiceStub(self.channels["audit"])
@@ -104,6 +114,9 @@ class Stack:
         return self.login(OPERATOR_EMAIL, OPERATOR_PASSWORD).access_token
 
     def create_tenant(self, prefix: str = "t", *, owner_email: str | None = None, **fields: Any) -> Tenant:
+        """A tenant with a logged-in owner. An owner email that is already
+        registered is invited; the test then accepts as that person, which
+        verifies the email and (for an unverified account) resets its password."""
         slug = f"{prefix}-{uuid.uuid4().hex[:10]}"
         email = owner_email or f"owner@{slug}.test"
         created = self.tenants.CreateTenant(
@@ -117,8 +130,44 @@ class Stack:
             metadata=bearer(self.operator_token()),
             timeout=30,
         )
-        tokens = self.login(email, OWNER_PASSWORD, slug)
+        if created.owner_status == tenants_pb2.OWNER_STATUS_INVITED:
+            accepted = self.accept(self.invitation_token(email), full_name="Owner Person", password=OWNER_PASSWORD)
+            tokens = accepted.tokens
+        else:
+            tokens = self.login(email, OWNER_PASSWORD, slug)
         return Tenant(created.id, slug, email, tokens.access_token, tokens.refresh_token)
+
+    def invite(self, token: str, email: str, role: str = "admin") -> auth_pb2.Invitation:
+        return self.members.CreateInvitation(
+            members_service_pb2.CreateInvitationRequest(email=email, role=role), metadata=bearer(token), timeout=10
+        )
+
+    def invitation_token(self, email: str) -> str:
+        """The token of the newest invitation email to this address, read from
+        the email outbox as the mail sender would: never from an API answer."""
+        rows = self.sql(
+            "SELECT payload->>'link' FROM auth.email_outbox WHERE recipient = %s AND template = 'invitation' "
+            "ORDER BY created_at DESC LIMIT 1",
+            (email,),
+        )
+        assert rows, f"no invitation email to {email}"
+        return str(rows[0][0]).split("token=", 1)[1]
+
+    def accept(
+        self, token: str, *, full_name: str = "", password: str = "", access_token: str | None = None
+    ) -> auth_service_pb2.AcceptInvitationResponse:
+        return self.auth.AcceptInvitation(
+            auth_service_pb2.AcceptInvitationRequest(token=token, full_name=full_name, password=password),
+            metadata=bearer(access_token) if access_token else None,
+            timeout=10,
+        )
+
+    def add_member(
+        self, tenant: Tenant, email: str, role: str = "admin", password: str = MEMBER_PASSWORD
+    ) -> auth_service_pb2.TokenResponse:
+        """Invites a new person into the tenant and accepts as them; their tokens."""
+        self.invite(tenant.owner_token, email, role)
+        return self.accept(self.invitation_token(email), full_name="A Member", password=password).tokens
 
     def audit_events(self, token: str, **filters: Any) -> list[audit_pb2.AuditEvent]:
         reply = self.audit.ListAuditEvents(

@@ -13,6 +13,7 @@ from kit.access import AccessRule
 from kit.context import current_request
 from kit.errors import PermissionDenied, Unauthenticated
 from kit.interceptors.base import Metadata, WrappingInterceptor
+from kit.permissions import missing
 from kit.tokens import AccessTokenVerifier
 
 INTERNAL_TOKEN_HEADER = "x-internal-token"
@@ -35,6 +36,9 @@ class AccessInterceptor(WrappingInterceptor):
                 raise Unauthenticated("internal method: a valid internal API token is required")
         elif rule.audience == access_pb2.AUDIENCE_AUTHENTICATED:
             await self._authenticate(metadata, rule)
+        elif rule.audience == access_pb2.AUDIENCE_PUBLIC and rule.accepts_bearer and "authorization" in metadata:
+            # A token that was sent is checked like any other: never ignored.
+            await self._authenticate(metadata, rule)
         yield
 
     async def _authenticate(self, metadata: Metadata, rule: AccessRule) -> None:
@@ -45,5 +49,6 @@ class AccessInterceptor(WrappingInterceptor):
         request = current_request()
         if request is not None:
             request.principal = principal
-        if rule.roles and not principal.roles.intersection(rule.roles):
-            raise PermissionDenied(f"requires one of the roles: {', '.join(rule.roles)}")
+        lacking = missing(principal.permissions, rule.permissions)
+        if lacking:
+            raise PermissionDenied(f"requires the permission: {', '.join(lacking)}")

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import DateTime, ForeignKey, LargeBinary, MetaData, String, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from kit.outbox import outbox_table
@@ -36,6 +36,10 @@ class User(Base):
     is_platform_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set once the person proved control of the email (an emailed link).
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The tenant a login without tenant_slug goes to, when the user chose one.
+    default_tenant_id: Mapped[UUID | None] = mapped_column(ForeignKey("tenant_directory.tenant_id"))
 
 
 class TenantDirectoryEntry(Base):
@@ -56,8 +60,67 @@ class Membership(Base):
     id: Mapped[UUID] = mapped_column(primary_key=True)
     tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenant_directory.tenant_id"))
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id"))
-    role: Mapped[str] = mapped_column(String(20))
+    # A built-in role or one of the tenant's roles (auth.roles).
+    role: Mapped[str] = mapped_column(String(40))
+    # active, suspended or removed; an invitation not yet accepted is no membership.
+    status: Mapped[str] = mapped_column(String(20))
+    # tenant_creation, invitation or migration.
+    joined_via: Mapped[str] = mapped_column(String(20))
+    invited_by: Mapped[UUID | None]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TenantRole(Base):
+    """A role a tenant defined; the built-in roles live in code."""
+
+    __tablename__ = "roles"
+
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenant_directory.tenant_id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    description: Mapped[str] = mapped_column(String(500))
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Invitation(Base):
+    """An emailed, single-use, expiring offer of a membership; the token is stored only as a hash."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[UUID] = mapped_column(ForeignKey("tenant_directory.tenant_id"))
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(40))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    # None when the platform operator invited a tenant's first owner.
+    invited_by: Mapped[UUID | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_by: Mapped[UUID | None]
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EmailMessage(Base):
+    """An email waiting to be sent, written in the transaction of the change that causes it."""
+
+    __tablename__ = "email_outbox"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[UUID | None]
+    recipient: Mapped[str] = mapped_column(String(254))
+    template: Mapped[str] = mapped_column(String(60))
+    language: Mapped[str] = mapped_column(String(10))
+    # What the template needs, links included; cleared once sent.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Session(Base):

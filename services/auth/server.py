@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
+from tenantry.auth.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
+    members_service_pb2,
+    members_service_pb2_grpc,
+    roles_service_pb2,
+    roles_service_pb2_grpc,
+)
 
 from kit.db import Database
 from kit.outbox import Outbox, relay_jobs
@@ -12,12 +19,17 @@ from kit.revocations import RevokedSessions
 from kit.server import ServiceHost
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
-from services.auth.api import AuthApi, AuthInternalApi
+from services.auth.api.auth import AuthApi, AuthInternalApi
+from services.auth.api.members import MemberApi
+from services.auth.api.roles import RoleApi
 from services.auth.models import DB_ROLE, outbox
+from services.auth.service.accounts import AccountService
+from services.auth.service.invitations import InvitationPolicy, InvitationService
 from services.auth.service.memberships import MembershipService
 from services.auth.service.operators import ensure_platform_admin
 from services.auth.service.passwords import PasswordHasher
 from services.auth.service.revocation_feed import RevocationFeed
+from services.auth.service.roles import RoleService
 from services.auth.service.sessions import SessionService, TokenPolicy
 from services.auth.service.signing_keys import SigningKeys
 from services.auth.settings import AuthSettings
@@ -43,7 +55,17 @@ def build(settings: ServiceSettings) -> ServiceHost:
             refresh_ttl=timedelta(days=settings.refresh_token_expire_days),
         ),
     )
-    memberships = MembershipService(hasher=hasher, outbox=audit_outbox, sessions=sessions)
+    invitations = InvitationService(
+        hasher=hasher,
+        outbox=audit_outbox,
+        sessions=sessions,
+        policy=InvitationPolicy(
+            ttl=timedelta(hours=settings.invitation_ttl_hours), public_base_url=settings.public_base_url
+        ),
+    )
+    memberships = MembershipService(hasher=hasher, outbox=audit_outbox, sessions=sessions, invitations=invitations)
+    roles = RoleService(outbox=audit_outbox, revoke_members=sessions.revoke_member_sessions)
+    accounts = AccountService(outbox=audit_outbox)
     feed = RevocationFeed(database, settings.database_url, revoked)
     relay, close_relay = relay_jobs(audit_outbox, database, settings)
 
@@ -76,7 +98,17 @@ def build(settings: ServiceSettings) -> ServiceHost:
             (
                 service["AuthService"],
                 auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
-                AuthApi(database, sessions, memberships, keys),
+                AuthApi(database, sessions, accounts, invitations, keys),
+            ),
+            (
+                members_service_pb2.DESCRIPTOR.services_by_name["MemberService"],
+                members_service_pb2_grpc.add_MemberServiceServicer_to_server,
+                MemberApi(database, memberships, invitations),
+            ),
+            (
+                roles_service_pb2.DESCRIPTOR.services_by_name["RoleService"],
+                roles_service_pb2_grpc.add_RoleServiceServicer_to_server,
+                RoleApi(database, roles),
             ),
             (
                 service["AuthInternalService"],

@@ -14,3 +14,7 @@ class AuthSettings(ServiceSettings):
     bcrypt_max_workers: int = Field(default=2, ge=1, le=64, validation_alias="BCRYPT_MAX_WORKERS")
     platform_admin_email: str | None = Field(default=None, validation_alias="PLATFORM_ADMIN_EMAIL")
     platform_admin_password: SecretStr | None = Field(default=None, validation_alias="PLATFORM_ADMIN_PASSWORD")
+    # Invitation tokens expire after this long; a resend issues a new one.
+    invitation_ttl_hours: int = Field(default=168, ge=1, le=24 * 90, validation_alias="INVITATION_TTL_HOURS")
+    # Where people open the links in Tenantry's emails.
+    public_base_url: str = Field(default="http://127.0.0.1:8080", validation_alias="PUBLIC_BASE_URL")

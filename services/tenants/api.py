@@ -21,6 +21,7 @@ TIER_NAMES = {
     tenants_pb2.SUBSCRIPTION_TIER_PREMIUM: "premium",
 }
 TIER_VALUES = {name: value for value, name in TIER_NAMES.items()}
+OWNER_STATUSES = {"active": tenants_pb2.OWNER_STATUS_ACTIVE, "invited": tenants_pb2.OWNER_STATUS_INVITED}
 
 
 def tenant_message(tenant: Tenant) -> tenants_pb2.Tenant:
@@ -64,7 +65,7 @@ class TenantApi(tenants_service_pb2_grpc.TenantServiceServicer):
             raise InvalidArgument("subscription_tier", "is not a known tier")
         if not request.HasField("owner"):
             raise InvalidArgument("owner", "is required")
-        tenant = await self._registry.create(
+        created = await self._registry.create(
             NewTenant(
                 name=request.name,
                 slug=request.slug,
@@ -75,7 +76,9 @@ class TenantApi(tenants_service_pb2_grpc.TenantServiceServicer):
                 owner_password=request.owner.password,
             )
         )
-        return tenant_message(tenant)
+        message = tenant_message(created.tenant)
+        message.owner_status = OWNER_STATUSES.get(created.owner_status, tenants_pb2.OWNER_STATUS_UNSPECIFIED)
+        return message
 
     async def GetMyTenant(
         self, request: tenants_service_pb2.GetMyTenantRequest, context: grpc.aio.ServicerContext

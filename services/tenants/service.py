@@ -19,12 +19,20 @@ from uuid import UUID
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncSession
-from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
+from tenantry.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 
 from kit.clients import with_request_id
 from kit.context import Principal
 from kit.db import PLATFORM_SCOPE, Database
-from kit.errors import AlreadyExists, DomainError, InvalidArgument, NotFound, PermissionDenied, Unavailable
+from kit.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from kit.outbox import Outbox
 from kit.pagination import one_page
 from kit.validation import normalize_email, validate_password, validate_text
@@ -37,9 +45,12 @@ MAX_SETTINGS_BYTES = 64 * 1024
 UPDATABLE_FIELDS = ("name", "settings")
 AUTH_CALL_TIMEOUT = 5.0
 
+OWNER_STATUSES = {auth_pb2.MEMBERSHIP_STATUS_ACTIVE: "active", auth_pb2.MEMBERSHIP_STATUS_INVITED: "invited"}
+
 _PASSED_THROUGH = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
 }
 
 
@@ -52,6 +63,14 @@ class NewTenant:
     owner_email: str
     owner_full_name: str
     owner_password: str
+
+
+@dataclass(frozen=True)
+class CreatedTenant:
+    tenant: Tenant
+    # "active", "invited" (the email was registered: the owner was sent an
+    # invitation) or "" when a retry found the tenant already made.
+    owner_status: str
 
 
 @dataclass(frozen=True)
@@ -100,14 +119,14 @@ class TenantRegistry:
         self._auth = auth
         self._metadata = internal_metadata
 
-    async def create(self, new: NewTenant) -> Tenant:
+    async def create(self, new: NewTenant) -> CreatedTenant:
         """Spans two transactions and a call to auth, so it owns its units of work."""
         new = validate_new_tenant(new)
         now = datetime.now(UTC)
         async with self._database.unit_of_work(scope=PLATFORM_SCOPE) as session:
             tenant = await self._pending_tenant(session, new, now)
             if tenant.provisioned_at is not None:
-                return tenant
+                return CreatedTenant(tenant, "")
         owner = await self._call_auth(
             self._auth.ProvisionTenantOwner,
             auth_service_pb2.ProvisionTenantOwnerRequest(
@@ -119,27 +138,23 @@ class TenantRegistry:
             ),
             field_prefix="owner.",
         )
+        owner_status = OWNER_STATUSES.get(owner.owner_status, "")
         async with self._database.unit_of_work(scope=PLATFORM_SCOPE) as session:
             provisioned = await repository.mark_provisioned(session, tenant.id, datetime.now(UTC))
             if provisioned is None:  # a concurrent retry finished first
                 done = await repository.get_provisioned(session, tenant.id)
                 assert done is not None
-                return done
-            await self._outbox.record(
-                session,
-                action="tenant.created",
-                resource_type="tenant",
-                resource_id=provisioned.id,
-                tenant_id=provisioned.id,
-                details={
-                    "slug": provisioned.slug,
-                    "name": provisioned.name,
-                    "subscription_tier": provisioned.subscription_tier,
-                    "owner_user_id": owner.user_id,
-                    "owner_email": new.owner_email,
-                },
-            )
-            return provisioned
+                return CreatedTenant(done, owner_status)
+            details = {
+                "slug": provisioned.slug,
+                "name": provisioned.name,
+                "subscription_tier": provisioned.subscription_tier,
+                "owner_user_id": owner.user_id,
+                "owner_email": new.owner_email,
+                "owner_status": owner_status,
+            }
+            await self._record_in_both_trails(session, "tenant.created", provisioned.id, details)
+            return CreatedTenant(provisioned, owner_status)
 
     async def _pending_tenant(self, session: AsyncSession, new: NewTenant, now: datetime) -> Tenant:
         values = {
@@ -203,14 +218,25 @@ class TenantRegistry:
         async with self._database.unit_of_work(scope=PLATFORM_SCOPE) as session:
             tenant = await repository.update_tenant(session, tenant_id, {"is_active": is_active}, datetime.now(UTC))
             assert tenant is not None
+            action = "tenant.reactivated" if is_active else "tenant.suspended"
+            await self._record_in_both_trails(session, action, tenant_id, {"slug": tenant.slug})
+            return tenant
+
+    async def _record_in_both_trails(
+        self, session: AsyncSession, action: str, tenant_id: UUID, details: dict[str, Any]
+    ) -> None:
+        """The operator's act on a tenant: in the tenant's trail, and in the
+        platform's own, where operators audit each other (no tenant_id: the
+        operator's, which is none)."""
+        for trail in (tenant_id, None):
             await self._outbox.record(
                 session,
-                action="tenant.reactivated" if is_active else "tenant.suspended",
+                action=action,
                 resource_type="tenant",
                 resource_id=tenant_id,
-                tenant_id=tenant_id,
+                tenant_id=trail,
+                details=details,
             )
-            return tenant
 
     async def _call_auth(self, rpc: Any, request: Any, *, field_prefix: str = "") -> Any:
         try:

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 
 import grpc
 from tenantry.audit.v1 import audit_service_pb2
-from tenantry.auth.v1 import auth_service_pb2
+from tenantry.auth.v1 import auth_service_pb2, members_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
 from kit.db import Database
 from kit.settings import asyncpg_url
-from services.auth import repository
 from services.auth.models import DB_ROLE
+from services.auth.repository import sessions as session_rows
 from tests.stack import OWNER_PASSWORD, Stack, bearer, eventually, rpc_error
 
 
@@ -78,7 +78,7 @@ def test_logout_ends_refresh_at_once_and_access_everywhere_within_a_second(stack
     assert rpc_error(lambda: refresh(stack, tenant.owner_refresh)).code() == grpc.StatusCode.UNAUTHENTICATED
 
     calls = {
-        "auth": lambda: stack.auth.ListTenantAdmins(auth_service_pb2.ListTenantAdminsRequest(), metadata=bearer(token)),
+        "auth": lambda: stack.members.ListMembers(members_service_pb2.ListMembersRequest(), metadata=bearer(token)),
         "tenants": lambda: stack.tenants.GetMyTenant(tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(token)),
         "audit": lambda: stack.audit.ListAuditEvents(
             audit_service_pb2.ListAuditEventsRequest(), metadata=bearer(token)
@@ -132,7 +132,7 @@ def test_expired_revocations_are_pruned(stack: Stack) -> None:
         database = Database(asyncpg_url(stack.database_url), role=DB_ROLE, pool_size=1)
         try:
             async with database.unit_of_work(scope="") as session:
-                return await repository.prune_revocations(session, datetime.now(UTC))
+                return await session_rows.prune_revocations(session, datetime.now(UTC))
         finally:
             await database.dispose()
 

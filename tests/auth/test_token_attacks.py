@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tenantry.audit.v1 import audit_service_pb2
-from tenantry.auth.v1 import auth_service_pb2
+from tenantry.auth.v1 import auth_service_pb2, members_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
 from tests.stack import INTERNAL, Stack, Tenant, bearer, rpc_error
@@ -119,8 +119,8 @@ ATTACKS = [
 
 def calls(stack: Stack) -> dict[str, Callable[[str], Any]]:
     return {
-        "auth": lambda token: stack.auth.ListTenantAdmins(
-            auth_service_pb2.ListTenantAdminsRequest(), metadata=bearer(token)
+        "auth": lambda token: stack.members.ListMembers(
+            members_service_pb2.ListMembersRequest(), metadata=bearer(token)
         ),
         "tenants": lambda token: stack.tenants.GetMyTenant(
             tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(token)
@@ -148,7 +148,7 @@ def test_genuine_token_is_accepted(stack: Stack, victim: Tenant, service: str) -
 @pytest.mark.parametrize("metadata", [(), (("authorization", "Basic dXNlcjpwYXNz"),), (("authorization", "Bearer "),)])
 def test_missing_or_non_bearer_credentials_are_unauthenticated(stack: Stack, service: str, metadata) -> None:  # type: ignore[no-untyped-def]
     stubs = {
-        "auth": lambda: stack.auth.ListTenantAdmins(auth_service_pb2.ListTenantAdminsRequest(), metadata=metadata),
+        "auth": lambda: stack.members.ListMembers(members_service_pb2.ListMembersRequest(), metadata=metadata),
         "tenants": lambda: stack.tenants.GetMyTenant(tenants_service_pb2.GetMyTenantRequest(), metadata=metadata),
         "audit": lambda: stack.audit.ListAuditEvents(audit_service_pb2.ListAuditEventsRequest(), metadata=metadata),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import jwt
@@ -42,9 +43,24 @@ def new_tenant(gateway: str) -> tuple[dict, str, str]:  # type: ignore[type-arg]
     return created.json(), email, login(gateway, email, "rest-owner-pass")["access_token"]
 
 
-def test_the_whole_rest_surface(gateway: str) -> None:
+def invite_and_join(gateway: str, stack: Stack, owner: str, email: str, role: str = "admin") -> dict:  # type: ignore[type-arg]
+    """Invites over REST, then accepts over REST with the emailed token; the new member's tokens."""
+    invited = requests.post(
+        f"{gateway}/api/v1/tenants/me/invitations", headers=auth(owner), json={"email": email, "role": role}
+    )
+    assert invited.status_code == 200, invited.text
+    assert invited.json()["status"] == "INVITATION_STATUS_PENDING" and "token" not in invited.text
+    accepted = requests.post(
+        f"{gateway}/api/v1/invitations:accept",
+        json={"token": stack.invitation_token(email), "full_name": "A Member", "password": "member-pass-1"},
+    )
+    assert accepted.status_code == 200, accepted.text
+    return accepted.json()["tokens"]  # type: ignore[no-any-return]
+
+
+def test_the_whole_rest_surface(gateway: str, stack: Stack) -> None:
     tokens = login(gateway, OPERATOR_EMAIL, OPERATOR_PASSWORD)
-    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == "900"
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 900
     tenant, email, owner = new_tenant(gateway)
     assert tenant["subscription_tier"] == "SUBSCRIPTION_TIER_PREMIUM" and tenant["settings"] == {"theme": "dark"}
 
@@ -55,19 +71,23 @@ def test_the_whole_rest_surface(gateway: str) -> None:
     )
     assert patched.status_code == 200 and patched.json()["name"] == "Patched"
 
+    # The seed path stays an alias of invitations, without a password.
+    alias_email = f"admin-{uuid.uuid4().hex[:6]}@x.test"
     added = requests.post(
-        f"{gateway}/api/v1/tenants/me/admins",
-        headers=auth(owner),
-        json={
-            "email": f"admin-{uuid.uuid4().hex[:6]}@x.test",
-            "full_name": "A",
-            "role": "ROLE_ADMIN",
-            "password": "admin-pass-1",
-        },
+        f"{gateway}/api/v1/tenants/me/admins", headers=auth(owner), json={"email": alias_email, "role": "admin"}
     )
-    assert added.status_code == 200 and added.json()["role"] == "ROLE_ADMIN"
-    admins = requests.get(f"{gateway}/api/v1/tenants/me/admins", headers=auth(owner)).json()["admins"]
-    assert {admin["email"] for admin in admins} == {email, added.json()["email"]}
+    assert added.status_code == 200 and added.json()["role"] == "admin" and added.json()["email"] == alias_email
+    member_email = f"member-{uuid.uuid4().hex[:6]}@x.test"
+    joined = invite_and_join(gateway, stack, owner, member_email, "viewer")
+    members = requests.get(f"{gateway}/api/v1/tenants/me/members", headers=auth(owner)).json()["members"]
+    assert {m["email"] for m in members} == {email, member_email}
+    alias = requests.get(f"{gateway}/api/v1/tenants/me/admins", headers=auth(owner)).json()["members"]
+    assert alias == members
+    me = requests.get(f"{gateway}/api/v1/auth/me", headers=auth(joined["access_token"])).json()
+    assert me["email"] == member_email and me["email_verified"] is True
+    assert [(m["tenant_slug"], m["role"], m["status"]) for m in me["memberships"]] == [
+        (tenant["slug"], "viewer", "MEMBERSHIP_STATUS_ACTIVE")
+    ]
 
     events = eventually(
         lambda: requests.get(
@@ -117,7 +137,7 @@ def test_refresh_and_logout_over_rest(gateway: str) -> None:
     assert gone.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_status_mappings_of_the_real_services(gateway: str) -> None:
+def test_status_mappings_of_the_real_services(gateway: str, stack: Stack) -> None:
     _, _, owner = new_tenant(gateway)
     assert requests.post(f"{gateway}/api/v1/auth/login", json={"email": "bad"}).status_code == 400
     assert (
@@ -126,15 +146,20 @@ def test_status_mappings_of_the_real_services(gateway: str) -> None:
     )
     assert requests.get(f"{gateway}/api/v1/tenants/me").status_code == 401
     assert requests.get(f"{gateway}/api/v1/tenants", headers=auth(owner)).status_code == 403
-    member = {
-        "email": f"x-{uuid.uuid4().hex[:6]}@y.test",
-        "full_name": "X",
-        "role": "ROLE_VIEWER",
-        "password": "viewer-pass",
-    }
+    member = {"email": f"x-{uuid.uuid4().hex[:6]}@y.test", "role": "viewer"}
     assert requests.post(f"{gateway}/api/v1/tenants/me/admins", headers=auth(owner), json=member).status_code == 200
-    again = requests.post(f"{gateway}/api/v1/tenants/me/admins", headers=auth(owner), json=member)
-    assert again.status_code == 409 and again.json()["code"] == 6
+    # Inviting again replaces the open invitation: the same answer.
+    assert requests.post(f"{gateway}/api/v1/tenants/me/admins", headers=auth(owner), json=member).status_code == 200
+    with_password = requests.post(
+        f"{gateway}/api/v1/tenants/me/admins", headers=auth(owner), json={**member, "password": "chosen-by-admin"}
+    )
+    assert with_password.status_code == 400
+    unknown_role = requests.post(
+        f"{gateway}/api/v1/tenants/me/invitations", headers=auth(owner), json={**member, "role": "nope"}
+    )
+    assert unknown_role.status_code == 404 and unknown_role.json()["message"].startswith("role:")
+    accept_garbage = requests.post(f"{gateway}/api/v1/invitations:accept", json={"token": "garbage"})
+    assert accept_garbage.status_code == 401
     operator = login(gateway, OPERATOR_EMAIL, OPERATOR_PASSWORD)["access_token"]
     missing = requests.post(f"{gateway}/api/v1/tenants/{uuid.uuid4()}:suspend", headers=auth(operator), json={})
     assert missing.status_code == 404
@@ -254,6 +279,22 @@ def test_openapi_document_is_valid_and_matches_the_routes(gateway: str) -> None:
         ("/api/v1/tenants/me", "PATCH"),
         ("/api/v1/tenants/me/admins", "GET"),
         ("/api/v1/tenants/me/admins", "POST"),
+        ("/api/v1/auth/me", "GET"),
+        ("/api/v1/auth/tenant:switch", "POST"),
+        ("/api/v1/auth/me:setDefaultTenant", "POST"),
+        ("/api/v1/invitations:accept", "POST"),
+        ("/api/v1/tenants/me/members", "GET"),
+        ("/api/v1/tenants/me/members/{user_id}", "PATCH"),
+        ("/api/v1/tenants/me/members/{user_id}", "DELETE"),
+        ("/api/v1/tenants/me/invitations", "POST"),
+        ("/api/v1/tenants/me/invitations", "GET"),
+        ("/api/v1/tenants/me/invitations/{invitation_id}", "DELETE"),
+        ("/api/v1/tenants/me/invitations/{invitation_id}:resend", "POST"),
+        ("/api/v1/tenants/me/roles", "GET"),
+        ("/api/v1/tenants/me/roles", "POST"),
+        ("/api/v1/tenants/me/roles/{name}", "PATCH"),
+        ("/api/v1/tenants/me/roles/{name}", "DELETE"),
+        ("/api/v1/permissions", "GET"),
         ("/api/v1/tenants/{tenant_id}:suspend", "POST"),
         ("/api/v1/tenants/{tenant_id}:reactivate", "POST"),
         ("/api/v1/audit/events", "GET"),
@@ -264,9 +305,9 @@ def test_openapi_document_is_valid_and_matches_the_routes(gateway: str) -> None:
     assert documented == expected
     # Every documented route answers something other than 404/405 (it exists).
     for path, method in documented:
-        concrete = path.replace("{tenant_id}", str(uuid.uuid4()))
+        concrete = re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)
         status = requests.request(method, f"{gateway}{concrete}", json={} if method != "GET" else None).status_code
-        assert status not in (404, 405) or "{tenant_id}" in path, (path, method, status)
+        assert status not in (404, 405) or "{" in path, (path, method, status)
     login_op = document["paths"]["/api/v1/auth/login"]["post"]
     assert login_op["security"] == [] and "Exchanges an email" in login_op["description"]
     assert document["paths"]["/api/v1/tenants/me"]["get"]["security"] == [{"bearerAuth": []}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import grpc
-from tenantry.auth.v1 import auth_service_pb2
+from tenantry.auth.v1 import auth_pb2, auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
 from tests.stack import INTERNAL, OWNER_PASSWORD, Stack, bearer, rpc_error
@@ -57,6 +57,7 @@ def test_owner_provisioning_is_idempotent(stack: Stack) -> None:
     first = stack.auth_internal.ProvisionTenantOwner(call, metadata=INTERNAL)
     second = stack.auth_internal.ProvisionTenantOwner(call, metadata=INTERNAL)
     assert first.user_id == second.user_id and first.user_created and not second.user_created
+    assert first.owner_status == second.owner_status == auth_pb2.MEMBERSHIP_STATUS_ACTIVE
     assert stack.sql("SELECT count(*) FROM auth.memberships WHERE tenant_id = %s", (tenant_id,))[0][0] == 1
     clash = auth_service_pb2.ProvisionTenantOwnerRequest(
         tenant_id=str(uuid.uuid4()), tenant_slug=slug, email="x@example.test", full_name="X", password=OWNER_PASSWORD

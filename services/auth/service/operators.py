@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from kit.db import Database
 from kit.outbox import Outbox
 from kit.validation import normalize_email, validate_password
-from services.auth import repository
+from services.auth.repository import users
 from services.auth.service.passwords import PasswordHasher
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,9 @@ async def ensure_platform_admin(
     email = normalize_email("PLATFORM_ADMIN_EMAIL", email)
     validate_password("PLATFORM_ADMIN_PASSWORD", password)
     async with database.unit_of_work(scope="") as session:
-        if await repository.find_user_by_email(session, email) is not None:
+        if await users.find_user_by_email(session, email) is not None:
             return
-        user_id = await repository.insert_user_if_absent(
+        user_id = await users.insert_user_if_absent(
             session,
             email=email,
             full_name="Platform operator",

@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 
 from kit.db import Database
 from kit.revocations import RevokedSessions
-from services.auth import repository
-from services.auth.repository import REVOCATION_CHANNEL
+from services.auth.repository import sessions as session_rows
+from services.auth.repository.sessions import REVOCATION_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class RevocationFeed:
 
     async def load_live(self) -> None:
         async with self._database.unit_of_work(scope="") as session:
-            for session_id, until in await repository.live_revocations(session, datetime.now(UTC)):
+            for session_id, until in await session_rows.live_revocations(session, datetime.now(UTC)):
                 self._revoked.revoke(session_id, until)
 
     async def prune(self, interval: float = 3600.0) -> None:
@@ -51,7 +51,7 @@ class RevocationFeed:
         while True:
             try:
                 async with self._database.unit_of_work(scope="") as session:
-                    removed = await repository.prune_revocations(session, datetime.now(UTC))
+                    removed = await session_rows.prune_revocations(session, datetime.now(UTC))
                 if removed:
                     log.info("expired revocations pruned", extra={"count": removed})
             except Exception:

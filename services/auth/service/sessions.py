@@ -1,9 +1,8 @@
-"""Login, refresh with rotation and reuse detection, logout; token issuance."""
+"""Login, tenant switching, refresh with rotation and reuse detection, logout; token issuance."""
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,18 +13,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import PLATFORM_ADMIN_ROLE, Principal
 from kit.db import Database, after_commit, bind_scope
-from kit.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
+from kit.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
 from kit.revocations import RevokedSessions
 from kit.tokens import ACCESS_TOKEN_CLAIM_TYPE, ACCESS_TOKEN_HEADER_TYPE, ALGORITHM, CLOCK_LEEWAY
 from kit.validation import PASSWORD_MAX_BYTES, normalize_email
-from services.auth import repository
 from services.auth.models import User
+from services.auth.repository import directory, invitations, memberships, users
+from services.auth.repository import sessions as session_rows
+from services.auth.repository.memberships import MembershipView
+from services.auth.service.opaque_tokens import hash_opaque_token, new_opaque_token, scope_of_opaque_token
 from services.auth.service.passwords import PasswordHasher
+from services.auth.service.roles import PLATFORM_OPERATOR_PERMISSIONS, permissions_of
 from services.auth.service.signing_keys import SigningKeys
 
 LOGIN_FAILED = "invalid email or password"
 REFRESH_FAILED = "refresh token is invalid, expired or revoked"
+# The audit trail's resource_id holds 200 characters; longer emails are named by hash.
+RESOURCE_ID_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -43,25 +48,16 @@ class TokenPolicy:
     refresh_ttl: timedelta
 
 
-def hash_refresh_token(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+@dataclass(frozen=True)
+class Grant:
+    """What a session may do: its tenant (None for the operator), role and permissions."""
+
+    tenant_id: UUID | None
+    role: str
+    permissions: tuple[str, ...]
 
 
-def new_refresh_token(user_id: UUID) -> str:
-    # The subject travels in the clear before the secret, so that a refresh
-    # can bind it for row-level security before looking the hash up. Knowing
-    # a user id gains nothing: the lookup is by the whole token's hash.
-    return f"{user_id.hex}.{secrets.token_urlsafe(32)}"
-
-
-def subject_of_refresh_token(token: str) -> UUID:
-    subject, _, secret = token.partition(".")
-    try:
-        if not secret:
-            raise ValueError
-        return UUID(hex=subject)
-    except ValueError:
-        raise Unauthenticated(REFRESH_FAILED) from None
+OPERATOR_GRANT = Grant(None, PLATFORM_ADMIN_ROLE, PLATFORM_OPERATOR_PERMISSIONS)
 
 
 class SessionService:
@@ -89,10 +85,10 @@ class SessionService:
         if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
             raise InvalidArgument("password", f"must be at most {PASSWORD_MAX_BYTES} bytes")
         async with database.unit_of_work() as session:
-            user = await repository.find_user_by_email(session, email)
+            user = await users.find_user_by_email(session, email)
         verified = await self._hasher.verify(password, user.password_hash if user else None)
         async with database.unit_of_work() as session:
-            return await self._complete_login(session, email, user if verified else None, user, tenant_slug)
+            return await self._complete_login(session, email, user if verified else None, user, tenant_slug.strip())
 
     async def _complete_login(
         self, session: AsyncSession, email: str, user: User | None, claimed: User | None, tenant_slug: str
@@ -102,7 +98,7 @@ class SessionService:
                 session,
                 action="auth.login.failed",
                 resource_type="user",
-                resource_id=claimed.id if claimed else email,
+                resource_id=claimed.id if claimed else _resource_id_of_email(email),
                 user_id=claimed.id if claimed else None,
                 details={"email": email, "reason": "bad_password" if claimed else "unknown_user"},
             )
@@ -111,54 +107,87 @@ class SessionService:
         # The subject alone lets through the user's memberships and the rows
         # this login writes (the session and refresh policies match on it).
         await bind_scope(session, subject=user.id)
-        tenant_id, roles = await self._choose_tenant(session, user.id, user.is_platform_admin, tenant_slug.strip())
+        grant = await self._choose_grant(session, user, tenant_slug)
+        tokens = await self.start_session(session, user.id, grant)
+        return tokens
+
+    async def switch_tenant(self, session: AsyncSession, principal: Principal, *, tenant_slug: str) -> IssuedTokens:
+        """A new session in another of the caller's tenants; the current one stays."""
+        slug = tenant_slug.strip()
+        if not slug:
+            raise InvalidArgument("tenant_slug", "is required")
+        await bind_scope(session, subject=principal.user_id)
+        user = await users.find_user(session, principal.user_id)
+        if user is None:
+            raise Unauthenticated("the user no longer exists")
+        return await self.start_session(session, user.id, await self._choose_grant(session, user, slug))
+
+    async def start_session(self, session: AsyncSession, user_id: UUID, grant: Grant) -> IssuedTokens:
+        """Records a new session for the grant (a login, a switch, an accepted invitation) and issues its tokens."""
+        if grant.tenant_id is not None:
+            await bind_scope(session, tenant=grant.tenant_id, subject=user_id)
         now = datetime.now(UTC)
-        session_id = await repository.insert_session(session, user_id=user.id, tenant_id=tenant_id, now=now)
-        tokens = await self._issue(session, user.id, tenant_id, roles, session_id, now)
+        session_id = await session_rows.insert_session(session, user_id=user_id, tenant_id=grant.tenant_id, now=now)
+        if grant.tenant_id is not None:
+            await memberships.record_login(session, grant.tenant_id, user_id, now)
+        tokens = await self._issue(session, user_id, grant, session_id, now)
         await self._outbox.record(
             session,
             action="auth.login.succeeded",
             resource_type="session",
             resource_id=session_id,
-            tenant_id=tenant_id,
-            user_id=user.id,
-            details={"email": email},
+            tenant_id=grant.tenant_id,
+            user_id=user_id,
+            details={"role": grant.role},
         )
         return tokens
 
-    async def _choose_tenant(
-        self, session: AsyncSession, user_id: UUID, is_platform_admin: bool, tenant_slug: str
-    ) -> tuple[UUID | None, list[str]]:
-        if is_platform_admin and not tenant_slug:
-            return None, [PLATFORM_ADMIN_ROLE]
-        memberships = await repository.memberships_of_user(session, user_id)
+    async def _choose_grant(self, session: AsyncSession, user: User, tenant_slug: str) -> Grant:
+        """The tenant a login goes to. Without a slug: the user's default
+        tenant, else the one used last, else the first joined; memberships
+        that cannot be used are passed over, so they never make a login fail."""
+        if user.is_platform_admin and not tenant_slug:
+            return OPERATOR_GRANT
+        all_memberships = await memberships.memberships_of_user(session, user.id)
         if tenant_slug:
-            chosen = next((m for m in memberships if m.slug == tenant_slug), None)
+            chosen = next((m for m in all_memberships if m.slug == tenant_slug), None)
             if chosen is None:
-                raise PermissionDenied(f"tenant_slug: not a member of tenant '{tenant_slug}'")
-        elif len(memberships) == 1:
-            chosen = memberships[0]
-        elif not memberships:
-            raise PermissionDenied("the user is not a member of any tenant")
+                raise PermissionDenied(await self._why_not_member(session, user, tenant_slug))
+            _require_usable(chosen)
         else:
-            raise FailedPrecondition("tenant_slug: required, the user belongs to several tenants")
-        if not chosen.tenant_active:
-            raise PermissionDenied(f"tenant '{chosen.slug}' is suspended")
-        return chosen.tenant_id, [chosen.role]
+            usable = [m for m in all_memberships if m.status == "active" and m.tenant_active]
+            if not usable:
+                if all_memberships:
+                    _require_usable(all_memberships[0])
+                raise PermissionDenied("the user is not an active member of any tenant")
+            chosen = _default_among(usable, user.default_tenant_id)
+        await bind_scope(session, tenant=chosen.tenant_id, subject=user.id)
+        return Grant(chosen.tenant_id, chosen.role, await permissions_of(session, chosen.tenant_id, chosen.role))
+
+    async def _why_not_member(self, session: AsyncSession, user: User, tenant_slug: str) -> str:
+        tenant = await directory.find_tenant_by_slug(session, tenant_slug)
+        if tenant is not None:
+            await bind_scope(session, tenant=tenant.tenant_id, subject=user.id)
+            # Told only to a verified owner of the email: the invitation was sent to it.
+            if user.email_verified_at is not None and await invitations.find_open_invitation(
+                session, tenant.tenant_id, user.email
+            ):
+                return f"tenant_slug: your invitation to '{tenant_slug}' has not been accepted yet"
+        return f"tenant_slug: not a member of tenant '{tenant_slug}'"
 
     async def refresh(self, session: AsyncSession, *, refresh_token: str) -> IssuedTokens:
         if not refresh_token:
             raise InvalidArgument("refresh_token", "is required")
-        subject = subject_of_refresh_token(refresh_token)
+        subject = scope_of_opaque_token(refresh_token, Unauthenticated(REFRESH_FAILED))
         await bind_scope(session, subject=subject)
-        token_hash = hash_refresh_token(refresh_token)
+        token_hash = hash_opaque_token(refresh_token)
         now = datetime.now(UTC)
-        redeemed = await repository.redeem_refresh_token(session, token_hash, now)
+        redeemed = await session_rows.redeem_refresh_token(session, token_hash, now)
         if redeemed is None:
             await self._refuse_refresh(session, token_hash)
             raise Unauthenticated(REFRESH_FAILED)
-        roles = await self._current_roles(session, redeemed)
-        tokens = await self._issue(session, subject, redeemed.tenant_id, roles, redeemed.session_id, now)
+        grant = await self._current_grant(session, redeemed)
+        tokens = await self._issue(session, subject, grant, redeemed.session_id, now)
         await self._outbox.record(
             session,
             action="auth.token.refreshed",
@@ -169,20 +198,23 @@ class SessionService:
         )
         return tokens
 
-    async def _current_roles(self, session: AsyncSession, redeemed: repository.RedeemedToken) -> list[str]:
-        """Roles as they are now, not as they were at login."""
+    async def _current_grant(self, session: AsyncSession, redeemed: session_rows.RedeemedToken) -> Grant:
+        """Role and permissions as they are now, not as they were at login."""
         if redeemed.tenant_id is None:
-            return [PLATFORM_ADMIN_ROLE]
-        membership = await repository.membership_role(session, redeemed.tenant_id, redeemed.user_id)
-        if membership is None or not membership[1]:
+            return OPERATOR_GRANT
+        membership = await memberships.find_membership(session, redeemed.tenant_id, redeemed.user_id)
+        if membership is None or membership.status != "active" or not membership.tenant_active:
             raise Unauthenticated(REFRESH_FAILED)
-        return [membership[0]]
+        await bind_scope(session, tenant=redeemed.tenant_id, subject=redeemed.user_id)
+        return Grant(
+            redeemed.tenant_id, membership.role, await permissions_of(session, redeemed.tenant_id, membership.role)
+        )
 
     async def _refuse_refresh(self, session: AsyncSession, token_hash: bytes) -> None:
         """A known token that was already used means it leaked or was replayed:
         RFC 9700 says end the whole session. That revocation must stand even
         though the request fails."""
-        known = await repository.find_refresh_token(session, token_hash)
+        known = await session_rows.find_refresh_token(session, token_hash)
         if known is None or known.used_at is None:
             return
         await self._revoke(session, session_id=known.session_id, reason="refresh_token_reused")
@@ -206,13 +238,39 @@ class SessionService:
     async def revoke_tenant_sessions(self, session: AsyncSession, tenant_id: UUID) -> int:
         return len(await self._revoke(session, tenant_id=tenant_id, reason="tenant_suspended"))
 
+    async def revoke_member_sessions(
+        self, session: AsyncSession, tenant_id: UUID, user_ids: list[UUID], reason: str
+    ) -> int:
+        """Ends the members' sessions in one tenant, so that a changed role or
+        status applies at once (access tokens are refused within a second)."""
+        if not user_ids:
+            return 0
+        return len(await self._revoke(session, tenant_id=tenant_id, user_ids=user_ids, reason=reason))
+
+    async def revoke_user_sessions(self, session: AsyncSession, user_id: UUID, reason: str) -> int:
+        """Ends every session of the user, in every tenant (needs the subject bound)."""
+        return len(await self._revoke(session, user_id=user_id, reason=reason))
+
     async def _revoke(
-        self, session: AsyncSession, *, reason: str, session_id: UUID | None = None, tenant_id: UUID | None = None
+        self,
+        session: AsyncSession,
+        *,
+        reason: str,
+        session_id: UUID | None = None,
+        tenant_id: UUID | None = None,
+        user_id: UUID | None = None,
+        user_ids: list[UUID] | None = None,
     ) -> list[UUID]:
         # No access token of the session outlives this instant.
         until = datetime.now(UTC) + self._policy.access_ttl + timedelta(seconds=CLOCK_LEEWAY)
-        revoked = await repository.revoke_sessions(
-            session, reason=reason, revoked_until=until, session_id=session_id, tenant_id=tenant_id
+        revoked = await session_rows.revoke_sessions(
+            session,
+            reason=reason,
+            revoked_until=until,
+            session_id=session_id,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            user_ids=user_ids,
         )
 
         def publish() -> None:
@@ -223,21 +281,15 @@ class SessionService:
         return revoked
 
     async def _issue(
-        self,
-        session: AsyncSession,
-        user_id: UUID,
-        tenant_id: UUID | None,
-        roles: list[str],
-        session_id: UUID,
-        now: datetime,
+        self, session: AsyncSession, user_id: UUID, grant: Grant, session_id: UUID, now: datetime
     ) -> IssuedTokens:
-        refresh_token = new_refresh_token(user_id)
-        await repository.insert_refresh_token(
+        refresh_token = new_opaque_token(user_id)
+        await session_rows.insert_refresh_token(
             session,
-            token_hash=hash_refresh_token(refresh_token),
+            token_hash=hash_opaque_token(refresh_token),
             session_id=session_id,
             user_id=user_id,
-            tenant_id=tenant_id,
+            tenant_id=grant.tenant_id,
             now=now,
             expires_at=now + self._policy.refresh_ttl,
         )
@@ -247,7 +299,8 @@ class SessionService:
             "iss": self._policy.issuer,
             "aud": self._policy.audience,
             "sub": str(user_id),
-            "roles": roles,
+            "roles": [grant.role],
+            "perms": sorted(grant.permissions),
             "sid": str(session_id),
             "jti": str(uuid.uuid4()),
             "typ": ACCESS_TOKEN_CLAIM_TYPE,
@@ -255,10 +308,35 @@ class SessionService:
             "nbf": issued_at,
             "exp": issued_at + expires_in,
         }
-        if tenant_id is not None:
-            claims["tid"] = str(tenant_id)
+        if grant.tenant_id is not None:
+            claims["tid"] = str(grant.tenant_id)
         kid, private_key = self._keys.signing_key
         access_token = jwt.encode(
             claims, private_key, algorithm=ALGORITHM, headers={"kid": kid, "typ": ACCESS_TOKEN_HEADER_TYPE}
         )
         return IssuedTokens(access_token=access_token, refresh_token=refresh_token, expires_in=expires_in)
+
+
+def _require_usable(membership: MembershipView) -> None:
+    if membership.status == "suspended":
+        raise PermissionDenied(f"tenant_slug: your membership in '{membership.slug}' is suspended")
+    if membership.status == "removed":
+        raise PermissionDenied(f"tenant_slug: you were removed from '{membership.slug}'")
+    if not membership.tenant_active:
+        raise PermissionDenied(f"tenant '{membership.slug}' is suspended")
+
+
+def _default_among(usable: list[MembershipView], default_tenant_id: UUID | None) -> MembershipView:
+    for membership in usable:
+        if membership.tenant_id == default_tenant_id:
+            return membership
+    used = [m for m in usable if m.last_login_at is not None]
+    if used:
+        return max(used, key=lambda m: m.last_login_at)  # type: ignore[arg-type, return-value]
+    return min(usable, key=lambda m: m.created_at)
+
+
+def _resource_id_of_email(email: str) -> str:
+    if len(email) <= RESOURCE_ID_MAX:
+        return email
+    return "sha256:" + hashlib.sha256(email.encode()).hexdigest()

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from kit.db import Database
 from kit.tokens import ALGORITHM
-from services.auth import repository
 from services.auth.models import SigningKey
+from services.auth.repository import signing_keys as key_rows
 
 
 def _b64url(raw: bytes) -> str:
@@ -50,13 +50,13 @@ class SigningKeys:
 
     async def load(self) -> None:
         async with self._database.unit_of_work(scope="") as session:
-            keys = await repository.active_signing_keys(session)
+            keys = await key_rows.active_signing_keys(session)
             if not keys:
-                await repository.lock_signing_keys(session)
-                keys = await repository.active_signing_keys(session)
+                await key_rows.lock_signing_keys(session)
+                keys = await key_rows.active_signing_keys(session)
                 if not keys:
                     key = new_signing_key()
-                    await repository.insert_signing_key(session, key)
+                    await key_rows.insert_signing_key(session, key)
                     keys = [key]
         newest = keys[0]
         private = serialization.load_pem_private_key(newest.private_key_pem.encode(), password=None)

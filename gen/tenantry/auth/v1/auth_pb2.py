@@ -25,17 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btenantry/auth/v1/auth.proto\x12\x10tenantry.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x01\n\x0bTenantAdmin\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\tfull_name\x18\x03 \x01(\t\x12$\n\x04role\x18\x04 \x01(\x0e\x32\x16.tenantry.auth.v1.Role\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0b\n\x03kid\x18\x04 \x01(\t\x12\x0b\n\x03\x61lg\x18\x05 \x01(\t\x12\x0b\n\x03use\x18\x06 \x01(\t*M\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n\nROLE_OWNER\x10\x01\x12\x0e\n\nROLE_ADMIN\x10\x02\x12\x0f\n\x0bROLE_VIEWER\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1btenantry/auth/v1/auth.proto\x12\x10tenantry.auth.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x88\x02\n\x06Member\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\tfull_name\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x32\n\x06status\x18\x05 \x01(\x0e\x32\".tenantry.auth.v1.MembershipStatus\x12\x12\n\njoined_via\x18\x06 \x01(\t\x12\x12\n\ninvited_by\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rlast_login_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x02\n\nInvitation\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x32\n\x06status\x18\x04 \x01(\x0e\x32\".tenantry.auth.v1.InvitationStatus\x12\x12\n\ninvited_by\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x61\x63\x63\x65pted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb0\x01\n\x04Role\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x13\n\x0bpermissions\x18\x03 \x03(\t\x12\x10\n\x08\x62uilt_in\x18\x04 \x01(\x08\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"/\n\nPermission\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x8c\x01\n\x0cMyMembership\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0btenant_slug\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x32\n\x06status\x18\x04 \x01(\x0e\x32\".tenantry.auth.v1.MembershipStatus\x12\x12\n\nis_default\x18\x05 \x01(\x08\"Q\n\x03Jwk\x12\x0b\n\x03kty\x18\x01 \x01(\t\x12\x0b\n\x03\x63rv\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\t\x12\x0b\n\x03kid\x18\x04 \x01(\t\x12\x0b\n\x03\x61lg\x18\x05 \x01(\t\x12\x0b\n\x03use\x18\x06 \x01(\t*\xb2\x01\n\x10MembershipStatus\x12!\n\x1dMEMBERSHIP_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19MEMBERSHIP_STATUS_INVITED\x10\x01\x12\x1c\n\x18MEMBERSHIP_STATUS_ACTIVE\x10\x02\x12\x1f\n\x1bMEMBERSHIP_STATUS_SUSPENDED\x10\x03\x12\x1d\n\x19MEMBERSHIP_STATUS_REMOVED\x10\x04*\xb2\x01\n\x10InvitationStatus\x12!\n\x1dINVITATION_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19INVITATION_STATUS_PENDING\x10\x01\x12\x1e\n\x1aINVITATION_STATUS_ACCEPTED\x10\x02\x12\x1d\n\x19INVITATION_STATUS_REVOKED\x10\x03\x12\x1d\n\x19INVITATION_STATUS_EXPIRED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tenantry.auth.v1.auth_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=318
-  _globals['_ROLE']._serialized_end=395
-  _globals['_TENANTADMIN']._serialized_start=83
-  _globals['_TENANTADMIN']._serialized_end=233
-  _globals['_JWK']._serialized_start=235
-  _globals['_JWK']._serialized_end=316
+  _globals['_MEMBERSHIPSTATUS']._serialized_start=1077
+  _globals['_MEMBERSHIPSTATUS']._serialized_end=1255
+  _globals['_INVITATIONSTATUS']._serialized_start=1258
+  _globals['_INVITATIONSTATUS']._serialized_end=1436
+  _globals['_MEMBER']._serialized_start=83
+  _globals['_MEMBER']._serialized_end=347
+  _globals['_INVITATION']._serialized_start=350
+  _globals['_INVITATION']._serialized_end=620
+  _globals['_ROLE']._serialized_start=623
+  _globals['_ROLE']._serialized_end=799
+  _globals['_PERMISSION']._serialized_start=801
+  _globals['_PERMISSION']._serialized_end=848
+  _globals['_MYMEMBERSHIP']._serialized_start=851
+  _globals['_MYMEMBERSHIP']._serialized_end=991
+  _globals['_JWK']._serialized_start=993
+  _globals['_JWK']._serialized_end=1074
 # @@protoc_insertion_point(module_scope)

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -18,35 +20,63 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class _Role:
+class _MembershipStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
 
-class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType], _builtins.type):
+class _MembershipStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MembershipStatus.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
-    ROLE_UNSPECIFIED: _Role.ValueType  # 0
-    ROLE_OWNER: _Role.ValueType  # 1
-    """Full control of the tenant, including its owners."""
-    ROLE_ADMIN: _Role.ValueType  # 2
-    """Manages the tenant and its members, except owners."""
-    ROLE_VIEWER: _Role.ValueType  # 3
-    """Reads the tenant."""
+    MEMBERSHIP_STATUS_UNSPECIFIED: _MembershipStatus.ValueType  # 0
+    MEMBERSHIP_STATUS_INVITED: _MembershipStatus.ValueType  # 1
+    """Invited and not yet accepted: grants nothing."""
+    MEMBERSHIP_STATUS_ACTIVE: _MembershipStatus.ValueType  # 2
+    """A member whose role applies."""
+    MEMBERSHIP_STATUS_SUSPENDED: _MembershipStatus.ValueType  # 3
+    """Kept, but refused at login and refresh until made active again."""
+    MEMBERSHIP_STATUS_REMOVED: _MembershipStatus.ValueType  # 4
+    """Removed from the tenant; joining again takes a new invitation."""
 
-class Role(_Role, metaclass=_RoleEnumTypeWrapper):
-    """A role that a membership grants in one tenant."""
+class MembershipStatus(_MembershipStatus, metaclass=_MembershipStatusEnumTypeWrapper):
+    """Where a person stands in one tenant."""
 
-ROLE_UNSPECIFIED: Role.ValueType  # 0
-ROLE_OWNER: Role.ValueType  # 1
-"""Full control of the tenant, including its owners."""
-ROLE_ADMIN: Role.ValueType  # 2
-"""Manages the tenant and its members, except owners."""
-ROLE_VIEWER: Role.ValueType  # 3
-"""Reads the tenant."""
-Global___Role: _TypeAlias = Role  # noqa: Y015
+MEMBERSHIP_STATUS_UNSPECIFIED: MembershipStatus.ValueType  # 0
+MEMBERSHIP_STATUS_INVITED: MembershipStatus.ValueType  # 1
+"""Invited and not yet accepted: grants nothing."""
+MEMBERSHIP_STATUS_ACTIVE: MembershipStatus.ValueType  # 2
+"""A member whose role applies."""
+MEMBERSHIP_STATUS_SUSPENDED: MembershipStatus.ValueType  # 3
+"""Kept, but refused at login and refresh until made active again."""
+MEMBERSHIP_STATUS_REMOVED: MembershipStatus.ValueType  # 4
+"""Removed from the tenant; joining again takes a new invitation."""
+Global___MembershipStatus: _TypeAlias = MembershipStatus  # noqa: Y015
+
+class _InvitationStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InvitationStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InvitationStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INVITATION_STATUS_UNSPECIFIED: _InvitationStatus.ValueType  # 0
+    INVITATION_STATUS_PENDING: _InvitationStatus.ValueType  # 1
+    INVITATION_STATUS_ACCEPTED: _InvitationStatus.ValueType  # 2
+    INVITATION_STATUS_REVOKED: _InvitationStatus.ValueType  # 3
+    INVITATION_STATUS_EXPIRED: _InvitationStatus.ValueType  # 4
+
+class InvitationStatus(_InvitationStatus, metaclass=_InvitationStatusEnumTypeWrapper): ...
+
+INVITATION_STATUS_UNSPECIFIED: InvitationStatus.ValueType  # 0
+INVITATION_STATUS_PENDING: InvitationStatus.ValueType  # 1
+INVITATION_STATUS_ACCEPTED: InvitationStatus.ValueType  # 2
+INVITATION_STATUS_REVOKED: InvitationStatus.ValueType  # 3
+INVITATION_STATUS_EXPIRED: InvitationStatus.ValueType  # 4
+Global___InvitationStatus: _TypeAlias = InvitationStatus  # noqa: Y015
 
 @_typing.final
-class TenantAdmin(_message.Message):
-    """A member of a tenant: one user identity and the role it holds there."""
+class Member(_message.Message):
+    """A member of a tenant, as the tenant's admins see it. Only people who
+    accepted an invitation (or were made owner at creation) are members:
+    pending invitations are listed apart and reveal nothing about the person.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -54,29 +84,204 @@ class TenantAdmin(_message.Message):
     EMAIL_FIELD_NUMBER: _builtins.int
     FULL_NAME_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    JOINED_VIA_FIELD_NUMBER: _builtins.int
+    INVITED_BY_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    LAST_LOGIN_AT_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     email: _builtins.str
     full_name: _builtins.str
-    role: Global___Role.ValueType
+    role: _builtins.str
+    """A built-in role (owner, admin, viewer) or one the tenant defined."""
+    status: Global___MembershipStatus.ValueType
+    joined_via: _builtins.str
+    """How the person joined: "tenant_creation", "invitation" or "migration"."""
+    invited_by: _builtins.str
+    """The user who sent the accepted invitation; empty for founders."""
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_login_at(self) -> _timestamp_pb2.Timestamp:
+        """The last login or tenant switch into this tenant; unset if never."""
+
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         email: _builtins.str = ...,
         full_name: _builtins.str = ...,
-        role: Global___Role.ValueType = ...,
+        role: _builtins.str = ...,
+        status: Global___MembershipStatus.ValueType = ...,
+        joined_via: _builtins.str = ...,
+        invited_by: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        last_login_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_login_at", b"last_login_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "email", b"email", "full_name", b"full_name", "role", b"role", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "email", b"email", "full_name", b"full_name", "invited_by", b"invited_by", "joined_via", b"joined_via", "last_login_at", b"last_login_at", "role", b"role", "status", b"status", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___TenantAdmin: _TypeAlias = TenantAdmin  # noqa: Y015
+Global___Member: _TypeAlias = Member  # noqa: Y015
+
+@_typing.final
+class Invitation(_message.Message):
+    """An invitation to join a tenant, sent by email. The same whether or not the
+    email belongs to a registered person: the inviter never learns that.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    INVITED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    ACCEPTED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    email: _builtins.str
+    role: _builtins.str
+    status: Global___InvitationStatus.ValueType
+    invited_by: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def accepted_at(self) -> _timestamp_pb2.Timestamp:
+        """Set once accepted."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        email: _builtins.str = ...,
+        role: _builtins.str = ...,
+        status: Global___InvitationStatus.ValueType = ...,
+        invited_by: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        accepted_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "created_at", b"created_at", "expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "created_at", b"created_at", "email", b"email", "expires_at", b"expires_at", "id", b"id", "invited_by", b"invited_by", "role", b"role", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Invitation: _TypeAlias = Invitation  # noqa: Y015
+
+@_typing.final
+class Role(_message.Message):
+    """A named set of permissions, defined per tenant. owner, admin and viewer are
+    built in and cannot be edited or deleted.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
+    BUILT_IN_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """2 to 40 characters: lowercase letters, digits and underscores, starting
+    with a letter.
+    """
+    description: _builtins.str
+    """At most 500 characters."""
+    built_in: _builtins.bool
+    @_builtins.property
+    def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Tenantry's own permissions (see ListPermissions) and the tenant's
+        application permissions under "app." (for example "app.tickets.write";
+        "app.tickets.*" grants every permission under app.tickets).
+        """
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+        permissions: _abc.Iterable[_builtins.str] | None = ...,
+        built_in: _builtins.bool = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["built_in", b"built_in", "created_at", b"created_at", "description", b"description", "name", b"name", "permissions", b"permissions", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Role: _TypeAlias = Role  # noqa: Y015
+
+@_typing.final
+class Permission(_message.Message):
+    """One permission of the catalogue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Permission: _TypeAlias = Permission  # noqa: Y015
+
+@_typing.final
+class MyMembership(_message.Message):
+    """One of the caller's own memberships."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TENANT_SLUG_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    IS_DEFAULT_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    tenant_slug: _builtins.str
+    role: _builtins.str
+    status: Global___MembershipStatus.ValueType
+    is_default: _builtins.bool
+    """The tenant a login without tenant_slug chooses."""
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        tenant_slug: _builtins.str = ...,
+        role: _builtins.str = ...,
+        status: Global___MembershipStatus.ValueType = ...,
+        is_default: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["is_default", b"is_default", "role", b"role", "status", b"status", "tenant_id", b"tenant_id", "tenant_slug", b"tenant_slug"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MyMembership: _TypeAlias = MyMembership  # noqa: Y015
 
 @_typing.final
 class Jwk(_message.Message):

@@ -28,7 +28,7 @@ from tenantry.auth.v1 import auth_pb2 as tenantry_dot_auth_dot_v1_dot_auth__pb2
 from tenantry.common.v1 import access_pb2 as tenantry_dot_common_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#tenantry/auth/v1/auth_service.proto\x12\x10tenantry.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1btenantry/auth/v1/auth.proto\x1a\x1ftenantry/common/v1/access.proto\"D\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x13\n\x0btenant_slug\x18\x03 \x01(\t\"d\n\rTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x03\"\'\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"\x10\n\x0eGetJwksRequest\"+\n\x04Jwks\x12#\n\x04keys\x18\x01 \x03(\x0b\x32\x15.tenantry.auth.v1.Jwk\"@\n\x17ListTenantAdminsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"b\n\x18ListTenantAdminsResponse\x12-\n\x06\x61\x64mins\x18\x01 \x03(\x0b\x32\x1d.tenantry.auth.v1.TenantAdmin\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"q\n\x15\x41\x64\x64TenantAdminRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x11\n\tfull_name\x18\x02 \x01(\t\x12$\n\x04role\x18\x03 \x01(\x0e\x32\x16.tenantry.auth.v1.Role\x12\x10\n\x08password\x18\x04 \x01(\t\"\'\n\x16IntrospectTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x9c\x01\n\x17IntrospectTokenResponse\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12\x0b\n\x03sub\x18\x02 \x01(\t\x12\x0b\n\x03tid\x18\x03 \x01(\t\x12\r\n\x05roles\x18\x04 \x03(\t\x12\x0b\n\x03sid\x18\x05 \x01(\t\x12\x0b\n\x03jti\x18\x06 \x01(\t\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"y\n\x1bProvisionTenantOwnerRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0btenant_slug\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x11\n\tfull_name\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\"E\n\x1cProvisionTenantOwnerResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0cuser_created\x18\x02 \x01(\x08\">\n\x16SetTenantStatusRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tis_active\x18\x02 \x01(\x08\"3\n\x17SetTenantStatusResponse\x12\x18\n\x10sessions_revoked\x18\x01 \x01(\x05\"\x19\n\x17WatchRevocationsRequest\"W\n\x0eSessionRevoked\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x31\n\rrevoked_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\x8f\x06\n\x0b\x41uthService\x12m\n\x05Login\x12\x1e.tenantry.auth.v1.LoginRequest\x1a\x1f.tenantry.auth.v1.TokenResponse\"#\x8a\xb5\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/auth/login:\x01*\x12s\n\x07Refresh\x12 .tenantry.auth.v1.RefreshRequest\x1a\x1f.tenantry.auth.v1.TokenResponse\"%\x8a\xb5\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/auth/refresh:\x01*\x12q\n\x06Logout\x12\x1f.tenantry.auth.v1.LogoutRequest\x1a .tenantry.auth.v1.LogoutResponse\"$\x8a\xb5\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/auth/logout:\x01*\x12i\n\x07GetJwks\x12 .tenantry.auth.v1.GetJwksRequest\x1a\x16.tenantry.auth.v1.Jwks\"$\x8a\xb5\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x12\xa8\x01\n\x10ListTenantAdmins\x12).tenantry.auth.v1.ListTenantAdminsRequest\x1a*.tenantry.auth.v1.ListTenantAdminsResponse\"=\x8a\xb5\x18\x18\x08\x02\x12\x05owner\x12\x05\x61\x64min\x12\x06viewer\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/tenants/me/admins\x12\x92\x01\n\x0e\x41\x64\x64TenantAdmin\x12\'.tenantry.auth.v1.AddTenantAdminRequest\x1a\x1d.tenantry.auth.v1.TenantAdmin\"8\x8a\xb5\x18\x10\x08\x02\x12\x05owner\x12\x05\x61\x64min\x82\xd3\xe4\x93\x02\x1e\"\x19/api/v1/tenants/me/admins:\x01*2\xdf\x03\n\x13\x41uthInternalService\x12n\n\x0fIntrospectToken\x12(.tenantry.auth.v1.IntrospectTokenRequest\x1a).tenantry.auth.v1.IntrospectTokenResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x12}\n\x14ProvisionTenantOwner\x12-.tenantry.auth.v1.ProvisionTenantOwnerRequest\x1a..tenantry.auth.v1.ProvisionTenantOwnerResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x12n\n\x0fSetTenantStatus\x12(.tenantry.auth.v1.SetTenantStatusRequest\x1a).tenantry.auth.v1.SetTenantStatusResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x12i\n\x10WatchRevocations\x12).tenantry.auth.v1.WatchRevocationsRequest\x1a .tenantry.auth.v1.SessionRevoked\"\x06\x8a\xb5\x18\x02\x08\x03\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#tenantry/auth/v1/auth_service.proto\x12\x10tenantry.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1btenantry/auth/v1/auth.proto\x1a\x1ftenantry/common/v1/access.proto\"D\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x13\n\x0btenant_slug\x18\x03 \x01(\t\"d\n\rTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x15\n\rrefresh_token\x18\x02 \x01(\t\x12\x12\n\ntoken_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"\'\n\x0eRefreshRequest\x12\x15\n\rrefresh_token\x18\x01 \x01(\t\"\x0f\n\rLogoutRequest\"\x10\n\x0eLogoutResponse\"\x10\n\x0eGetJwksRequest\"+\n\x04Jwks\x12#\n\x04keys\x18\x01 \x03(\x0b\x32\x15.tenantry.auth.v1.Jwk\"\x0e\n\x0cGetMeRequest\"\xcf\x01\n\x02Me\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\tfull_name\x18\x03 \x01(\t\x12\x16\n\x0e\x65mail_verified\x18\x04 \x01(\x08\x12\x19\n\x11\x63urrent_tenant_id\x18\x05 \x01(\t\x12\x19\n\x11platform_operator\x18\x06 \x01(\x08\x12\x33\n\x0bmemberships\x18\x07 \x03(\x0b\x32\x1e.tenantry.auth.v1.MyMembership\x12\x13\n\x0bpermissions\x18\x08 \x03(\t\"*\n\x13SwitchTenantRequest\x12\x13\n\x0btenant_slug\x18\x01 \x01(\t\".\n\x17SetDefaultTenantRequest\x12\x13\n\x0btenant_slug\x18\x01 \x01(\t\"M\n\x17\x41\x63\x63\x65ptInvitationRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x11\n\tfull_name\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"\x81\x01\n\x18\x41\x63\x63\x65ptInvitationResponse\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0btenant_slug\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12/\n\x06tokens\x18\x04 \x01(\x0b\x32\x1f.tenantry.auth.v1.TokenResponse\"\'\n\x16IntrospectTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\xb1\x01\n\x17IntrospectTokenResponse\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\x08\x12\x0b\n\x03sub\x18\x02 \x01(\t\x12\x0b\n\x03tid\x18\x03 \x01(\t\x12\r\n\x05roles\x18\x04 \x03(\t\x12\x0b\n\x03sid\x18\x05 \x01(\t\x12\x0b\n\x03jti\x18\x06 \x01(\t\x12.\n\nexpires_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bpermissions\x18\x08 \x03(\t\"y\n\x1bProvisionTenantOwnerRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x13\n\x0btenant_slug\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x11\n\tfull_name\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\"\x7f\n\x1cProvisionTenantOwnerResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x14\n\x0cuser_created\x18\x02 \x01(\x08\x12\x38\n\x0cowner_status\x18\x03 \x01(\x0e\x32\".tenantry.auth.v1.MembershipStatus\">\n\x16SetTenantStatusRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x11\n\tis_active\x18\x02 \x01(\x08\"3\n\x17SetTenantStatusResponse\x12\x18\n\x10sessions_revoked\x18\x01 \x01(\x05\"\x19\n\x17WatchRevocationsRequest\"W\n\x0eSessionRevoked\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x31\n\rrevoked_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xd7\x07\n\x0b\x41uthService\x12m\n\x05Login\x12\x1e.tenantry.auth.v1.LoginRequest\x1a\x1f.tenantry.auth.v1.TokenResponse\"#\x8a\xb5\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x17\"\x12/api/v1/auth/login:\x01*\x12s\n\x07Refresh\x12 .tenantry.auth.v1.RefreshRequest\x1a\x1f.tenantry.auth.v1.TokenResponse\"%\x8a\xb5\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/auth/refresh:\x01*\x12q\n\x06Logout\x12\x1f.tenantry.auth.v1.LogoutRequest\x1a .tenantry.auth.v1.LogoutResponse\"$\x8a\xb5\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x18\"\x13/api/v1/auth/logout:\x01*\x12i\n\x07GetJwks\x12 .tenantry.auth.v1.GetJwksRequest\x1a\x16.tenantry.auth.v1.Jwks\"$\x8a\xb5\x18\x02\x08\x01\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x12\\\n\x05GetMe\x12\x1e.tenantry.auth.v1.GetMeRequest\x1a\x14.tenantry.auth.v1.Me\"\x1d\x8a\xb5\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/auth/me\x12\x83\x01\n\x0cSwitchTenant\x12%.tenantry.auth.v1.SwitchTenantRequest\x1a\x1f.tenantry.auth.v1.TokenResponse\"+\x8a\xb5\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/auth/tenant:switch:\x01*\x12\x86\x01\n\x10SetDefaultTenant\x12).tenantry.auth.v1.SetDefaultTenantRequest\x1a\x14.tenantry.auth.v1.Me\"1\x8a\xb5\x18\x02\x08\x02\x82\xd3\xe4\x93\x02%\" /api/v1/auth/me:setDefaultTenant:\x01*\x12\x98\x01\n\x10\x41\x63\x63\x65ptInvitation\x12).tenantry.auth.v1.AcceptInvitationRequest\x1a*.tenantry.auth.v1.AcceptInvitationResponse\"-\x8a\xb5\x18\x04\x08\x01 \x01\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/invitations:accept:\x01*2\xdf\x03\n\x13\x41uthInternalService\x12n\n\x0fIntrospectToken\x12(.tenantry.auth.v1.IntrospectTokenRequest\x1a).tenantry.auth.v1.IntrospectTokenResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x12}\n\x14ProvisionTenantOwner\x12-.tenantry.auth.v1.ProvisionTenantOwnerRequest\x1a..tenantry.auth.v1.ProvisionTenantOwnerResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x12n\n\x0fSetTenantStatus\x12(.tenantry.auth.v1.SetTenantStatusRequest\x1a).tenantry.auth.v1.SetTenantStatusResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x12i\n\x10WatchRevocations\x12).tenantry.auth.v1.WatchRevocationsRequest\x1a .tenantry.auth.v1.SessionRevoked\"\x06\x8a\xb5\x18\x02\x08\x03\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,10 +43,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['Logout']._serialized_options = b'\212\265\030\002\010\002\202\323\344\223\002\030\"\023/api/v1/auth/logout:\001*'
   _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['GetJwks']._serialized_options = b'\212\265\030\002\010\001\202\323\344\223\002\030\022\026/.well-known/jwks.json'
-  _globals['_AUTHSERVICE'].methods_by_name['ListTenantAdmins']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['ListTenantAdmins']._serialized_options = b'\212\265\030\030\010\002\022\005owner\022\005admin\022\006viewer\202\323\344\223\002\033\022\031/api/v1/tenants/me/admins'
-  _globals['_AUTHSERVICE'].methods_by_name['AddTenantAdmin']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['AddTenantAdmin']._serialized_options = b'\212\265\030\020\010\002\022\005owner\022\005admin\202\323\344\223\002\036\"\031/api/v1/tenants/me/admins:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['GetMe']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['GetMe']._serialized_options = b'\212\265\030\002\010\002\202\323\344\223\002\021\022\017/api/v1/auth/me'
+  _globals['_AUTHSERVICE'].methods_by_name['SwitchTenant']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['SwitchTenant']._serialized_options = b'\212\265\030\002\010\002\202\323\344\223\002\037\"\032/api/v1/auth/tenant:switch:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['SetDefaultTenant']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['SetDefaultTenant']._serialized_options = b'\212\265\030\002\010\002\202\323\344\223\002%\" /api/v1/auth/me:setDefaultTenant:\001*'
+  _globals['_AUTHSERVICE'].methods_by_name['AcceptInvitation']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['AcceptInvitation']._serialized_options = b'\212\265\030\004\010\001 \001\202\323\344\223\002\037\"\032/api/v1/invitations:accept:\001*'
   _globals['_AUTHINTERNALSERVICE'].methods_by_name['IntrospectToken']._loaded_options = None
   _globals['_AUTHINTERNALSERVICE'].methods_by_name['IntrospectToken']._serialized_options = b'\212\265\030\002\010\003'
   _globals['_AUTHINTERNALSERVICE'].methods_by_name['ProvisionTenantOwner']._loaded_options = None
@@ -69,30 +73,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETJWKSREQUEST']._serialized_end=446
   _globals['_JWKS']._serialized_start=448
   _globals['_JWKS']._serialized_end=491
-  _globals['_LISTTENANTADMINSREQUEST']._serialized_start=493
-  _globals['_LISTTENANTADMINSREQUEST']._serialized_end=557
-  _globals['_LISTTENANTADMINSRESPONSE']._serialized_start=559
-  _globals['_LISTTENANTADMINSRESPONSE']._serialized_end=657
-  _globals['_ADDTENANTADMINREQUEST']._serialized_start=659
-  _globals['_ADDTENANTADMINREQUEST']._serialized_end=772
-  _globals['_INTROSPECTTOKENREQUEST']._serialized_start=774
-  _globals['_INTROSPECTTOKENREQUEST']._serialized_end=813
-  _globals['_INTROSPECTTOKENRESPONSE']._serialized_start=816
-  _globals['_INTROSPECTTOKENRESPONSE']._serialized_end=972
-  _globals['_PROVISIONTENANTOWNERREQUEST']._serialized_start=974
-  _globals['_PROVISIONTENANTOWNERREQUEST']._serialized_end=1095
-  _globals['_PROVISIONTENANTOWNERRESPONSE']._serialized_start=1097
-  _globals['_PROVISIONTENANTOWNERRESPONSE']._serialized_end=1166
-  _globals['_SETTENANTSTATUSREQUEST']._serialized_start=1168
-  _globals['_SETTENANTSTATUSREQUEST']._serialized_end=1230
-  _globals['_SETTENANTSTATUSRESPONSE']._serialized_start=1232
-  _globals['_SETTENANTSTATUSRESPONSE']._serialized_end=1283
-  _globals['_WATCHREVOCATIONSREQUEST']._serialized_start=1285
-  _globals['_WATCHREVOCATIONSREQUEST']._serialized_end=1310
-  _globals['_SESSIONREVOKED']._serialized_start=1312
-  _globals['_SESSIONREVOKED']._serialized_end=1399
-  _globals['_AUTHSERVICE']._serialized_start=1402
-  _globals['_AUTHSERVICE']._serialized_end=2185
-  _globals['_AUTHINTERNALSERVICE']._serialized_start=2188
-  _globals['_AUTHINTERNALSERVICE']._serialized_end=2667
+  _globals['_GETMEREQUEST']._serialized_start=493
+  _globals['_GETMEREQUEST']._serialized_end=507
+  _globals['_ME']._serialized_start=510
+  _globals['_ME']._serialized_end=717
+  _globals['_SWITCHTENANTREQUEST']._serialized_start=719
+  _globals['_SWITCHTENANTREQUEST']._serialized_end=761
+  _globals['_SETDEFAULTTENANTREQUEST']._serialized_start=763
+  _globals['_SETDEFAULTTENANTREQUEST']._serialized_end=809
+  _globals['_ACCEPTINVITATIONREQUEST']._serialized_start=811
+  _globals['_ACCEPTINVITATIONREQUEST']._serialized_end=888
+  _globals['_ACCEPTINVITATIONRESPONSE']._serialized_start=891
+  _globals['_ACCEPTINVITATIONRESPONSE']._serialized_end=1020
+  _globals['_INTROSPECTTOKENREQUEST']._serialized_start=1022
+  _globals['_INTROSPECTTOKENREQUEST']._serialized_end=1061
+  _globals['_INTROSPECTTOKENRESPONSE']._serialized_start=1064
+  _globals['_INTROSPECTTOKENRESPONSE']._serialized_end=1241
+  _globals['_PROVISIONTENANTOWNERREQUEST']._serialized_start=1243
+  _globals['_PROVISIONTENANTOWNERREQUEST']._serialized_end=1364
+  _globals['_PROVISIONTENANTOWNERRESPONSE']._serialized_start=1366
+  _globals['_PROVISIONTENANTOWNERRESPONSE']._serialized_end=1493
+  _globals['_SETTENANTSTATUSREQUEST']._serialized_start=1495
+  _globals['_SETTENANTSTATUSREQUEST']._serialized_end=1557
+  _globals['_SETTENANTSTATUSRESPONSE']._serialized_start=1559
+  _globals['_SETTENANTSTATUSRESPONSE']._serialized_end=1610
+  _globals['_WATCHREVOCATIONSREQUEST']._serialized_start=1612
+  _globals['_WATCHREVOCATIONSREQUEST']._serialized_end=1637
+  _globals['_SESSIONREVOKED']._serialized_start=1639
+  _globals['_SESSIONREVOKED']._serialized_end=1726
+  _globals['_AUTHSERVICE']._serialized_start=1729
+  _globals['_AUTHSERVICE']._serialized_end=2712
+  _globals['_AUTHINTERNALSERVICE']._serialized_start=2715
+  _globals['_AUTHINTERNALSERVICE']._serialized_end=3194
 # @@protoc_insertion_point(module_scope)

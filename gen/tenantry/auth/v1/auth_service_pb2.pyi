@@ -59,7 +59,7 @@ class TokenResponse(_message.Message):
     token_type: _builtins.str
     """Always "Bearer"."""
     expires_in: _builtins.int
-    """Seconds until the access token expires."""
+    """Seconds until the access token expires (a JSON number)."""
     def __init__(
         self,
         *,
@@ -161,79 +161,170 @@ class Jwks(_message.Message):
 Global___Jwks: _TypeAlias = Jwks  # noqa: Y015
 
 @_typing.final
-class ListTenantAdminsRequest(_message.Message):
+class GetMeRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    PAGE_SIZE_FIELD_NUMBER: _builtins.int
-    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    page_size: _builtins.int
-    """At most 100; 0 means 50."""
-    page_token: _builtins.str
     def __init__(
         self,
-        *,
-        page_size: _builtins.int = ...,
-        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ListTenantAdminsRequest: _TypeAlias = ListTenantAdminsRequest  # noqa: Y015
+Global___GetMeRequest: _TypeAlias = GetMeRequest  # noqa: Y015
 
 @_typing.final
-class ListTenantAdminsResponse(_message.Message):
+class Me(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    ADMINS_FIELD_NUMBER: _builtins.int
-    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
-    next_page_token: _builtins.str
-    @_builtins.property
-    def admins(self) -> _containers.RepeatedCompositeFieldContainer[_auth_pb2.TenantAdmin]: ...
-    def __init__(
-        self,
-        *,
-        admins: _abc.Iterable[_auth_pb2.TenantAdmin] | None = ...,
-        next_page_token: _builtins.str = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["admins", b"admins", "next_page_token", b"next_page_token"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___ListTenantAdminsResponse: _TypeAlias = ListTenantAdminsResponse  # noqa: Y015
-
-@_typing.final
-class AddTenantAdminRequest(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
+    USER_ID_FIELD_NUMBER: _builtins.int
     EMAIL_FIELD_NUMBER: _builtins.int
     FULL_NAME_FIELD_NUMBER: _builtins.int
-    ROLE_FIELD_NUMBER: _builtins.int
-    PASSWORD_FIELD_NUMBER: _builtins.int
+    EMAIL_VERIFIED_FIELD_NUMBER: _builtins.int
+    CURRENT_TENANT_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_OPERATOR_FIELD_NUMBER: _builtins.int
+    MEMBERSHIPS_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
     email: _builtins.str
     full_name: _builtins.str
-    role: _auth_pb2.Role.ValueType
-    password: _builtins.str
-    """8 to 72 bytes; needed only when the email is new."""
+    email_verified: _builtins.bool
+    current_tenant_id: _builtins.str
+    """Empty for the platform operator's tokens."""
+    platform_operator: _builtins.bool
+    @_builtins.property
+    def memberships(self) -> _containers.RepeatedCompositeFieldContainer[_auth_pb2.MyMembership]:
+        """Active, suspended and removed memberships, and invitations pending for a
+        verified email, as MEMBERSHIP_STATUS_INVITED.
+        """
+
+    @_builtins.property
+    def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The caller's permissions in the current tenant, as the token carries them."""
+
     def __init__(
         self,
         *,
+        user_id: _builtins.str = ...,
         email: _builtins.str = ...,
         full_name: _builtins.str = ...,
-        role: _auth_pb2.Role.ValueType = ...,
+        email_verified: _builtins.bool = ...,
+        current_tenant_id: _builtins.str = ...,
+        platform_operator: _builtins.bool = ...,
+        memberships: _abc.Iterable[_auth_pb2.MyMembership] | None = ...,
+        permissions: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_tenant_id", b"current_tenant_id", "email", b"email", "email_verified", b"email_verified", "full_name", b"full_name", "memberships", b"memberships", "permissions", b"permissions", "platform_operator", b"platform_operator", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Me: _TypeAlias = Me  # noqa: Y015
+
+@_typing.final
+class SwitchTenantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_SLUG_FIELD_NUMBER: _builtins.int
+    tenant_slug: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_slug: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_slug", b"tenant_slug"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SwitchTenantRequest: _TypeAlias = SwitchTenantRequest  # noqa: Y015
+
+@_typing.final
+class SetDefaultTenantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_SLUG_FIELD_NUMBER: _builtins.int
+    tenant_slug: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_slug: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant_slug", b"tenant_slug"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDefaultTenantRequest: _TypeAlias = SetDefaultTenantRequest  # noqa: Y015
+
+@_typing.final
+class AcceptInvitationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKEN_FIELD_NUMBER: _builtins.int
+    FULL_NAME_FIELD_NUMBER: _builtins.int
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    token: _builtins.str
+    """The token from the invitation email."""
+    full_name: _builtins.str
+    """For a new account, or one whose email was never verified: 1 to 200
+    characters.
+    """
+    password: _builtins.str
+    """A new account's password, an unverified account's new password, or a
+    verified account's current password (not needed with an access token).
+    8 to 72 bytes.
+    """
+    def __init__(
+        self,
+        *,
+        token: _builtins.str = ...,
+        full_name: _builtins.str = ...,
         password: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "full_name", b"full_name", "password", b"password", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["full_name", b"full_name", "password", b"password", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___AddTenantAdminRequest: _TypeAlias = AddTenantAdminRequest  # noqa: Y015
+Global___AcceptInvitationRequest: _TypeAlias = AcceptInvitationRequest  # noqa: Y015
+
+@_typing.final
+class AcceptInvitationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TENANT_SLUG_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    TOKENS_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    tenant_slug: _builtins.str
+    role: _builtins.str
+    @_builtins.property
+    def tokens(self) -> Global___TokenResponse:
+        """A session in the tenant joined."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        tenant_slug: _builtins.str = ...,
+        role: _builtins.str = ...,
+        tokens: Global___TokenResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tokens", b"tokens"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["role", b"role", "tenant_id", b"tenant_id", "tenant_slug", b"tenant_slug", "tokens", b"tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptInvitationResponse: _TypeAlias = AcceptInvitationResponse  # noqa: Y015
 
 @_typing.final
 class IntrospectTokenRequest(_message.Message):
@@ -265,6 +356,7 @@ class IntrospectTokenResponse(_message.Message):
     SID_FIELD_NUMBER: _builtins.int
     JTI_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
     active: _builtins.bool
     sub: _builtins.str
     tid: _builtins.str
@@ -275,6 +367,8 @@ class IntrospectTokenResponse(_message.Message):
     def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -285,10 +379,11 @@ class IntrospectTokenResponse(_message.Message):
         sid: _builtins.str = ...,
         jti: _builtins.str = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
+        permissions: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "expires_at", b"expires_at", "jti", b"jti", "roles", b"roles", "sid", b"sid", "sub", b"sub", "tid", b"tid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "expires_at", b"expires_at", "jti", b"jti", "permissions", b"permissions", "roles", b"roles", "sid", b"sid", "sub", b"sub", "tid", b"tid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -331,18 +426,25 @@ class ProvisionTenantOwnerResponse(_message.Message):
 
     USER_ID_FIELD_NUMBER: _builtins.int
     USER_CREATED_FIELD_NUMBER: _builtins.int
+    OWNER_STATUS_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
+    """Set when the owner is active (the user was created by this call)."""
     user_created: _builtins.bool
     """False when the email already belonged to a user, whose password stands."""
+    owner_status: _auth_pb2.MembershipStatus.ValueType
+    """ACTIVE for a new user; INVITED for a registered email, who was sent an
+    owner invitation.
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         user_created: _builtins.bool = ...,
+        owner_status: _auth_pb2.MembershipStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_created", b"user_created", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner_status", b"owner_status", "user_created", b"user_created", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

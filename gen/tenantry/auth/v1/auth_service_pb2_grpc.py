@@ -3,7 +3,6 @@
 import grpc
 import warnings
 
-from tenantry.auth.v1 import auth_pb2 as tenantry_dot_auth_dot_v1_dot_auth__pb2
 from tenantry.auth.v1 import auth_service_pb2 as tenantry_dot_auth_dot_v1_dot_auth__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -56,15 +55,25 @@ class AuthServiceStub:
                 request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.GetJwksRequest.SerializeToString,
                 response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.Jwks.FromString,
                 _registered_method=True)
-        self.ListTenantAdmins = channel.unary_unary(
-                '/tenantry.auth.v1.AuthService/ListTenantAdmins',
-                request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ListTenantAdminsRequest.SerializeToString,
-                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ListTenantAdminsResponse.FromString,
+        self.GetMe = channel.unary_unary(
+                '/tenantry.auth.v1.AuthService/GetMe',
+                request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.GetMeRequest.SerializeToString,
+                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.Me.FromString,
                 _registered_method=True)
-        self.AddTenantAdmin = channel.unary_unary(
-                '/tenantry.auth.v1.AuthService/AddTenantAdmin',
-                request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.AddTenantAdminRequest.SerializeToString,
-                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__pb2.TenantAdmin.FromString,
+        self.SwitchTenant = channel.unary_unary(
+                '/tenantry.auth.v1.AuthService/SwitchTenant',
+                request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SwitchTenantRequest.SerializeToString,
+                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.TokenResponse.FromString,
+                _registered_method=True)
+        self.SetDefaultTenant = channel.unary_unary(
+                '/tenantry.auth.v1.AuthService/SetDefaultTenant',
+                request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetDefaultTenantRequest.SerializeToString,
+                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.Me.FromString,
+                _registered_method=True)
+        self.AcceptInvitation = channel.unary_unary(
+                '/tenantry.auth.v1.AuthService/AcceptInvitation',
+                request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.AcceptInvitationRequest.SerializeToString,
+                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.AcceptInvitationResponse.FromString,
                 _registered_method=True)
 
 
@@ -74,11 +83,14 @@ class AuthServiceServicer:
 
     def Login(self, request, context):
         """Exchanges an email and password for an access and a refresh token.
-        Public. A user with one membership needs no tenant_slug; the platform
-        operator logs in without one. Errors: INVALID_ARGUMENT (a field is
-        missing or malformed), UNAUTHENTICATED (the same message whether the
-        user does not exist or the password is wrong), FAILED_PRECONDITION
-        (several memberships and no tenant_slug).
+        Public. Without tenant_slug a user gets their default tenant (chosen
+        with SetDefaultTenant, else the one used last, else the first joined);
+        the platform operator logs in above every tenant. The access token
+        carries the role and permissions of that membership. Errors:
+        INVALID_ARGUMENT (a field is missing or malformed), UNAUTHENTICATED (the
+        same message whether the user does not exist or the password is wrong),
+        PERMISSION_DENIED (the membership named is invited, suspended or removed,
+        or the tenant is suspended: the message says which).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,21 +121,44 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListTenantAdmins(self, request, context):
-        """Lists the members of the caller's tenant with their roles.
-        Owners, admins and viewers of the tenant. Errors: UNAUTHENTICATED,
-        PERMISSION_DENIED, INVALID_ARGUMENT (bad page_token).
+    def GetMe(self, request, context):
+        """The caller: identity, email verification and every membership with its
+        status. Any authenticated caller. Errors: UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def AddTenantAdmin(self, request, context):
-        """Adds a member to the caller's tenant. A new email creates the user with
-        the given password; an existing user just gets the membership (the
-        password is then ignored). Owners may add any role, admins may add admins
-        and viewers. Errors: INVALID_ARGUMENT, PERMISSION_DENIED, ALREADY_EXISTS
-        (already a member).
+    def SwitchTenant(self, request, context):
+        """A new token pair for another tenant of the caller's, without the
+        password. The current session stays valid. Any authenticated caller.
+        Errors: INVALID_ARGUMENT, PERMISSION_DENIED (not an active member there,
+        or the tenant is suspended; the message says which).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDefaultTenant(self, request, context):
+        """Chooses the tenant that a login without tenant_slug goes to. Any
+        authenticated caller. Errors: INVALID_ARGUMENT, PERMISSION_DENIED (not an
+        active member of that tenant).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptInvitation(self, request, context):
+        """Accepts an invitation with the token from its email, which proves
+        control of the email address. Public; a caller with an access token
+        accepts as themselves. A person with no account sets full_name and
+        password; a person with a verified account proves it with their password
+        or access token; an account whose email was never verified must set a new
+        password (and full_name), and its other sessions are revoked. Returns a
+        token pair for the tenant joined. Errors: INVALID_ARGUMENT,
+        UNAUTHENTICATED (the token or the password is wrong, or the invitation
+        expired, was used or revoked: one message), PERMISSION_DENIED (the
+        caller's account is not the invited one).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -152,15 +187,25 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.GetJwksRequest.FromString,
                     response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.Jwks.SerializeToString,
             ),
-            'ListTenantAdmins': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListTenantAdmins,
-                    request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ListTenantAdminsRequest.FromString,
-                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ListTenantAdminsResponse.SerializeToString,
+            'GetMe': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMe,
+                    request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.GetMeRequest.FromString,
+                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.Me.SerializeToString,
             ),
-            'AddTenantAdmin': grpc.unary_unary_rpc_method_handler(
-                    servicer.AddTenantAdmin,
-                    request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.AddTenantAdminRequest.FromString,
-                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__pb2.TenantAdmin.SerializeToString,
+            'SwitchTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.SwitchTenant,
+                    request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SwitchTenantRequest.FromString,
+                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.TokenResponse.SerializeToString,
+            ),
+            'SetDefaultTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDefaultTenant,
+                    request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetDefaultTenantRequest.FromString,
+                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.Me.SerializeToString,
+            ),
+            'AcceptInvitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptInvitation,
+                    request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.AcceptInvitationRequest.FromString,
+                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.AcceptInvitationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -283,7 +328,7 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
-    def ListTenantAdmins(request,
+    def GetMe(request,
             target,
             options=(),
             channel_credentials=None,
@@ -296,9 +341,9 @@ class AuthService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/tenantry.auth.v1.AuthService/ListTenantAdmins',
-            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ListTenantAdminsRequest.SerializeToString,
-            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ListTenantAdminsResponse.FromString,
+            '/tenantry.auth.v1.AuthService/GetMe',
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.GetMeRequest.SerializeToString,
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.Me.FromString,
             options,
             channel_credentials,
             insecure,
@@ -310,7 +355,7 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
-    def AddTenantAdmin(request,
+    def SwitchTenant(request,
             target,
             options=(),
             channel_credentials=None,
@@ -323,9 +368,63 @@ class AuthService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/tenantry.auth.v1.AuthService/AddTenantAdmin',
-            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.AddTenantAdminRequest.SerializeToString,
-            tenantry_dot_auth_dot_v1_dot_auth__pb2.TenantAdmin.FromString,
+            '/tenantry.auth.v1.AuthService/SwitchTenant',
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SwitchTenantRequest.SerializeToString,
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.TokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDefaultTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenantry.auth.v1.AuthService/SetDefaultTenant',
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetDefaultTenantRequest.SerializeToString,
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.Me.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptInvitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenantry.auth.v1.AuthService/AcceptInvitation',
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.AcceptInvitationRequest.SerializeToString,
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.AcceptInvitationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -385,8 +484,11 @@ class AuthInternalServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ProvisionTenantOwner(self, request, context):
-        """Makes a user the owner of a new tenant, creating the user if the email is
-        new. Idempotent: retrying with the same tenant and email succeeds without
+        """Makes someone the owner of a new tenant. A new email creates the user
+        with the given password (email unverified until proven) and an active
+        owner membership. A registered email never gets the password applied:
+        its owner membership is invited, by email, and the response says so.
+        Idempotent: retrying with the same tenant and email succeeds without
         duplicates. Called by the tenants service while it creates a tenant.
         Errors: INVALID_ARGUMENT, ALREADY_EXISTS (the tenant id or slug is
         registered to another tenant).

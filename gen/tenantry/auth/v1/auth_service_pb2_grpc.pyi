@@ -5,7 +5,6 @@ isort:skip_file
 
 from collections import abc as _abc
 from grpc import aio as _aio
-from tenantry.auth.v1 import auth_pb2 as _auth_pb2
 from tenantry.auth.v1 import auth_service_pb2 as _auth_service_pb2
 import abc as _abc_1
 import grpc as _grpc
@@ -36,11 +35,14 @@ class AuthServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     Login: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.LoginRequest, _auth_service_pb2.TokenResponse]
     """Exchanges an email and password for an access and a refresh token.
-    Public. A user with one membership needs no tenant_slug; the platform
-    operator logs in without one. Errors: INVALID_ARGUMENT (a field is
-    missing or malformed), UNAUTHENTICATED (the same message whether the
-    user does not exist or the password is wrong), FAILED_PRECONDITION
-    (several memberships and no tenant_slug).
+    Public. Without tenant_slug a user gets their default tenant (chosen
+    with SetDefaultTenant, else the one used last, else the first joined);
+    the platform operator logs in above every tenant. The access token
+    carries the role and permissions of that membership. Errors:
+    INVALID_ARGUMENT (a field is missing or malformed), UNAUTHENTICATED (the
+    same message whether the user does not exist or the password is wrong),
+    PERMISSION_DENIED (the membership named is invited, suspended or removed,
+    or the tenant is suspended: the message says which).
     """
     Refresh: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RefreshRequest, _auth_service_pb2.TokenResponse]
     """Exchanges a refresh token for a new pair. Refresh tokens are single-use:
@@ -54,17 +56,32 @@ class AuthServiceStub:
     """
     GetJwks: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.GetJwksRequest, _auth_service_pb2.Jwks]
     """The public keys that verify access tokens, as a JWKS. Public."""
-    ListTenantAdmins: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListTenantAdminsRequest, _auth_service_pb2.ListTenantAdminsResponse]
-    """Lists the members of the caller's tenant with their roles.
-    Owners, admins and viewers of the tenant. Errors: UNAUTHENTICATED,
-    PERMISSION_DENIED, INVALID_ARGUMENT (bad page_token).
+    GetMe: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.GetMeRequest, _auth_service_pb2.Me]
+    """The caller: identity, email verification and every membership with its
+    status. Any authenticated caller. Errors: UNAUTHENTICATED.
     """
-    AddTenantAdmin: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.AddTenantAdminRequest, _auth_pb2.TenantAdmin]
-    """Adds a member to the caller's tenant. A new email creates the user with
-    the given password; an existing user just gets the membership (the
-    password is then ignored). Owners may add any role, admins may add admins
-    and viewers. Errors: INVALID_ARGUMENT, PERMISSION_DENIED, ALREADY_EXISTS
-    (already a member).
+    SwitchTenant: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SwitchTenantRequest, _auth_service_pb2.TokenResponse]
+    """A new token pair for another tenant of the caller's, without the
+    password. The current session stays valid. Any authenticated caller.
+    Errors: INVALID_ARGUMENT, PERMISSION_DENIED (not an active member there,
+    or the tenant is suspended; the message says which).
+    """
+    SetDefaultTenant: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SetDefaultTenantRequest, _auth_service_pb2.Me]
+    """Chooses the tenant that a login without tenant_slug goes to. Any
+    authenticated caller. Errors: INVALID_ARGUMENT, PERMISSION_DENIED (not an
+    active member of that tenant).
+    """
+    AcceptInvitation: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.AcceptInvitationRequest, _auth_service_pb2.AcceptInvitationResponse]
+    """Accepts an invitation with the token from its email, which proves
+    control of the email address. Public; a caller with an access token
+    accepts as themselves. A person with no account sets full_name and
+    password; a person with a verified account proves it with their password
+    or access token; an account whose email was never verified must set a new
+    password (and full_name), and its other sessions are revoked. Returns a
+    token pair for the tenant joined. Errors: INVALID_ARGUMENT,
+    UNAUTHENTICATED (the token or the password is wrong, or the invitation
+    expired, was used or revoked: one message), PERMISSION_DENIED (the
+    caller's account is not the invited one).
     """
 
 @_typing.type_check_only
@@ -74,11 +91,14 @@ class AuthServiceAsyncStub(AuthServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Login: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.LoginRequest, _auth_service_pb2.TokenResponse]  # type: ignore[assignment]
     """Exchanges an email and password for an access and a refresh token.
-    Public. A user with one membership needs no tenant_slug; the platform
-    operator logs in without one. Errors: INVALID_ARGUMENT (a field is
-    missing or malformed), UNAUTHENTICATED (the same message whether the
-    user does not exist or the password is wrong), FAILED_PRECONDITION
-    (several memberships and no tenant_slug).
+    Public. Without tenant_slug a user gets their default tenant (chosen
+    with SetDefaultTenant, else the one used last, else the first joined);
+    the platform operator logs in above every tenant. The access token
+    carries the role and permissions of that membership. Errors:
+    INVALID_ARGUMENT (a field is missing or malformed), UNAUTHENTICATED (the
+    same message whether the user does not exist or the password is wrong),
+    PERMISSION_DENIED (the membership named is invited, suspended or removed,
+    or the tenant is suspended: the message says which).
     """
     Refresh: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RefreshRequest, _auth_service_pb2.TokenResponse]  # type: ignore[assignment]
     """Exchanges a refresh token for a new pair. Refresh tokens are single-use:
@@ -92,17 +112,32 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """
     GetJwks: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.GetJwksRequest, _auth_service_pb2.Jwks]  # type: ignore[assignment]
     """The public keys that verify access tokens, as a JWKS. Public."""
-    ListTenantAdmins: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListTenantAdminsRequest, _auth_service_pb2.ListTenantAdminsResponse]  # type: ignore[assignment]
-    """Lists the members of the caller's tenant with their roles.
-    Owners, admins and viewers of the tenant. Errors: UNAUTHENTICATED,
-    PERMISSION_DENIED, INVALID_ARGUMENT (bad page_token).
+    GetMe: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.GetMeRequest, _auth_service_pb2.Me]  # type: ignore[assignment]
+    """The caller: identity, email verification and every membership with its
+    status. Any authenticated caller. Errors: UNAUTHENTICATED.
     """
-    AddTenantAdmin: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.AddTenantAdminRequest, _auth_pb2.TenantAdmin]  # type: ignore[assignment]
-    """Adds a member to the caller's tenant. A new email creates the user with
-    the given password; an existing user just gets the membership (the
-    password is then ignored). Owners may add any role, admins may add admins
-    and viewers. Errors: INVALID_ARGUMENT, PERMISSION_DENIED, ALREADY_EXISTS
-    (already a member).
+    SwitchTenant: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SwitchTenantRequest, _auth_service_pb2.TokenResponse]  # type: ignore[assignment]
+    """A new token pair for another tenant of the caller's, without the
+    password. The current session stays valid. Any authenticated caller.
+    Errors: INVALID_ARGUMENT, PERMISSION_DENIED (not an active member there,
+    or the tenant is suspended; the message says which).
+    """
+    SetDefaultTenant: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SetDefaultTenantRequest, _auth_service_pb2.Me]  # type: ignore[assignment]
+    """Chooses the tenant that a login without tenant_slug goes to. Any
+    authenticated caller. Errors: INVALID_ARGUMENT, PERMISSION_DENIED (not an
+    active member of that tenant).
+    """
+    AcceptInvitation: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.AcceptInvitationRequest, _auth_service_pb2.AcceptInvitationResponse]  # type: ignore[assignment]
+    """Accepts an invitation with the token from its email, which proves
+    control of the email address. Public; a caller with an access token
+    accepts as themselves. A person with no account sets full_name and
+    password; a person with a verified account proves it with their password
+    or access token; an account whose email was never verified must set a new
+    password (and full_name), and its other sessions are revoked. Returns a
+    token pair for the tenant joined. Errors: INVALID_ARGUMENT,
+    UNAUTHENTICATED (the token or the password is wrong, or the invitation
+    expired, was used or revoked: one message), PERMISSION_DENIED (the
+    caller's account is not the invited one).
     """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -115,11 +150,14 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.TokenResponse, _abc.Awaitable[_auth_service_pb2.TokenResponse]]:
         """Exchanges an email and password for an access and a refresh token.
-        Public. A user with one membership needs no tenant_slug; the platform
-        operator logs in without one. Errors: INVALID_ARGUMENT (a field is
-        missing or malformed), UNAUTHENTICATED (the same message whether the
-        user does not exist or the password is wrong), FAILED_PRECONDITION
-        (several memberships and no tenant_slug).
+        Public. Without tenant_slug a user gets their default tenant (chosen
+        with SetDefaultTenant, else the one used last, else the first joined);
+        the platform operator logs in above every tenant. The access token
+        carries the role and permissions of that membership. Errors:
+        INVALID_ARGUMENT (a field is missing or malformed), UNAUTHENTICATED (the
+        same message whether the user does not exist or the password is wrong),
+        PERMISSION_DENIED (the membership named is invited, suspended or removed,
+        or the tenant is suspended: the message says which).
         """
 
     @_abc_1.abstractmethod
@@ -153,27 +191,54 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """The public keys that verify access tokens, as a JWKS. Public."""
 
     @_abc_1.abstractmethod
-    def ListTenantAdmins(
+    def GetMe(
         self,
-        request: _auth_service_pb2.ListTenantAdminsRequest,
+        request: _auth_service_pb2.GetMeRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_service_pb2.ListTenantAdminsResponse, _abc.Awaitable[_auth_service_pb2.ListTenantAdminsResponse]]:
-        """Lists the members of the caller's tenant with their roles.
-        Owners, admins and viewers of the tenant. Errors: UNAUTHENTICATED,
-        PERMISSION_DENIED, INVALID_ARGUMENT (bad page_token).
+    ) -> _typing.Union[_auth_service_pb2.Me, _abc.Awaitable[_auth_service_pb2.Me]]:
+        """The caller: identity, email verification and every membership with its
+        status. Any authenticated caller. Errors: UNAUTHENTICATED.
         """
 
     @_abc_1.abstractmethod
-    def AddTenantAdmin(
+    def SwitchTenant(
         self,
-        request: _auth_service_pb2.AddTenantAdminRequest,
+        request: _auth_service_pb2.SwitchTenantRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_pb2.TenantAdmin, _abc.Awaitable[_auth_pb2.TenantAdmin]]:
-        """Adds a member to the caller's tenant. A new email creates the user with
-        the given password; an existing user just gets the membership (the
-        password is then ignored). Owners may add any role, admins may add admins
-        and viewers. Errors: INVALID_ARGUMENT, PERMISSION_DENIED, ALREADY_EXISTS
-        (already a member).
+    ) -> _typing.Union[_auth_service_pb2.TokenResponse, _abc.Awaitable[_auth_service_pb2.TokenResponse]]:
+        """A new token pair for another tenant of the caller's, without the
+        password. The current session stays valid. Any authenticated caller.
+        Errors: INVALID_ARGUMENT, PERMISSION_DENIED (not an active member there,
+        or the tenant is suspended; the message says which).
+        """
+
+    @_abc_1.abstractmethod
+    def SetDefaultTenant(
+        self,
+        request: _auth_service_pb2.SetDefaultTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.Me, _abc.Awaitable[_auth_service_pb2.Me]]:
+        """Chooses the tenant that a login without tenant_slug goes to. Any
+        authenticated caller. Errors: INVALID_ARGUMENT, PERMISSION_DENIED (not an
+        active member of that tenant).
+        """
+
+    @_abc_1.abstractmethod
+    def AcceptInvitation(
+        self,
+        request: _auth_service_pb2.AcceptInvitationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.AcceptInvitationResponse, _abc.Awaitable[_auth_service_pb2.AcceptInvitationResponse]]:
+        """Accepts an invitation with the token from its email, which proves
+        control of the email address. Public; a caller with an access token
+        accepts as themselves. A person with no account sets full_name and
+        password; a person with a verified account proves it with their password
+        or access token; an account whose email was never verified must set a new
+        password (and full_name), and its other sessions are revoked. Returns a
+        token pair for the tenant joined. Errors: INVALID_ARGUMENT,
+        UNAUTHENTICATED (the token or the password is wrong, or the invitation
+        expired, was used or revoked: one message), PERMISSION_DENIED (the
+        caller's account is not the invited one).
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
@@ -193,8 +258,11 @@ class AuthInternalServiceStub:
     active=false, never an error).
     """
     ProvisionTenantOwner: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ProvisionTenantOwnerRequest, _auth_service_pb2.ProvisionTenantOwnerResponse]
-    """Makes a user the owner of a new tenant, creating the user if the email is
-    new. Idempotent: retrying with the same tenant and email succeeds without
+    """Makes someone the owner of a new tenant. A new email creates the user
+    with the given password (email unverified until proven) and an active
+    owner membership. A registered email never gets the password applied:
+    its owner membership is invited, by email, and the response says so.
+    Idempotent: retrying with the same tenant and email succeeds without
     duplicates. Called by the tenants service while it creates a tenant.
     Errors: INVALID_ARGUMENT, ALREADY_EXISTS (the tenant id or slug is
     registered to another tenant).
@@ -222,8 +290,11 @@ class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
     active=false, never an error).
     """
     ProvisionTenantOwner: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ProvisionTenantOwnerRequest, _auth_service_pb2.ProvisionTenantOwnerResponse]  # type: ignore[assignment]
-    """Makes a user the owner of a new tenant, creating the user if the email is
-    new. Idempotent: retrying with the same tenant and email succeeds without
+    """Makes someone the owner of a new tenant. A new email creates the user
+    with the given password (email unverified until proven) and an active
+    owner membership. A registered email never gets the password applied:
+    its owner membership is invited, by email, and the response says so.
+    Idempotent: retrying with the same tenant and email succeeds without
     duplicates. Called by the tenants service while it creates a tenant.
     Errors: INVALID_ARGUMENT, ALREADY_EXISTS (the tenant id or slug is
     registered to another tenant).
@@ -260,8 +331,11 @@ class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_service_pb2.ProvisionTenantOwnerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_service_pb2.ProvisionTenantOwnerResponse, _abc.Awaitable[_auth_service_pb2.ProvisionTenantOwnerResponse]]:
-        """Makes a user the owner of a new tenant, creating the user if the email is
-        new. Idempotent: retrying with the same tenant and email succeeds without
+        """Makes someone the owner of a new tenant. A new email creates the user
+        with the given password (email unverified until proven) and an active
+        owner membership. A registered email never gets the password applied:
+        its owner membership is invited, by email, and the response says so.
+        Idempotent: retrying with the same tenant and email succeeds without
         duplicates. Called by the tenants service while it creates a tenant.
         Errors: INVALID_ARGUMENT, ALREADY_EXISTS (the tenant id or slug is
         registered to another tenant).

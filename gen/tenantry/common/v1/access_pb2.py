@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftenantry/common/v1/access.proto\x12\x12tenantry.common.v1\x1a google/protobuf/descriptor.proto\"K\n\nAccessRule\x12.\n\x08\x61udience\x18\x01 \x01(\x0e\x32\x1c.tenantry.common.v1.Audience\x12\r\n\x05roles\x18\x02 \x03(\t*l\n\x08\x41udience\x12\x18\n\x14\x41UDIENCE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41UDIENCE_PUBLIC\x10\x01\x12\x1a\n\x16\x41UDIENCE_AUTHENTICATED\x10\x02\x12\x15\n\x11\x41UDIENCE_INTERNAL\x10\x03:P\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x0b\x32\x1e.tenantry.common.v1.AccessRuleb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ftenantry/common/v1/access.proto\x12\x12tenantry.common.v1\x1a google/protobuf/descriptor.proto\"v\n\nAccessRule\x12.\n\x08\x61udience\x18\x01 \x01(\x0e\x32\x1c.tenantry.common.v1.Audience\x12\x13\n\x0bpermissions\x18\x03 \x03(\t\x12\x16\n\x0e\x61\x63\x63\x65pts_bearer\x18\x04 \x01(\x08J\x04\x08\x02\x10\x03R\x05roles*l\n\x08\x41udience\x12\x18\n\x14\x41UDIENCE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41UDIENCE_PUBLIC\x10\x01\x12\x1a\n\x16\x41UDIENCE_AUTHENTICATED\x10\x02\x12\x15\n\x11\x41UDIENCE_INTERNAL\x10\x03:P\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xd1\x86\x03 \x01(\x0b\x32\x1e.tenantry.common.v1.AccessRuleb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tenantry.common.v1.access_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIENCE']._serialized_start=166
-  _globals['_AUDIENCE']._serialized_end=274
+  _globals['_AUDIENCE']._serialized_start=209
+  _globals['_AUDIENCE']._serialized_end=317
   _globals['_ACCESSRULE']._serialized_start=89
-  _globals['_ACCESSRULE']._serialized_end=164
+  _globals['_ACCESSRULE']._serialized_end=207
 # @@protoc_insertion_point(module_scope)

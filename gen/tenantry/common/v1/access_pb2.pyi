@@ -62,23 +62,32 @@ class AccessRule(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     AUDIENCE_FIELD_NUMBER: _builtins.int
-    ROLES_FIELD_NUMBER: _builtins.int
+    PERMISSIONS_FIELD_NUMBER: _builtins.int
+    ACCEPTS_BEARER_FIELD_NUMBER: _builtins.int
     audience: Global___Audience.ValueType
+    accepts_bearer: _builtins.bool
+    """For AUDIENCE_PUBLIC: a bearer token, when one is sent, is verified and
+    the call runs as its holder (an invalid token is refused, never ignored).
+    """
     @_builtins.property
-    def roles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """For AUDIENCE_AUTHENTICATED: the caller's token must carry at least one of
-        these roles. Empty means any authenticated caller.
+    def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For AUDIENCE_AUTHENTICATED: the caller's access token must carry every
+        one of these permissions (its `perms` claim). A held permission ending in
+        ".*" grants every permission under that prefix. Empty means any
+        authenticated caller. Checked from the verified token alone, so a backend
+        built on Tenantry can authorize the same way with nothing but the JWKS.
         """
 
     def __init__(
         self,
         *,
         audience: Global___Audience.ValueType = ...,
-        roles: _abc.Iterable[_builtins.str] | None = ...,
+        permissions: _abc.Iterable[_builtins.str] | None = ...,
+        accepts_bearer: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "roles", b"roles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepts_bearer", b"accepts_bearer", "audience", b"audience", "permissions", b"permissions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

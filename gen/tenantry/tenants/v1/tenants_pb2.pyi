@@ -38,6 +38,23 @@ SUBSCRIPTION_TIER_BASIC: SubscriptionTier.ValueType  # 2
 SUBSCRIPTION_TIER_PREMIUM: SubscriptionTier.ValueType  # 3
 Global___SubscriptionTier: _TypeAlias = SubscriptionTier  # noqa: Y015
 
+class _OwnerStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _OwnerStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_OwnerStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OWNER_STATUS_UNSPECIFIED: _OwnerStatus.ValueType  # 0
+    OWNER_STATUS_ACTIVE: _OwnerStatus.ValueType  # 1
+    OWNER_STATUS_INVITED: _OwnerStatus.ValueType  # 2
+
+class OwnerStatus(_OwnerStatus, metaclass=_OwnerStatusEnumTypeWrapper): ...
+
+OWNER_STATUS_UNSPECIFIED: OwnerStatus.ValueType  # 0
+OWNER_STATUS_ACTIVE: OwnerStatus.ValueType  # 1
+OWNER_STATUS_INVITED: OwnerStatus.ValueType  # 2
+Global___OwnerStatus: _TypeAlias = OwnerStatus  # noqa: Y015
+
 @_typing.final
 class Tenant(_message.Message):
     """A customer organisation of the SaaS built on Tenantry."""
@@ -52,6 +69,7 @@ class Tenant(_message.Message):
     IS_ACTIVE_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    OWNER_STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     slug: _builtins.str
@@ -60,6 +78,11 @@ class Tenant(_message.Message):
     """
     subscription_tier: Global___SubscriptionTier.ValueType
     is_active: _builtins.bool
+    owner_status: Global___OwnerStatus.ValueType
+    """Set only in CreateTenant's answer, for the operator: whether the owner
+    is an active member or was sent an invitation (their email was already
+    registered, so the given password was not applied).
+    """
     @_builtins.property
     def settings(self) -> _struct_pb2.Struct:
         """Free-form tenant configuration (a JSON object)."""
@@ -79,10 +102,11 @@ class Tenant(_message.Message):
         is_active: _builtins.bool = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        owner_status: Global___OwnerStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "settings", b"settings", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "is_active", b"is_active", "name", b"name", "settings", b"settings", "slug", b"slug", "subscription_tier", b"subscription_tier", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "is_active", b"is_active", "name", b"name", "owner_status", b"owner_status", "settings", b"settings", "slug", b"slug", "subscription_tier", b"subscription_tier", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

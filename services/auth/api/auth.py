@@ -8,48 +8,33 @@ from datetime import UTC, datetime
 import grpc
 from tenantry.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 
-from kit.context import require_principal
-from kit.convert import parse_uuid, timestamp
+from kit.context import current_principal, require_principal
+from kit.convert import timestamp
 from kit.db import Database
 from kit.errors import DomainError, InvalidArgument
-from kit.pagination import decode_cursor, page_size
 from kit.revocations import RevokedSessions
 from kit.tokens import AccessTokenVerifier
-from services.auth.repository import MemberView
+from services.auth.api.messages import MEMBERSHIP_STATUSES, me_message, required_uuid, token_response
+from services.auth.service.accounts import AccountService
+from services.auth.service.invitations import InvitationService
 from services.auth.service.memberships import MembershipService
-from services.auth.service.sessions import IssuedTokens, SessionService
+from services.auth.service.sessions import SessionService
 from services.auth.service.signing_keys import SigningKeys
-
-ROLE_NAMES = {auth_pb2.ROLE_OWNER: "owner", auth_pb2.ROLE_ADMIN: "admin", auth_pb2.ROLE_VIEWER: "viewer"}
-ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
-
-
-def token_response(tokens: IssuedTokens) -> auth_service_pb2.TokenResponse:
-    return auth_service_pb2.TokenResponse(
-        access_token=tokens.access_token,
-        refresh_token=tokens.refresh_token,
-        token_type="Bearer",
-        expires_in=tokens.expires_in,
-    )
-
-
-def member_message(member: MemberView) -> auth_pb2.TenantAdmin:
-    return auth_pb2.TenantAdmin(
-        user_id=str(member.user_id),
-        email=member.email,
-        full_name=member.full_name,
-        role=ROLE_VALUES[member.role],  # type: ignore[arg-type]
-        created_at=timestamp(member.created_at),
-    )
 
 
 class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
     def __init__(
-        self, database: Database, sessions: SessionService, memberships: MembershipService, keys: SigningKeys
+        self,
+        database: Database,
+        sessions: SessionService,
+        accounts: AccountService,
+        invitations: InvitationService,
+        keys: SigningKeys,
     ) -> None:
         self._database = database
         self._sessions = sessions
-        self._memberships = memberships
+        self._accounts = accounts
+        self._invitations = invitations
         self._keys = keys
 
     async def Login(
@@ -79,31 +64,45 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
     ) -> auth_service_pb2.Jwks:
         return auth_service_pb2.Jwks(keys=[auth_pb2.Jwk(**jwk) for jwk in self._keys.jwks()])
 
-    async def ListTenantAdmins(
-        self, request: auth_service_pb2.ListTenantAdminsRequest, context: grpc.aio.ServicerContext
-    ) -> auth_service_pb2.ListTenantAdminsResponse:
-        size = page_size(request.page_size)
-        after = decode_cursor(request.page_token)
+    async def GetMe(
+        self, request: auth_service_pb2.GetMeRequest, context: grpc.aio.ServicerContext
+    ) -> auth_service_pb2.Me:
+        principal = require_principal()
         async with self._database.unit_of_work() as session:
-            page = await self._memberships.list_members(session, require_principal(), after=after, page_size=size)
-        return auth_service_pb2.ListTenantAdminsResponse(
-            admins=[member_message(member) for member in page.members], next_page_token=page.next_page_token
-        )
+            account = await self._accounts.me(session, principal)
+        return me_message(account, principal.tenant_id, principal.permissions)
 
-    async def AddTenantAdmin(
-        self, request: auth_service_pb2.AddTenantAdminRequest, context: grpc.aio.ServicerContext
-    ) -> auth_pb2.TenantAdmin:
-        if request.role not in ROLE_NAMES:
-            raise InvalidArgument("role", "must be ROLE_OWNER, ROLE_ADMIN or ROLE_VIEWER")
-        member = await self._memberships.add_member(
+    async def SwitchTenant(
+        self, request: auth_service_pb2.SwitchTenantRequest, context: grpc.aio.ServicerContext
+    ) -> auth_service_pb2.TokenResponse:
+        async with self._database.unit_of_work() as session:
+            tokens = await self._sessions.switch_tenant(session, require_principal(), tenant_slug=request.tenant_slug)
+        return token_response(tokens)
+
+    async def SetDefaultTenant(
+        self, request: auth_service_pb2.SetDefaultTenantRequest, context: grpc.aio.ServicerContext
+    ) -> auth_service_pb2.Me:
+        principal = require_principal()
+        async with self._database.unit_of_work() as session:
+            account = await self._accounts.set_default_tenant(session, principal, tenant_slug=request.tenant_slug)
+        return me_message(account, principal.tenant_id, principal.permissions)
+
+    async def AcceptInvitation(
+        self, request: auth_service_pb2.AcceptInvitationRequest, context: grpc.aio.ServicerContext
+    ) -> auth_service_pb2.AcceptInvitationResponse:
+        acceptance = await self._invitations.accept(
             self._database,
-            require_principal(),
-            email=request.email,
+            current_principal(),
+            token=request.token,
             full_name=request.full_name,
-            role=ROLE_NAMES[request.role],
             password=request.password,
         )
-        return member_message(member)
+        return auth_service_pb2.AcceptInvitationResponse(
+            tenant_id=str(acceptance.tenant_id),
+            tenant_slug=acceptance.tenant_slug,
+            role=acceptance.role,
+            tokens=token_response(acceptance.tokens),
+        )
 
 
 class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
@@ -134,13 +133,13 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
             sid=str(principal.session_id),
             jti=principal.token_id,
             expires_at=timestamp(principal.expires_at),
+            permissions=sorted(principal.permissions),
         )
 
     async def ProvisionTenantOwner(
         self, request: auth_service_pb2.ProvisionTenantOwnerRequest, context: grpc.aio.ServicerContext
     ) -> auth_service_pb2.ProvisionTenantOwnerResponse:
-        tenant_id = parse_uuid("tenant_id", request.tenant_id)
-        assert tenant_id is not None
+        tenant_id = required_uuid("tenant_id", request.tenant_id)
         if not request.tenant_slug:
             raise InvalidArgument("tenant_slug", "is required")
         owner = await self._memberships.provision_owner(
@@ -152,14 +151,15 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
             password=request.password,
         )
         return auth_service_pb2.ProvisionTenantOwnerResponse(
-            user_id=str(owner.user_id), user_created=owner.user_created
+            user_id=str(owner.user_id) if owner.user_id else "",
+            user_created=owner.user_created,
+            owner_status=MEMBERSHIP_STATUSES[owner.status],
         )
 
     async def SetTenantStatus(
         self, request: auth_service_pb2.SetTenantStatusRequest, context: grpc.aio.ServicerContext
     ) -> auth_service_pb2.SetTenantStatusResponse:
-        tenant_id = parse_uuid("tenant_id", request.tenant_id)
-        assert tenant_id is not None
+        tenant_id = required_uuid("tenant_id", request.tenant_id)
         async with self._database.unit_of_work(scope="") as session:
             revoked = await self._memberships.set_tenant_status(
                 session, tenant_id=tenant_id, is_active=request.is_active

@@ -1,0 +1,1 @@
+"""The auth servicers, one module per contract service."""
