@@ -81,17 +81,15 @@ def test_an_external_client_runs_through_the_compose_stack(compose_gateway: str)
     assert requests.get(f"{gateway}/api/v1/tenants/me", headers=headers).json()["slug"] == slug
     updated = requests.patch(f"{gateway}/api/v1/tenants/me?update_mask=name", headers=headers, json={"name": "Renamed"})
     assert updated.json()["name"] == "Renamed"
-    added = requests.post(
-        f"{gateway}/api/v1/tenants/me/admins",
-        headers=headers,
-        json={"email": f"admin@{slug}.test", "full_name": "A", "role": "ROLE_ADMIN", "password": "admin-password"},
+    invited = requests.post(
+        f"{gateway}/api/v1/tenants/me/invitations", headers=headers, json={"email": f"admin@{slug}.test", "role": "admin"}
     )
-    assert added.status_code == 200
+    assert invited.status_code == 200 and invited.json()["status"] == "INVITATION_STATUS_PENDING"
 
     actions = eventually(
         lambda: (
             {e["action"] for e in requests.get(f"{gateway}/api/v1/audit/events", headers=headers).json()["events"]}
-            >= {"tenant.created", "tenant.updated", "membership.created"}
+            >= {"tenant.created", "tenant.updated", "membership.created", "invitation.created"}
         )
     )
     assert actions

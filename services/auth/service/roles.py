@@ -165,10 +165,11 @@ class RoleService:
         current = await role_rows.find_role(session, tenant_id, name, lock="update")
         if current is None:
             raise NotFound(f"name: the tenant has no role '{name}'")
+        before = tuple(current.permissions)  # the update refreshes current in place
         # Nobody edits a role that grants more than they hold, nor makes it grant more.
-        self._require_holds(principal, current.permissions)
+        self._require_holds(principal, before)
         granted = (
-            tuple(current.permissions) if permissions is None else validate_permissions("permissions", permissions)
+            before if permissions is None else validate_permissions("permissions", permissions)
         )
         self._require_holds(principal, granted)
         new_description = (
@@ -179,7 +180,7 @@ class RoleService:
         row = await role_rows.update_role(
             session, tenant_id, name, description=new_description, permissions=list(granted), now=_now()
         )
-        removed = sorted(set(current.permissions) - set(granted))
+        removed = sorted(set(before) - set(granted))
         revoked = 0
         if removed:
             # Tokens already issued carry the old permissions: end them now.
