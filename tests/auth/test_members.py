@@ -191,3 +191,23 @@ def test_me_lists_removed_and_suspended_memberships(stack: Stack) -> None:
     assert statuses == {first.slug: auth_pb2.MEMBERSHIP_STATUS_ACTIVE, second.slug: auth_pb2.MEMBERSHIP_STATUS_REMOVED}
     refused = rpc_error(lambda: stack.login(email, MEMBER_PASSWORD, second.slug))
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED and "removed" in refused.details()
+
+
+def test_a_verified_person_sees_invitations_waiting_for_them(stack: Stack) -> None:
+    home, inviting = stack.create_tenant("vhome"), stack.create_tenant("vinv")
+    email = f"wanted-{uuid.uuid4().hex[:6]}@example.test"
+    stack.add_member(home, email, "viewer")  # accepting made the email verified
+    stack.invite(inviting.owner_token, email, "admin")
+    token = stack.login(email, MEMBER_PASSWORD).access_token
+    me = stack.auth.GetMe(auth_service_pb2.GetMeRequest(), metadata=bearer(token))
+    assert {(m.tenant_slug, m.role, m.status) for m in me.memberships} == {
+        (home.slug, "viewer", auth_pb2.MEMBERSHIP_STATUS_ACTIVE),
+        (inviting.slug, "admin", auth_pb2.MEMBERSHIP_STATUS_INVITED),
+    }
+    refused = rpc_error(lambda: stack.login(email, MEMBER_PASSWORD, inviting.slug))
+    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED and "not been accepted" in refused.details()
+    # The invitations of other people stay invisible.
+    other = stack.create_tenant("vother")
+    stack.invite(other.owner_token, f"someone-else-{uuid.uuid4().hex[:6]}@example.test", "admin")
+    again = stack.auth.GetMe(auth_service_pb2.GetMeRequest(), metadata=bearer(token))
+    assert other.slug not in {m.tenant_slug for m in again.memberships}

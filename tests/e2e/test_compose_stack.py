@@ -81,9 +81,8 @@ def test_an_external_client_runs_through_the_compose_stack(compose_gateway: str)
     assert requests.get(f"{gateway}/api/v1/tenants/me", headers=headers).json()["slug"] == slug
     updated = requests.patch(f"{gateway}/api/v1/tenants/me?update_mask=name", headers=headers, json={"name": "Renamed"})
     assert updated.json()["name"] == "Renamed"
-    invited = requests.post(
-        f"{gateway}/api/v1/tenants/me/invitations", headers=headers, json={"email": f"admin@{slug}.test", "role": "admin"}
-    )
+    invitation = {"email": f"admin@{slug}.test", "role": "admin"}
+    invited = requests.post(f"{gateway}/api/v1/tenants/me/invitations", headers=headers, json=invitation)
     assert invited.status_code == 200 and invited.json()["status"] == "INVITATION_STATUS_PENDING"
 
     actions = eventually(

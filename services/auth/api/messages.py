@@ -106,6 +106,14 @@ def me_message(account: Account, current_tenant_id: UUID | None, permissions: fr
         email_verified=user.email_verified_at is not None,
         current_tenant_id=str(current_tenant_id) if current_tenant_id else "",
         platform_operator=user.is_platform_admin,
-        memberships=[my_membership_message(m, user.default_tenant_id) for m in account.memberships],
+        memberships=[
+            *(my_membership_message(m, user.default_tenant_id) for m in account.memberships),
+            *(
+                auth_pb2.MyMembership(
+                    tenant_id=str(tenant_id), tenant_slug=slug, role=role, status=auth_pb2.MEMBERSHIP_STATUS_INVITED
+                )
+                for tenant_id, slug, role in account.invitations
+            ),
+        ],
         permissions=sorted(permissions),
     )

@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.auth.models import Invitation
+from services.auth.models import Invitation, TenantDirectoryEntry
 
 # Neither accepted nor revoked: its token still works until it expires, and a
 # resend revives it after.
@@ -63,6 +63,20 @@ async def find_open_invitation(session: AsyncSession, tenant_id: UUID, email: st
             select(Invitation).where(Invitation.tenant_id == tenant_id, Invitation.email == email, *OPEN)
         )
     ).scalar_one_or_none()
+
+
+async def open_invitations_to(session: AsyncSession, email: str, now: datetime) -> list[tuple[Invitation, str]]:
+    """Open, unexpired invitations sent to email, in any tenant, with the
+    tenant's slug. Binds the email for row-level security: call it only for a
+    person who proved control of that email."""
+    await session.execute(text("SELECT set_config('app.subject_email', :email, true)"), {"email": email})
+    rows = await session.execute(
+        select(Invitation, TenantDirectoryEntry.slug)
+        .join(TenantDirectoryEntry, TenantDirectoryEntry.tenant_id == Invitation.tenant_id)
+        .where(Invitation.email == email, Invitation.expires_at > now, *OPEN)
+        .order_by(TenantDirectoryEntry.slug)
+    )
+    return [(row[0], row[1]) for row in rows]
 
 
 async def find_invitation_by_token(session: AsyncSession, token_hash: bytes) -> Invitation | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +13,7 @@ from kit.db import bind_scope
 from kit.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
 from services.auth.models import User
-from services.auth.repository import memberships, users
+from services.auth.repository import invitations, memberships, users
 from services.auth.repository.memberships import MembershipView
 
 
@@ -20,6 +21,8 @@ from services.auth.repository.memberships import MembershipView
 class Account:
     user: User
     memberships: list[MembershipView]
+    # (tenant id, slug, role) of invitations waiting for a verified email.
+    invitations: list[tuple[UUID, str, str]] = field(default_factory=list)
 
 
 class AccountService:
@@ -31,7 +34,14 @@ class AccountService:
         user = await users.find_user(session, principal.user_id)
         if user is None:
             raise Unauthenticated("the user no longer exists")
-        return Account(user, await memberships.memberships_of_user(session, user.id))
+        joined = await memberships.memberships_of_user(session, user.id)
+        waiting: list[tuple[UUID, str, str]] = []
+        if user.email_verified_at is not None:
+            member_of = {membership.tenant_id for membership in joined}
+            for invitation, slug in await invitations.open_invitations_to(session, user.email, datetime.now(UTC)):
+                if invitation.tenant_id not in member_of:
+                    waiting.append((invitation.tenant_id, slug, invitation.role))
+        return Account(user, joined, waiting)
 
     async def set_default_tenant(self, session: AsyncSession, principal: Principal, *, tenant_slug: str) -> Account:
         slug = tenant_slug.strip()

@@ -102,9 +102,15 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX email_outbox_queued ON auth.email_outbox (created_at) WHERE status = 'queued'")
-    for table in ("auth.roles", "auth.invitations"):
-        for statement in tenant_policy_sql(table, f"tenant_id::text = {CURRENT_TENANT}"):
-            op.execute(statement)
+    for statement in tenant_policy_sql("auth.roles", f"tenant_id::text = {CURRENT_TENANT}"):
+        op.execute(statement)
+    # A tenant sees its invitations; a person with a verified email, bound as
+    # app.subject_email, sees the invitations sent to it (for GET /auth/me).
+    for statement in tenant_policy_sql(
+        "auth.invitations",
+        f"tenant_id::text = {CURRENT_TENANT} OR email = current_setting('app.subject_email', true)",
+    ):
+        op.execute(statement)
     for statement in tenant_policy_sql(
         "auth.email_outbox", f"coalesce(tenant_id::text, 'platform') = {CURRENT_TENANT}"
     ):
