@@ -25,7 +25,8 @@ class GatewaySettings(BaseSettings):
     upstream_timeout_seconds: float = Field(default=15.0, gt=0, validation_alias="GATEWAY_UPSTREAM_TIMEOUT_SECONDS")
     rate_limit_per_minute: int = Field(default=30, ge=1, validation_alias="GATEWAY_RATE_LIMIT_PER_MINUTE")
     rate_limited_methods: str = Field(
-        default="tenantry.auth.v1.AuthService.Login,tenantry.auth.v1.AuthService.Refresh",
+        default="tenantry.auth.v1.AuthService.Login,tenantry.auth.v1.AuthService.Refresh,"
+        "tenantry.auth.v1.AuthService.AcceptInvitation",
         validation_alias="GATEWAY_RATE_LIMITED_METHODS",
     )
     # Proxies in front of the gateway (CIDRs, comma-separated) whose

@@ -31,7 +31,8 @@ class Principal:
 
     @property
     def is_platform_admin(self) -> bool:
-        return PLATFORM_ADMIN_ROLE in self.roles
+        # Operators act above tenants: a token naming a tenant is never one.
+        return self.tenant_id is None and PLATFORM_ADMIN_ROLE in self.roles
 
 
 @dataclass

@@ -146,6 +146,7 @@ def test_escalation_is_refused(stack: Stack, tenant: Tenant) -> None:
         ("ok_role", ["app.Tickets"], "permissions"),
         ("ok_role", ["app.tickets.*.x"], "permissions"),
         ("ok_role", ["*"], "permissions"),
+        ("platform_admin", ["app.x"], "name"),
     ],
 )
 def test_bad_roles_name_the_field(stack: Stack, tenant: Tenant, name: str, permissions: list[str], field: str) -> None:

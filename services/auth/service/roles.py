@@ -45,6 +45,8 @@ BUILT_IN: dict[str, tuple[str, tuple[str, ...]]] = {
 # The platform operator acts above tenants and is never a tenant role.
 PLATFORM_OPERATOR_PERMISSIONS = ("platform.tenants.read", "platform.tenants.manage", "audit.read")
 MAX_PERMISSIONS = 100
+# The operator's role is platform_admin; no tenant role may look like it.
+RESERVED_ROLE_PREFIX = "platform"
 # Aliases from the contracts' former Role enum, so old clients keep working.
 _ENUM_ALIASES = {"ROLE_OWNER": OWNER, "ROLE_ADMIN": ADMIN, "ROLE_VIEWER": VIEWER}
 
@@ -134,6 +136,8 @@ class RoleService:
         name = role_name("name", name)
         if name in BUILT_IN:
             raise AlreadyExists(f"name: '{name}' is a built-in role")
+        if name.startswith(RESERVED_ROLE_PREFIX):
+            raise InvalidArgument("name", f"names starting with '{RESERVED_ROLE_PREFIX}' are reserved for operators")
         description = validate_text("description", description, maximum=500, required=False)
         granted = validate_permissions("permissions", permissions)
         self._require_holds(principal, granted)
