@@ -18,9 +18,13 @@ from kit.tokens import AccessTokenVerifier, CachedJwks
 Job = Callable[[], Coroutine[Any, Any, None]]
 
 
-def remote_verifier(settings: ServiceSettings, channel: grpc.aio.Channel) -> tuple[AccessTokenVerifier, Job]:
-    """A verifier whose keys come from the auth service's JWKS, cached, and
-    the background job that follows the auth service's revocations."""
+def remote_verifier(
+    settings: ServiceSettings, channel: grpc.aio.Channel
+) -> tuple[AccessTokenVerifier, RevokedSessions, Job]:
+    """A verifier whose keys come from the auth service's JWKS, cached; the
+    revoked sessions it checks; and the background job that keeps them in step
+    with the auth service (until its first snapshot, the verifier refuses every
+    token with UNAVAILABLE)."""
     stub = auth_service_pb2_grpc.AuthServiceStub(channel)
 
     async def fetch_jwks() -> list[dict[str, str]]:
@@ -30,7 +34,7 @@ def remote_verifier(settings: ServiceSettings, channel: grpc.aio.Channel) -> tup
             raise Unavailable("cannot verify tokens: the auth service's keys are unreachable") from None
         return [json_format.MessageToDict(key, preserving_proto_field_name=True) for key in jwks.keys]
 
-    revoked = RevokedSessions()
+    revoked = RevokedSessions(max_staleness=settings.revocation_max_staleness_seconds)
     verifier = AccessTokenVerifier(
         CachedJwks(fetch_jwks),
         issuer=settings.jwt_issuer,
@@ -42,4 +46,4 @@ def remote_verifier(settings: ServiceSettings, channel: grpc.aio.Channel) -> tup
     async def follow() -> None:
         await follow_revocations(channel, metadata, revoked)
 
-    return verifier, follow
+    return verifier, revoked, follow

@@ -72,6 +72,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
         settings=settings,
         database=database,
         verifier=verifier,
+        revocations=revoked,
         servicers=[
             (
                 service["AuthService"],
