@@ -13,9 +13,26 @@ from kit.clients import internal_metadata
 from kit.errors import Unavailable
 from kit.revocations import RevokedSessions, follow_revocations
 from kit.settings import ServiceSettings
-from kit.tokens import AccessTokenVerifier, CachedJwks
+from kit.tokens import AccessTokenVerifier, CachedJwks, PublicKeySource
 
 Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+class KeysWhileRevocationsCurrent:
+    """Hands out verification keys only while the revocation list is current.
+
+    A token cannot be accepted without that list anyway; checking it first
+    answers UNAVAILABLE at once, naming the reason, instead of first waiting
+    on a key fetch from an auth service that may be down.
+    """
+
+    def __init__(self, keys: PublicKeySource, revoked: RevokedSessions) -> None:
+        self._keys = keys
+        self._revoked = revoked
+
+    async def public_key(self, kid: str) -> Any | None:
+        self._revoked.ensure_current()
+        return await self._keys.public_key(kid)
 
 
 def remote_verifier(
@@ -36,7 +53,7 @@ def remote_verifier(
 
     revoked = RevokedSessions(max_staleness=settings.revocation_max_staleness_seconds)
     verifier = AccessTokenVerifier(
-        CachedJwks(fetch_jwks),
+        KeysWhileRevocationsCurrent(CachedJwks(fetch_jwks), revoked),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         revoked=revoked,

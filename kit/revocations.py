@@ -70,12 +70,16 @@ class RevokedSessions:
         lost_at = self._source_lost_at
         return lost_at is None or time.monotonic() - lost_at < self._max_staleness
 
-    def is_revoked(self, session_id: UUID) -> bool:
-        """Whether the session has ended; Unavailable when that cannot be known."""
+    def ensure_current(self) -> None:
+        """Raises Unavailable unless the list can be trusted now."""
         if not self._complete:
             raise Unavailable("revocations are not loaded yet; retry shortly")
         if not self.is_current():
             raise Unavailable("revocations are not current: the auth service is unreachable; retry shortly")
+
+    def is_revoked(self, session_id: UUID) -> bool:
+        """Whether the session has ended; Unavailable when that cannot be known."""
+        self.ensure_current()
         until = self._until.get(session_id)
         if until is None:
             return False
@@ -143,9 +147,7 @@ async def follow_revocations(
                     revoked.mark_complete()
                     log.info("revocations current", extra={"revoked_sessions": len(revoked.live())})
                 elif event.HasField("revoked"):
-                    revoked.revoke(
-                        UUID(event.revoked.session_id), event.revoked.revoked_until.ToDatetime(tzinfo=UTC)
-                    )
+                    revoked.revoke(UUID(event.revoked.session_id), event.revoked.revoked_until.ToDatetime(tzinfo=UTC))
             log.warning("revocation stream ended")
         except grpc.aio.AioRpcError as error:
             log.warning("revocation stream interrupted", extra={"grpc_status": error.code().name})
