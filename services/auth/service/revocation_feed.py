@@ -16,6 +16,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from kit.db import Database
+from kit.errors import Unavailable
 from kit.revocations import RevokedSessions
 from services.auth import repository
 from services.auth.repository import REVOCATION_CHANNEL
@@ -63,7 +64,12 @@ class RevocationFeed:
             await asyncio.sleep(interval)
 
     async def run(self) -> None:
-        """Listens forever; after any reconnect, reloads what it may have missed."""
+        """Listens forever; after any reconnect, reloads what it may have missed.
+
+        Retries every 0.25 s, so it listens again as soon as the database is
+        back; an outage is logged when it starts and when it ends.
+        """
+        failing = False
         while True:
             connection: asyncpg.Connection | None = None
             try:
@@ -72,11 +78,16 @@ class RevocationFeed:
                 await connection.add_listener(REVOCATION_CHANNEL, self._on_notification)
                 await self.load_live()
                 self.ready.set()
+                if failing:
+                    log.info("revocation listener listening again")
+                    failing = False
                 while not connection.is_closed():
                     await asyncio.sleep(0.5)
                     await connection.execute("SELECT 1")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("revocation listener reconnecting", extra={"reason": type(error).__name__})
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as error:
+                if not failing:
+                    log.warning("revocation listener reconnecting", extra={"reason": type(error).__name__})
+                    failing = True
             finally:
                 if connection is not None and not connection.is_closed():
                     await connection.close()
