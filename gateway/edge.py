@@ -101,8 +101,22 @@ class EdgeAuthenticator:
     Revocation is left to the services, which the token is passed on to."""
 
     def __init__(self, fetch_jwks: Any, *, issuer: str, audience: str) -> None:
-        self.jwks = CachedJwks(fetch_jwks, min_refresh_interval=1.0)
-        self._verifier = AccessTokenVerifier(self.jwks, issuer=issuer, audience=audience, revoked=RevokedSessions())
+        async def fetch_or_unavailable() -> list[dict[str, str]]:
+            # Whatever stopped the fetch, the token may be valid: 503, never 401.
+            try:
+                return list(await fetch_jwks())
+            except GatewayError:
+                raise GatewayError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "cannot verify tokens: the auth service's keys are unreachable; retry later",
+                    headers={"Retry-After": "1"},
+                ) from None
+
+        self.jwks = CachedJwks(fetch_or_unavailable, min_refresh_interval=1.0)
+        # Services check revocation; the gateway's own list stays empty and complete.
+        unchecked = RevokedSessions()
+        unchecked.mark_complete()
+        self._verifier = AccessTokenVerifier(self.jwks, issuer=issuer, audience=audience, revoked=unchecked)
 
     async def authenticate(self, authorization: str | None) -> tuple[str, Principal]:
         scheme, _, token = (authorization or "").partition(" ")

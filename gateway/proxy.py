@@ -173,5 +173,8 @@ def upstream_error(error: grpc.aio.AioRpcError) -> GatewayError:
     )
     message = error.details() or code.name.lower()
     if code == grpc.StatusCode.UNAVAILABLE:
+        # Always 503 with a hint: the service (or its database, or its view of
+        # revocations) is expected back shortly.
         message = "the service is unavailable; retry later"
+        headers = {"Retry-After": "1"}
     return GatewayError(code, message, http_status=HTTP_STATUS.get(code, 500), headers=headers)

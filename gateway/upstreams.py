@@ -2,7 +2,9 @@
 
 Configured by service full name or by package prefix ("tenantry.auth.v1"); the
 longest key that prefixes a service's name wins. One channel per address,
-made once and reused.
+made once and reused, with the services' keepalive (kit.clients). No retry
+policy: a client's call may not be idempotent. gRPC still retries, on its own,
+a call that never reached the server.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.descriptors import Rpc
 from gateway.status import GatewayError
-from kit.clients import CHANNEL_OPTIONS
+from kit.clients import channel_options
 
 
 def parse_upstreams(text: str) -> dict[str, list[str]]:
@@ -49,7 +51,7 @@ class Upstreams:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+            channel = self._channels[address] = grpc.aio.insecure_channel(address, options=channel_options())
         return channel
 
     def pick(self, service: str) -> str:

@@ -13,14 +13,35 @@ from kit.clients import internal_metadata
 from kit.errors import Unavailable
 from kit.revocations import RevokedSessions, follow_revocations
 from kit.settings import ServiceSettings
-from kit.tokens import AccessTokenVerifier, CachedJwks
+from kit.tokens import AccessTokenVerifier, CachedJwks, PublicKeySource
 
 Job = Callable[[], Coroutine[Any, Any, None]]
 
 
-def remote_verifier(settings: ServiceSettings, channel: grpc.aio.Channel) -> tuple[AccessTokenVerifier, Job]:
-    """A verifier whose keys come from the auth service's JWKS, cached, and
-    the background job that follows the auth service's revocations."""
+class KeysWhileRevocationsCurrent:
+    """Hands out verification keys only while the revocation list is current.
+
+    A token cannot be accepted without that list anyway; checking it first
+    answers UNAVAILABLE at once, naming the reason, instead of first waiting
+    on a key fetch from an auth service that may be down.
+    """
+
+    def __init__(self, keys: PublicKeySource, revoked: RevokedSessions) -> None:
+        self._keys = keys
+        self._revoked = revoked
+
+    async def public_key(self, kid: str) -> Any | None:
+        self._revoked.ensure_current()
+        return await self._keys.public_key(kid)
+
+
+def remote_verifier(
+    settings: ServiceSettings, channel: grpc.aio.Channel
+) -> tuple[AccessTokenVerifier, RevokedSessions, Job]:
+    """A verifier whose keys come from the auth service's JWKS, cached; the
+    revoked sessions it checks; and the background job that keeps them in step
+    with the auth service (until its first snapshot, the verifier refuses every
+    token with UNAVAILABLE)."""
     stub = auth_service_pb2_grpc.AuthServiceStub(channel)
 
     async def fetch_jwks() -> list[dict[str, str]]:
@@ -30,9 +51,9 @@ def remote_verifier(settings: ServiceSettings, channel: grpc.aio.Channel) -> tup
             raise Unavailable("cannot verify tokens: the auth service's keys are unreachable") from None
         return [json_format.MessageToDict(key, preserving_proto_field_name=True) for key in jwks.keys]
 
-    revoked = RevokedSessions()
+    revoked = RevokedSessions(max_staleness=settings.revocation_max_staleness_seconds)
     verifier = AccessTokenVerifier(
-        CachedJwks(fetch_jwks),
+        KeysWhileRevocationsCurrent(CachedJwks(fetch_jwks), revoked),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         revoked=revoked,
@@ -42,4 +63,4 @@ def remote_verifier(settings: ServiceSettings, channel: grpc.aio.Channel) -> tup
     async def follow() -> None:
         await follow_revocations(channel, metadata, revoked)
 
-    return verifier, follow
+    return verifier, revoked, follow

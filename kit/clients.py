@@ -1,24 +1,100 @@
-"""Channels to other Tenantry services: one per address, reused for every call."""
+"""Channels to other Tenantry services: one per address, reused for every call.
+
+Keepalive is agreed between both ends: clients ping every GRPC_KEEPALIVE_TIME_MS
+even with no call open (so an idle revocation stream or relay notices a dead
+peer), and servers (kit.server) allow exactly that, instead of gRPC's default
+policy that answers such pings with GOAWAY `too_many_pings`.
+"""
 
 from __future__ import annotations
 
+import json
+from functools import cache
+
 import grpc
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kit.context import current_request
 from kit.interceptors.access import INTERNAL_TOKEN_HEADER
 
-CHANNEL_OPTIONS = (
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    # Reconnect quickly after a peer restarts, so queued work resumes soon.
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 2_000),
+# Reconnect quickly after a peer restarts (at most ~0.25 s with gRPC's 20 %
+# jitter), so revocation streams and queued work resume at once. A dead peer
+# costs a refused connect a few times a second, nothing more.
+RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 200),
+)
+
+# Internal calls are idempotent (relays dedupe by event id, provisioning and
+# status changes are idempotent, reads are reads), so one that fails with
+# UNAVAILABLE (a connection lost, a peer restarting) is retried a few times.
+INTERNAL_RETRY_POLICY = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
 )
 
 
+class KeepaliveSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    keepalive_time_ms: int = Field(default=10_000, ge=100, validation_alias="GRPC_KEEPALIVE_TIME_MS")
+    keepalive_timeout_ms: int = Field(default=5_000, ge=100, validation_alias="GRPC_KEEPALIVE_TIMEOUT_MS")
+
+
+@cache
+def keepalive_settings() -> KeepaliveSettings:
+    return KeepaliveSettings()
+
+
+def client_keepalive_options() -> tuple[tuple[str, int], ...]:
+    settings = keepalive_settings()
+    return (
+        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Keep pinging an idle connection (the default stops after two pings
+        # without data, and an idle stream would then never notice a dead peer).
+        ("grpc.http2.max_pings_without_data", 0),
+    )
+
+
+def server_keepalive_options() -> tuple[tuple[str, int], ...]:
+    """What a server allows, in step with client_keepalive_options."""
+    settings = keepalive_settings()
+    return (
+        ("grpc.keepalive_permit_without_calls", 1),
+        # Half the clients' interval: timers drift, and a ping a little early
+        # must not count as a strike.
+        ("grpc.http2.min_ping_interval_without_data_ms", settings.keepalive_time_ms // 2),
+        ("grpc.http2.max_pings_without_data", 0),
+        # The server probes its clients too, so a dead subscriber's stream ends.
+        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+    )
+
+
+def channel_options(*, retry_policy: str | None = None) -> tuple[tuple[str, str | int], ...]:
+    options: tuple[tuple[str, str | int], ...] = (*client_keepalive_options(), *RECONNECT_OPTIONS)
+    if retry_policy:
+        options = (*options, ("grpc.service_config", retry_policy), ("grpc.enable_retries", 1))
+    return options
+
+
 def internal_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(address, options=channel_options(retry_policy=INTERNAL_RETRY_POLICY))
 
 
 def internal_metadata(internal_api_token: str) -> tuple[tuple[str, str], ...]:

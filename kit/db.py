@@ -10,16 +10,19 @@ carries one request's tenant into the next.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from kit.context import current_principal
-from kit.errors import DomainError
+from kit.errors import DomainError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +31,40 @@ log = logging.getLogger(__name__)
 PLATFORM_SCOPE = "platform"
 
 _AFTER_COMMIT = "tenantry_after_commit"
+
+# A connection attempt gives up after this long (asyncpg's default is 60 s),
+# so an unreachable host answers UNAVAILABLE instead of hanging every request.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+# Errors meaning "PostgreSQL cannot be reached, or it dropped the connection":
+# refused or timed-out connects, a server shutting down or starting up, too
+# many connections. Never a fault of the query itself.
+_UNREACHABLE = (
+    OSError,  # ConnectionRefusedError, a missing Unix socket, DNS failures
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """Whether error (or what it wraps) says the database is unreachable."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, _UNREACHABLE):
+            return True
+        if isinstance(current, asyncpg.InterfaceError) and "connection is closed" in str(current):
+            return True
+        wrapped = getattr(current, "orig", None)
+        current = wrapped if isinstance(wrapped, BaseException) else current.__cause__
+    return False
 
 
 def scope_of_caller() -> str:
@@ -60,8 +97,13 @@ class Database:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=False,
-            connect_args={"server_settings": {"application_name": f"tenantry-{role}"}},
+            connect_args={
+                "server_settings": {"application_name": f"tenantry-{role}"},
+                "timeout": CONNECT_TIMEOUT_SECONDS,
+            },
         )
+        # monotonic time the current outage was first seen at, None when reachable.
+        self._outage_since: float | None = None
         event.listen(self.engine.sync_engine, "connect", self._assume_role)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
 
@@ -74,23 +116,49 @@ class Database:
         """One transaction at the request boundary: services never commit.
 
         scope defaults to the caller's tenant (or the platform scope for
-        operators, or none for anonymous callers).
+        operators, or none for anonymous callers). While the database is
+        unreachable it raises Unavailable (UNAVAILABLE, REST 503).
         """
-        async with self.sessions() as session:
-            await bind_scope(session, tenant=scope_of_caller() if scope is None else scope)
-            try:
-                yield session
-            except DomainError as error:
-                if error.keeps_changes:
-                    await self._commit(session)
+        try:
+            async with self.sessions() as session:
+                await bind_scope(session, tenant=scope_of_caller() if scope is None else scope)
+                try:
+                    yield session
+                except DomainError as error:
+                    if error.keeps_changes:
+                        await self._commit(session)
+                    else:
+                        await session.rollback()
+                    raise
+                except BaseException as error:
+                    if isinstance(error, Exception) and is_connection_failure(error):
+                        # The connection is gone: rolling back can only fail again.
+                        with suppress(Exception):
+                            await session.rollback()
+                    else:
+                        await session.rollback()
+                    raise
                 else:
-                    await session.rollback()
-                raise
-            except BaseException:
-                await session.rollback()
-                raise
-            else:
-                await self._commit(session)
+                    await self._commit(session)
+        except Exception as error:
+            if is_connection_failure(error):
+                raise self._unreachable(error) from None
+            raise
+        self._reachable()
+
+    def _unreachable(self, error: BaseException) -> Unavailable:
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning("database unreachable; answering UNAVAILABLE", extra={"reason": type(error).__name__})
+        return Unavailable("the database is unavailable; retry later")
+
+    def _reachable(self) -> None:
+        if self._outage_since is not None:
+            log.info(
+                "database reachable again",
+                extra={"outage_seconds": round(time.monotonic() - self._outage_since, 2)},
+            )
+            self._outage_since = None
 
     async def _commit(self, session: AsyncSession) -> None:
         await session.commit()
@@ -98,8 +166,14 @@ class Database:
             callback()
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as error:
+            if is_connection_failure(error):
+                raise self._unreachable(error) from None
+            raise
+        self._reachable()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

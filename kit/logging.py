@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+# gRPC's C core prints plain text to stderr, which would break the one-JSON-
+# object-per-line logs. It reads GRPC_VERBOSITY once, when grpc is imported,
+# so this runs on importing `kit` (see kit/__init__.py), before grpc loads.
+# What matters of it reaches us as call statuses; GRPC_VERBOSITY=ERROR shows it.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 _STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 

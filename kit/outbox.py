@@ -43,7 +43,7 @@ from tenantry.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 from kit.audit_events import to_audit_event
 from kit.clients import internal_channel, internal_metadata
 from kit.context import current_principal, current_request
-from kit.db import Database, after_commit
+from kit.db import Database, after_commit, is_connection_failure
 from kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,11 @@ class Outbox:
                 log.warning("outbox relay retrying", extra={"reason": reason})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-            except Exception:
-                log.error("outbox relay failed", exc_info=True)
+            except Exception as error:
+                if is_connection_failure(error):
+                    log.warning("outbox relay retrying", extra={"reason": "database unreachable"})
+                else:
+                    log.error("outbox relay failed", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

@@ -1,7 +1,8 @@
 """Builds and runs a service's grpc.aio server, the same way for every service.
 
 Interceptors (request, then access), the servicers, standard health checking
-wired to the database, server reflection, background tasks, and a graceful
+wired to the database and the revocation list, keepalive agreed with the
+clients (kit.clients), server reflection, background tasks, and a graceful
 stop on SIGTERM or SIGINT.
 """
 
@@ -20,15 +21,19 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kit.access import access_rules
+from kit.clients import server_keepalive_options
 from kit.db import Database
 from kit.interceptors.access import AccessInterceptor
 from kit.interceptors.request import RequestInterceptor
+from kit.revocations import RevokedSessions
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
 
 log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_SECONDS = 1.0
+# Readiness of the revocation list is re-read this often (it is in memory).
+READINESS_POLL_SECONDS = 0.05
 HEALTH_TIMEOUT_SECONDS = 2.0
 GRACE_SECONDS = 5.0
 
@@ -42,6 +47,9 @@ class ServiceHost:
     settings: ServiceSettings
     database: Database
     verifier: AccessTokenVerifier
+    # The revoked sessions the verifier checks: the service reports SERVING
+    # only while this list is current.
+    revocations: RevokedSessions
     # (service descriptor, function adding the servicer to a server, servicer)
     servicers: list[tuple[Any, Callable[[Any, grpc.aio.Server], None], Any]]
     # Started once the server listens, cancelled when it stops.
@@ -50,21 +58,35 @@ class ServiceHost:
     on_stop: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
-async def _watch_database(host: ServiceHost, health_servicer: health.aio.HealthServicer) -> None:
+async def _watch_readiness(host: ServiceHost, health_servicer: health.aio.HealthServicer) -> None:
+    """SERVING while the database answers and the revoked-session list is
+    current: until then authenticated RPCs would answer UNAVAILABLE anyway,
+    so load balancers should send nothing here."""
     names = ["", *(descriptor.full_name for descriptor, _, _ in host.servicers)]
     last: int | None = None
+    database_up = False
+    next_ping = 0.0
+    loop = asyncio.get_running_loop()
     while True:
-        try:
-            await asyncio.wait_for(host.database.ping(), HEALTH_TIMEOUT_SECONDS)
-            status = health_pb2.HealthCheckResponse.SERVING
-        except Exception:
-            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        if loop.time() >= next_ping:
+            try:
+                await asyncio.wait_for(host.database.ping(), HEALTH_TIMEOUT_SECONDS)
+                database_up = True
+            except Exception:
+                database_up = False
+            next_ping = loop.time() + HEALTH_INTERVAL_SECONDS
+        revocations_current = host.revocations.is_current()
+        serving = database_up and revocations_current
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         if status != last:
-            log.info("health", extra={"serving": status == health_pb2.HealthCheckResponse.SERVING})
+            log.info(
+                "health",
+                extra={"serving": serving, "database": database_up, "revocations_current": revocations_current},
+            )
             for name in names:
                 await health_servicer.set(name, status)
             last = status
-        await asyncio.sleep(HEALTH_INTERVAL_SECONDS)
+        await asyncio.sleep(READINESS_POLL_SECONDS)
 
 
 async def serve(host: ServiceHost) -> None:
@@ -76,7 +98,7 @@ async def serve(host: ServiceHost) -> None:
                 access_rules(*descriptors), host.verifier, host.settings.internal_api_token.get_secret_value()
             ),
         ],
-        options=(("grpc.so_reuseport", 0),),
+        options=(("grpc.so_reuseport", 0), *server_keepalive_options()),
     )
     for _, add, servicer in host.servicers:
         add(servicer, server)
@@ -95,7 +117,7 @@ async def serve(host: ServiceHost) -> None:
         await start()
     await server.start()
     tasks = [asyncio.create_task(job()) for job in host.background]
-    tasks.append(asyncio.create_task(_watch_database(host, health_servicer)))
+    tasks.append(asyncio.create_task(_watch_readiness(host, health_servicer)))
     log.info("listening", extra={"address": host.listen_addr})
 
     stopping = asyncio.Event()

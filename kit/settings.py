@@ -30,6 +30,11 @@ class ServiceSettings(BaseSettings):
     # Only behind a proxy that sets it (the gateway): otherwise any client
     # could write whatever address it likes into the audit trail.
     trust_forwarded_for: bool = Field(default=False, validation_alias="TRUST_FORWARDED_FOR")
+    # How long a service keeps trusting its revoked-session list after the
+    # stream from auth broke; then authenticated RPCs answer UNAVAILABLE.
+    revocation_max_staleness_seconds: float = Field(
+        default=5.0, gt=0, le=60, validation_alias="REVOCATION_MAX_STALENESS_SECONDS"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -38,8 +38,14 @@ class PublicKeySource(Protocol):
 class CachedJwks:
     """Public keys fetched as a JWKS, refreshed when an unknown kid shows up.
 
-    Refreshes are single-flight and at most one per min_refresh_interval, so a
-    flood of tokens with made-up kids cannot turn into a flood of fetches.
+    Refreshes are single-flight: every caller that needs the keys while a
+    fetch is under way waits for that fetch and then looks again, so a burst
+    right after a restart is answered with the new keys, not "unknown key".
+    Successful fetches happen at most once per min_refresh_interval, so a flood
+    of tokens with made-up kids cannot turn into a flood of fetches. A failed
+    fetch raises to every caller waiting on it (the fetch decides the error:
+    UNAVAILABLE, since the token may well be valid) and does not count
+    against the interval.
     """
 
     def __init__(
@@ -47,25 +53,39 @@ class CachedJwks:
     ) -> None:
         self._fetch = fetch
         self._keys: dict[str, Any] = {}
-        self._lock = asyncio.Lock()
+        self._in_flight: asyncio.Task[None] | None = None
         self._last_refresh = float("-inf")
         self._min_refresh_interval = min_refresh_interval
 
     async def public_key(self, kid: str) -> Any | None:
         key = self._keys.get(kid)
-        if key is None and time.monotonic() - self._last_refresh >= self._min_refresh_interval:
-            async with self._lock:
-                if kid not in self._keys and time.monotonic() - self._last_refresh >= self._min_refresh_interval:
-                    await self.refresh()
+        if key is None and self._in_flight is None and self._may_refresh():
+            self._start_refresh()
+        if key is None and self._in_flight is not None:
+            await asyncio.shield(self._in_flight)
             key = self._keys.get(kid)
         return key
 
-    async def refresh(self) -> None:
-        self._last_refresh = time.monotonic()
+    def _may_refresh(self) -> bool:
+        return time.monotonic() - self._last_refresh >= self._min_refresh_interval
+
+    def _start_refresh(self) -> None:
+        # A task, not the first caller's coroutine: a caller that gives up
+        # (its deadline passes) must not cancel the fetch the others wait on.
+        self._in_flight = asyncio.create_task(self._load())
+        self._in_flight.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight = None
+        if not task.cancelled():
+            task.exception()  # retrieved here, so an unawaited failure is not reported as lost
+
+    async def _load(self) -> None:
         keys = await self._fetch()
         self._keys = {
             jwk["kid"]: jwt.PyJWK(jwk, algorithm=ALGORITHM).key for jwk in keys if jwk.get("alg") == ALGORITHM
         }
+        self._last_refresh = time.monotonic()
 
 
 class AccessTokenVerifier:

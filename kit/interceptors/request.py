@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import grpc
 
 from kit.context import RequestContext, enter_request, leave_request
+from kit.db import is_connection_failure
 from kit.errors import DomainError
 from kit.interceptors.base import Metadata, WrappingInterceptor
 
@@ -62,7 +63,11 @@ class RequestInterceptor(WrappingInterceptor):
         except asyncio.CancelledError:
             status = grpc.StatusCode.CANCELLED
             raise
-        except Exception:
+        except Exception as error:
+            if is_connection_failure(error):
+                # Database work outside a unit of work (which maps it itself).
+                status = grpc.StatusCode.UNAVAILABLE
+                await context.abort(status, "the database is unavailable; retry later")
             status = grpc.StatusCode.INTERNAL
             log.error("unhandled error", exc_info=True, extra={"method": method, "request_id": request.request_id})
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request.request_id})")

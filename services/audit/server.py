@@ -31,7 +31,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
         chain_key=settings.audit_chain_key.get_secret_value().encode(),
     )
     auth_channel = internal_channel(settings.auth_service_addr)
-    verifier, follow_revocations = remote_verifier(settings, auth_channel)
+    verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel)
 
     async def keep_partitions_ready() -> None:
         while True:
@@ -50,6 +50,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
         settings=settings,
         database=database,
         verifier=verifier,
+        revocations=revoked,
         servicers=[
             (
                 service["AuditService"],

@@ -94,6 +94,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
         settings=settings,
         database=database,
         verifier=verifier,
+        revocations=revoked,
         servicers=[
             (
                 service["AuthService"],

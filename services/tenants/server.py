@@ -22,7 +22,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
     database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
     metadata = internal_metadata(settings.internal_api_token.get_secret_value())
     auth_channel = internal_channel(settings.auth_service_addr)
-    verifier, follow_revocations = remote_verifier(settings, auth_channel)
+    verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel)
     audit_outbox = Outbox(outbox)
     relay, close_relay = relay_jobs(audit_outbox, database, settings)
     registry = TenantRegistry(
@@ -39,6 +39,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
         settings=settings,
         database=database,
         verifier=verifier,
+        revocations=revoked,
         servicers=[
             (
                 tenants_service_pb2.DESCRIPTOR.services_by_name["TenantService"],

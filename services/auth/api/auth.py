@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import grpc
 from tenantry.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
@@ -12,7 +11,7 @@ from kit.context import current_principal, require_principal
 from kit.convert import timestamp
 from kit.db import Database
 from kit.errors import DomainError, InvalidArgument
-from kit.revocations import RevokedSessions
+from kit.revocations import RevokedSessions, revocation_events
 from kit.tokens import AccessTokenVerifier
 from services.auth.api.messages import MEMBERSHIP_STATUSES, me_message, required_uuid, token_response
 from services.auth.service.accounts import AccountService
@@ -168,15 +167,6 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
 
     async def WatchRevocations(
         self, request: auth_service_pb2.WatchRevocationsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[auth_service_pb2.SessionRevoked]:
-        # Subscribe before the snapshot, so nothing falls between the two.
-        queue = self._revoked.subscribe()
-        try:
-            for session_id, until in self._revoked.live():
-                yield auth_service_pb2.SessionRevoked(session_id=str(session_id), revoked_until=timestamp(until))
-            while True:
-                session_id, until = await queue.get()
-                if until > datetime.now(UTC):
-                    yield auth_service_pb2.SessionRevoked(session_id=str(session_id), revoked_until=timestamp(until))
-        finally:
-            self._revoked.unsubscribe(queue)
+    ) -> AsyncIterator[auth_service_pb2.WatchRevocationsResponse]:
+        async for event in revocation_events(self._revoked):
+            yield event

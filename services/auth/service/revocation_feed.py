@@ -16,6 +16,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from kit.db import Database
+from kit.errors import Unavailable
 from kit.revocations import RevokedSessions
 from services.auth.repository import sessions as session_rows
 from services.auth.repository.sessions import REVOCATION_CHANNEL
@@ -45,6 +46,10 @@ class RevocationFeed:
         async with self._database.unit_of_work(scope="") as session:
             for session_id, until in await session_rows.live_revocations(session, datetime.now(UTC)):
                 self._revoked.revoke(session_id, until)
+        # Auth's own list: revocations are made only through this database,
+        # so once it is loaded it stays complete (the listener reloads after
+        # any reconnect).
+        self._revoked.mark_complete()
 
     async def prune(self, interval: float = 3600.0) -> None:
         """Deletes expired revocations now and then, forever."""
@@ -59,7 +64,12 @@ class RevocationFeed:
             await asyncio.sleep(interval)
 
     async def run(self) -> None:
-        """Listens forever; after any reconnect, reloads what it may have missed."""
+        """Listens forever; after any reconnect, reloads what it may have missed.
+
+        Retries every 0.25 s, so it listens again as soon as the database is
+        back; an outage is logged when it starts and when it ends.
+        """
+        failing = False
         while True:
             connection: asyncpg.Connection | None = None
             try:
@@ -68,12 +78,17 @@ class RevocationFeed:
                 await connection.add_listener(REVOCATION_CHANNEL, self._on_notification)
                 await self.load_live()
                 self.ready.set()
+                if failing:
+                    log.info("revocation listener listening again")
+                    failing = False
                 while not connection.is_closed():
                     await asyncio.sleep(0.5)
                     await connection.execute("SELECT 1")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("revocation listener reconnecting", extra={"reason": type(error).__name__})
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as error:
+                if not failing:
+                    log.warning("revocation listener reconnecting", extra={"reason": type(error).__name__})
+                    failing = True
             finally:
                 if connection is not None and not connection.is_closed():
                     await connection.close()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.25)

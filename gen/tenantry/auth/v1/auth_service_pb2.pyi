@@ -533,3 +533,50 @@ class SessionRevoked(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionRevoked: _TypeAlias = SessionRevoked  # noqa: Y015
+
+@_typing.final
+class WatchRevocationsResponse(_message.Message):
+    """One event of the WatchRevocations stream."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVOKED_FIELD_NUMBER: _builtins.int
+    SNAPSHOT_COMPLETE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def revoked(self) -> Global___SessionRevoked: ...
+    @_builtins.property
+    def snapshot_complete(self) -> Global___SnapshotComplete:
+        """Every revocation live when the stream opened has been sent: from now on
+        the subscriber's list is complete.
+        """
+
+    def __init__(
+        self,
+        *,
+        revoked: Global___SessionRevoked | None = ...,
+        snapshot_complete: Global___SnapshotComplete | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "revoked", b"revoked", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event", b"event", "revoked", b"revoked", "snapshot_complete", b"snapshot_complete"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["revoked", "snapshot_complete"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___WatchRevocationsResponse: _TypeAlias = WatchRevocationsResponse  # noqa: Y015
+
+@_typing.final
+class SnapshotComplete(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SnapshotComplete: _TypeAlias = SnapshotComplete  # noqa: Y015

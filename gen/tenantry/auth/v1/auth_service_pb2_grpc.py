@@ -465,7 +465,7 @@ class AuthInternalServiceStub:
         self.WatchRevocations = channel.unary_stream(
                 '/tenantry.auth.v1.AuthInternalService/WatchRevocations',
                 request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.WatchRevocationsRequest.SerializeToString,
-                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SessionRevoked.FromString,
+                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.WatchRevocationsResponse.FromString,
                 _registered_method=True)
 
 
@@ -507,8 +507,10 @@ class AuthInternalServiceServicer:
 
     def WatchRevocations(self, request, context):
         """Streams revoked sessions: first every revocation whose access tokens may
-        still be live, then each new one as it happens. Services subscribe at
-        start-up to refuse the access tokens of ended sessions within a second.
+        still be live, then a snapshot_complete marker, then each new revocation
+        as it happens. Services subscribe at start-up and accept access tokens only
+        once the marker has arrived, so a restart never lets an ended session back
+        in. UNAVAILABLE while this replica's own list is not loaded.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -535,7 +537,7 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
             'WatchRevocations': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchRevocations,
                     request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.WatchRevocationsRequest.FromString,
-                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SessionRevoked.SerializeToString,
+                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.WatchRevocationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -647,7 +649,7 @@ class AuthInternalService:
             target,
             '/tenantry.auth.v1.AuthInternalService/WatchRevocations',
             tenantry_dot_auth_dot_v1_dot_auth__service__pb2.WatchRevocationsRequest.SerializeToString,
-            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SessionRevoked.FromString,
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.WatchRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -271,10 +271,12 @@ class AuthInternalServiceStub:
     """Records whether a tenant may be used. Suspending revokes every session of
     the tenant and refuses new logins to it. Idempotent. Errors: NOT_FOUND.
     """
-    WatchRevocations: _grpc.UnaryStreamMultiCallable[_auth_service_pb2.WatchRevocationsRequest, _auth_service_pb2.SessionRevoked]
+    WatchRevocations: _grpc.UnaryStreamMultiCallable[_auth_service_pb2.WatchRevocationsRequest, _auth_service_pb2.WatchRevocationsResponse]
     """Streams revoked sessions: first every revocation whose access tokens may
-    still be live, then each new one as it happens. Services subscribe at
-    start-up to refuse the access tokens of ended sessions within a second.
+    still be live, then a snapshot_complete marker, then each new revocation
+    as it happens. Services subscribe at start-up and accept access tokens only
+    once the marker has arrived, so a restart never lets an ended session back
+    in. UNAVAILABLE while this replica's own list is not loaded.
     """
 
 @_typing.type_check_only
@@ -303,10 +305,12 @@ class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
     """Records whether a tenant may be used. Suspending revokes every session of
     the tenant and refuses new logins to it. Idempotent. Errors: NOT_FOUND.
     """
-    WatchRevocations: _aio.UnaryStreamMultiCallable[_auth_service_pb2.WatchRevocationsRequest, _auth_service_pb2.SessionRevoked]  # type: ignore[assignment]
+    WatchRevocations: _aio.UnaryStreamMultiCallable[_auth_service_pb2.WatchRevocationsRequest, _auth_service_pb2.WatchRevocationsResponse]  # type: ignore[assignment]
     """Streams revoked sessions: first every revocation whose access tokens may
-    still be live, then each new one as it happens. Services subscribe at
-    start-up to refuse the access tokens of ended sessions within a second.
+    still be live, then a snapshot_complete marker, then each new revocation
+    as it happens. Services subscribe at start-up and accept access tokens only
+    once the marker has arrived, so a restart never lets an ended session back
+    in. UNAVAILABLE while this replica's own list is not loaded.
     """
 
 class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -356,10 +360,12 @@ class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_service_pb2.WatchRevocationsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_auth_service_pb2.SessionRevoked], _abc.AsyncIterator[_auth_service_pb2.SessionRevoked]]:
+    ) -> _typing.Union[_abc.Iterator[_auth_service_pb2.WatchRevocationsResponse], _abc.AsyncIterator[_auth_service_pb2.WatchRevocationsResponse]]:
         """Streams revoked sessions: first every revocation whose access tokens may
-        still be live, then each new one as it happens. Services subscribe at
-        start-up to refuse the access tokens of ended sessions within a second.
+        still be live, then a snapshot_complete marker, then each new revocation
+        as it happens. Services subscribe at start-up and accept access tokens only
+        once the marker has arrived, so a restart never lets an ended session back
+        in. UNAVAILABLE while this replica's own list is not loaded.
         """
 
 def add_AuthInternalServiceServicer_to_server(servicer: AuthInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
