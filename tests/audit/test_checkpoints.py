@@ -26,6 +26,16 @@ from tests.audit.tampering import (
 from tests.stack import Stack, Tenant, eventually
 
 
+def writer_refused(stack: Stack, scope: str, problem: str) -> bool:
+    """The audit service logged that its checkpoint writer refused to sign the scope's chain."""
+    for line in (stack.log_dir / "audit.log").read_text().splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("scope") == scope and problem in entry.get("message", ""):
+                return True
+    return False
+
+
 def test_an_intact_verification_returns_a_checkpoint_that_checks_out_offline(stack: Stack, tenant: Tenant) -> None:
     result = verify(stack, tenant.owner_token)
     checkpoint, key = result.latest_checkpoint, result.checkpoint_key
@@ -55,6 +65,9 @@ def test_cutting_the_newest_events_and_rewinding_the_head_is_found(stack: Stack,
     assert result.problem.startswith(f"the chain ends at {remaining} but the checkpoint signed at ")
     assert result.problem.endswith(f"covers sequence {signed}")
     assert result.first_broken_sequence == remaining + 1 and result.latest_checkpoint.sequence == signed
+    # The checkpoint writer notices too, and signs nothing for the shorter chain.
+    assert eventually(lambda: writer_refused(stack, tenant.id, "is behind its last signed checkpoint"), timeout=15)
+    assert [line["sequence"] for line in checkpoint_lines(stack, tenant.id)][-1] == signed
 
 
 def test_a_head_rewound_over_events_left_in_place_is_found(stack: Stack, tenant: Tenant) -> None:
@@ -77,19 +90,22 @@ def test_a_chain_regrown_over_a_cut_does_not_match_its_checkpoint(stack: Stack, 
     assert not result.intact and result.first_broken_sequence == signed
     assert result.problem.startswith("hash differs from the checkpoint signed at")
     # The checkpoint writer does not sign the regrown chain either.
+    assert eventually(
+        lambda: writer_refused(stack, tenant.id, "does not extend its last signed checkpoint"), timeout=15
+    )
     assert [line["sequence"] for line in checkpoint_lines(stack, tenant.id)][-1] == signed
 
 
 def test_the_checkpoint_writer_signs_grown_chains_by_appending_to_their_log(stack: Stack, tenant: Tenant) -> None:
     first = verify(stack, tenant.owner_token).latest_checkpoint.sequence
+    # The writer may have signed the chain on its way here too: any number of lines.
     before = checkpoint_log(stack, tenant.id).read_bytes()
-    assert len(before.splitlines()) == 1
     append(stack, *(event(tenant.id) for _ in range(3)))
     # No verification asked for: the periodic writer signs the grown chain.
     grown = eventually(lambda: checkpoint_lines(stack, tenant.id)[-1]["sequence"] == first + 3, timeout=15)
     assert grown
     after = checkpoint_log(stack, tenant.id).read_bytes()
-    assert after.startswith(before) and len(after.splitlines()) == 2
+    assert after.startswith(before) and len(after.splitlines()) == len(before.splitlines()) + 1
     # Nothing new to sign, nothing written.
     assert verify(stack, tenant.owner_token).latest_checkpoint.sequence == first + 3
     assert checkpoint_log(stack, tenant.id).read_bytes() == after
@@ -127,8 +143,9 @@ def test_a_damaged_checkpoint_line_is_found(
     append(stack, event(tenant.id))
     verify(stack, tenant.owner_token)
     path = checkpoint_log(stack, tenant.id)
-    first, second = path.read_text().splitlines()
-    path.write_text(damage(json.loads(first)) + "\n" + second + "\n")
+    first, *later = path.read_text().splitlines()
+    assert later, "an earlier line is damaged, not the latest"
+    path.write_text("\n".join([damage(json.loads(first)), *later]) + "\n")
     result = verify(stack, tenant.owner_token)
     assert not result.intact and result.problem == problem
 
