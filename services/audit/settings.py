@@ -35,6 +35,19 @@ class AuditSettings(ServiceSettings):
             raise ValueError("must be at least 16 characters")
         return value
 
+    @field_validator("audit_data_dir", mode="before")
+    @classmethod
+    def _names_a_directory(cls, value: object) -> object:
+        # An empty value would quietly mean the working directory.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a directory")
+        return value
+
+    @field_validator("checkpoint_key_file", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @property
     def checkpoint_key_path(self) -> Path:
         return self.checkpoint_key_file or self.audit_data_dir / "checkpoint-signing-key.pem"
