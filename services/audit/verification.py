@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -92,9 +92,7 @@ async def verify_chain(
     pinned = {checkpoint.sequence: checkpoint for checkpoint in log.checkpoints}
     end = await walk(session, chain_key, scope, start=START, through=head.sequence, pinned=pinned)
     if isinstance(end, Verification):
-        return Verification(
-            False, end.events_checked, end.first_broken_event_id, end.first_broken_sequence, end.problem, log.latest
-        )
+        return replace(end, checkpoint=log.latest)
     if end.sequence != head.sequence:
         problem = f"the chain ends at {end.sequence} but its head is {head.sequence}"
         return Verification(False, end.sequence, "", end.sequence + 1, problem, log.latest)
