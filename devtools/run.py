@@ -47,6 +47,7 @@ def main() -> None:
         os.environ.get("INTERNAL_API_TOKEN") or _secret_file(DATA_DIR / "internal-api-token", 32),
         addresses,
         audit_chain_key=os.environ.get("AUDIT_CHAIN_KEY") or _secret_file(DATA_DIR / "audit-chain-key", 32),
+        audit_data_dir=Path(os.environ.get("AUDIT_DATA_DIR") or DATA_DIR / "audit"),
     )
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = os.environ.get("PLATFORM_ADMIN_PASSWORD") or _secret_file(password_file, 18)

@@ -95,13 +95,19 @@ class ServiceProcess:
 
 
 def service_env(
-    database_url: str, internal_api_token: str, addresses: Mapping[str, str], *, audit_chain_key: str
+    database_url: str,
+    internal_api_token: str,
+    addresses: Mapping[str, str],
+    *,
+    audit_chain_key: str,
+    audit_data_dir: Path,
 ) -> dict[str, str]:
     """The environment every service of one stack shares."""
     return {
         "DATABASE_URL": database_url,
         "INTERNAL_API_TOKEN": internal_api_token,
         "AUDIT_CHAIN_KEY": audit_chain_key,
+        "AUDIT_DATA_DIR": str(audit_data_dir),
         "AUTH_LISTEN_ADDR": addresses["auth"],
         "TENANTS_LISTEN_ADDR": addresses["tenants"],
         "AUDIT_LISTEN_ADDR": addresses["audit"],

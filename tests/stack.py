@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,9 +62,18 @@ class Stack:
 
     def start(self) -> None:
         addresses = {name: f"127.0.0.1:{free_port()}" for name in ("auth", "tenants", "audit")}
-        env = service_env(self.database_url, INTERNAL_API_TOKEN, addresses, audit_chain_key=AUDIT_CHAIN_KEY)
+        # Checkpoints name scopes like "platform" that every run has: one directory per run.
+        self.audit_data_dir = Path(tempfile.mkdtemp(prefix="tenantry-audit-"))
+        env = service_env(
+            self.database_url,
+            INTERNAL_API_TOKEN,
+            addresses,
+            audit_chain_key=AUDIT_CHAIN_KEY,
+            audit_data_dir=self.audit_data_dir,
+        )
         env.update(
             {
+                "AUDIT_CHECKPOINT_INTERVAL_SECONDS": "1",
                 "PLATFORM_ADMIN_EMAIL": OPERATOR_EMAIL,
                 "PLATFORM_ADMIN_PASSWORD": OPERATOR_PASSWORD,
                 # Cheap hashing for speed; the cost itself is tested apart.
@@ -91,6 +102,8 @@ class Stack:
             channel.close()
         for process in self.processes.values():
             process.stop()
+        if hasattr(self, "audit_data_dir"):
+            shutil.rmtree(self.audit_data_dir, ignore_errors=True)
 
     @contextmanager
     def service_stopped(self, name: str) -> Iterator[None]:

@@ -51,6 +51,7 @@ def test_a_service_without_its_database_is_not_serving(tmp_path) -> None:  # typ
         INTERNAL_API_TOKEN,
         {"auth": "127.0.0.1:1", "tenants": "127.0.0.1:2", "audit": address},
         audit_chain_key=AUDIT_CHAIN_KEY,
+        audit_data_dir=tmp_path / "audit",
     )
     process = ServiceProcess("audit", address, env, log_path=tmp_path / "audit.log")
     process.start()

@@ -9,10 +9,11 @@ from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_gr
 
 from kit.audit_events import to_audit_event
 from kit.context import current_principal
-from kit.convert import from_struct, from_timestamp, parse_uuid
+from kit.convert import from_struct, from_timestamp, parse_uuid, timestamp
 from kit.db import Database, scope_of_caller
 from kit.errors import InvalidArgument, PermissionDenied
 from kit.pagination import decode_cursor, page_size
+from services.audit.checkpoints import ALGORITHM, Checkpoint, CheckpointKey
 from services.audit.repository import EventFilter
 from services.audit.service import AuditTrail
 
@@ -34,10 +35,25 @@ def event_values(index: int, event: audit_pb2.AuditEvent) -> dict[str, Any]:
     }
 
 
+def to_checkpoint(checkpoint: Checkpoint) -> audit_pb2.AuditCheckpoint:
+    return audit_pb2.AuditCheckpoint(
+        scope=checkpoint.scope,
+        sequence=checkpoint.sequence,
+        head_hash=checkpoint.head_hash.hex(),
+        created_at=timestamp(checkpoint.created_at),
+        key_id=checkpoint.key_id,
+        signature=checkpoint.signature,
+        signed_payload=checkpoint.payload,
+    )
+
+
 class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
-    def __init__(self, database: Database, trail: AuditTrail) -> None:
+    def __init__(self, database: Database, trail: AuditTrail, checkpoint_key: CheckpointKey) -> None:
         self._database = database
         self._trail = trail
+        self._checkpoint_key = audit_pb2.AuditCheckpointKey(
+            key_id=checkpoint_key.key_id, algorithm=ALGORITHM, public_key=checkpoint_key.public_key
+        )
 
     async def ListAuditEvents(
         self, request: audit_service_pb2.ListAuditEventsRequest, context: grpc.aio.ServicerContext
@@ -77,6 +93,8 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
             first_broken_event_id=result.first_broken_event_id,
             first_broken_sequence=result.first_broken_sequence,
             problem=result.problem,
+            latest_checkpoint=to_checkpoint(result.checkpoint) if result.checkpoint else None,
+            checkpoint_key=self._checkpoint_key,
         )
 
 

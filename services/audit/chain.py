@@ -11,10 +11,22 @@ import hashlib
 import hmac
 import ipaddress
 import json
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
 GENESIS = b""
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    """A position in a scope's chain: its sequence number and the hash there."""
+
+    sequence: int
+    chain_hash: bytes
+
+
+START = ChainLink(0, GENESIS)
 
 
 def canonical(event: dict[str, Any], sequence: int) -> bytes:

@@ -7,11 +7,12 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Text, cast, func, select, tuple_, update
+from sqlalchemy import Text, cast, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE
+from services.audit.chain import START, ChainLink
 from services.audit.models import AuditEventRow, ChainHead
 
 
@@ -57,17 +58,29 @@ async def advance_chain_head(session: AsyncSession, scope: str, sequence: int, c
     )
 
 
-async def chain_head(session: AsyncSession, scope: str) -> int:
-    found = await session.execute(select(ChainHead.sequence).where(ChainHead.scope == scope))
-    return int(found.scalar_one_or_none() or 0)
+async def chain_head(session: AsyncSession, scope: str) -> ChainLink:
+    """The scope's newest link as committed; the chain's start before its first event."""
+    found = (
+        await session.execute(select(ChainHead.sequence, ChainHead.chain_hash).where(ChainHead.scope == scope))
+    ).one_or_none()
+    return ChainLink(int(found[0]), bytes(found[1])) if found else START
 
 
-async def chain_page(session: AsyncSession, scope: str, after_sequence: int, limit: int) -> list[AuditEventRow]:
-    """The scope's chained events after a sequence number, in chain order."""
+async def all_chain_heads(session: AsyncSession) -> list[tuple[str, ChainLink]]:
+    """Every scope's newest link, for the checkpoint writer (row-level security lets it see them all)."""
+    await session.execute(text("SELECT set_config('app.all_chain_heads', 'on', true)"))
+    rows = await session.execute(select(ChainHead.scope, ChainHead.sequence, ChainHead.chain_hash))
+    return [(scope, ChainLink(int(sequence), bytes(chain_hash))) for scope, sequence, chain_hash in rows]
+
+
+async def chain_page(
+    session: AsyncSession, scope: str, *, after_sequence: int, through_sequence: int, limit: int
+) -> list[AuditEventRow]:
+    """The scope's chained events in (after_sequence, through_sequence], in chain order."""
     query = (
         select(AuditEventRow)
         .where(func.coalesce(cast(AuditEventRow.tenant_id, Text), PLATFORM_SCOPE) == scope)
-        .where(AuditEventRow.sequence > after_sequence)
+        .where(AuditEventRow.sequence > after_sequence, AuditEventRow.sequence <= through_sequence)
         .order_by(AuditEventRow.sequence)
         .limit(limit)
     )

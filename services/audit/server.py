@@ -1,4 +1,4 @@
-"""Wires the audit service: database, token verification, servicers, partition upkeep."""
+"""Wires the audit service: database, token verification, servicers, partition upkeep, checkpoints."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from kit.db import Database
 from kit.server import ServiceHost
 from kit.settings import ServiceSettings
 from services.audit.api import AuditApi, AuditIngestApi
+from services.audit.checkpoints import CheckpointKey, CheckpointLog
 from services.audit.models import DB_ROLE
 from services.audit.service import AuditTrail
 from services.audit.settings import AuditSettings
@@ -25,10 +26,12 @@ PARTITION_UPKEEP_SECONDS = 24 * 3600
 def build(settings: ServiceSettings) -> ServiceHost:
     assert isinstance(settings, AuditSettings)
     database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
+    checkpoint_key = CheckpointKey.load_or_create(settings.checkpoint_key_path)
     trail = AuditTrail(
         database,
         months_ahead=settings.partition_months_ahead,
         chain_key=settings.audit_chain_key.get_secret_value().encode(),
+        checkpoints=CheckpointLog(settings.audit_data_dir / "checkpoints", checkpoint_key),
     )
     auth_channel = internal_channel(settings.auth_service_addr)
     verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel)
@@ -43,6 +46,14 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 log.error("audit partition upkeep failed", exc_info=True)
             await asyncio.sleep(PARTITION_UPKEEP_SECONDS)
 
+    async def sign_checkpoints() -> None:
+        while True:
+            await asyncio.sleep(settings.checkpoint_interval_seconds)
+            try:
+                await trail.checkpoint_moved_chains()
+            except Exception:
+                log.error("audit checkpoint pass failed", exc_info=True)
+
     service = audit_service_pb2.DESCRIPTOR.services_by_name
     return ServiceHost(
         name="audit",
@@ -55,7 +66,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
             (
                 service["AuditService"],
                 audit_service_pb2_grpc.add_AuditServiceServicer_to_server,
-                AuditApi(database, trail),
+                AuditApi(database, trail, checkpoint_key),
             ),
             (
                 service["AuditIngestService"],
@@ -63,6 +74,6 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 AuditIngestApi(trail),
             ),
         ],
-        background=[keep_partitions_ready, follow_revocations],
+        background=[keep_partitions_ready, sign_checkpoints, follow_revocations],
         on_stop=[auth_channel.close],
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
+import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -17,34 +17,16 @@ from kit.db import PLATFORM_SCOPE, Database, bind_scope
 from kit.errors import InvalidArgument
 from kit.pagination import one_page
 from services.audit import chain, repository
+from services.audit.chain import START, ChainLink
+from services.audit.checkpoints import Checkpoint, CheckpointLog
 from services.audit.models import AuditEventRow
 from services.audit.repository import EventFilter
+from services.audit.verification import Verification, verify_chain, walk
+
+log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
-VERIFY_PAGE = 1000
-EVENT_COLUMNS = (
-    "id",
-    "tenant_id",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "details",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "created_at",
-)
 _PARTITION_MISSING = "no partition of relation"
-
-
-@dataclass(frozen=True)
-class Verification:
-    intact: bool
-    events_checked: int
-    first_broken_event_id: str
-    first_broken_sequence: int
-    problem: str
 
 
 @dataclass(frozen=True)
@@ -79,10 +61,12 @@ def validate_event(index: int, event: dict[str, Any]) -> dict[str, Any]:
 
 
 class AuditTrail:
-    def __init__(self, database: Database, *, months_ahead: int, chain_key: bytes) -> None:
+    def __init__(self, database: Database, *, months_ahead: int, chain_key: bytes, checkpoints: CheckpointLog) -> None:
         self._database = database
         self._months_ahead = months_ahead
         self._chain_key = chain_key
+        self._checkpoints = checkpoints
+        self._reported_heads: dict[str, ChainLink] = {}
 
     async def append(self, events: list[dict[str, Any]]) -> int:
         if len(events) > MAX_BATCH:
@@ -132,30 +116,52 @@ class AuditTrail:
         return appended
 
     async def verify(self, session: AsyncSession, scope: str) -> Verification:
-        """Walks the scope's chain from its first event, recomputing every link."""
-        previous, expected, after = chain.GENESIS, 1, 0
-        while True:
-            page = await repository.chain_page(session, scope, after, VERIFY_PAGE)
-            for row in page:
-                if row.sequence != expected:
-                    return Verification(
-                        False, expected - 1, str(row.id), row.sequence or 0, f"sequence gap: expected {expected}"
-                    )
-                content = {column: getattr(row, column) for column in EVENT_COLUMNS}
-                if row.chain_hash is None or not hmac.compare_digest(
-                    chain.link(self._chain_key, previous, content, expected), bytes(row.chain_hash)
-                ):
-                    return Verification(False, expected - 1, str(row.id), expected, "hash mismatch")
-                previous, expected = bytes(row.chain_hash), expected + 1
-            if len(page) < VERIFY_PAGE:
-                break
-            after = page[-1].sequence or 0
+        """The scope's chain as of its head, checked against its signed checkpoints.
+
+        The checkpoints are read before the head, so none can be newer than
+        the head it is compared with; the walk stops at that head, so events
+        appended meanwhile belong to the next verification. An intact chain
+        that grew past its newest checkpoint gets a new one at once: the
+        caller leaves with a signature over what was just checked."""
+        log = await self._checkpoints.read(scope)
         head = await repository.chain_head(session, scope)
-        if head != expected - 1:
-            return Verification(
-                False, expected - 1, "", expected, f"the chain ends at {expected - 1} but its head is {head}"
-            )
-        return Verification(True, expected - 1, "", 0, "")
+        result = await verify_chain(session, self._chain_key, scope, head, log)
+        if not result.intact or head.sequence == 0:
+            return result
+        return replace(result, checkpoint=await self._checkpoints.record(scope, head))
+
+    async def checkpoint_moved_chains(self) -> int:
+        """Signs a checkpoint for every chain whose head moved and still extends its last checkpoint."""
+        known = self._checkpoints.latest_by_scope()
+        async with self._database.unit_of_work(scope="") as session:
+            heads = await repository.all_chain_heads(session)
+        written = 0
+        for scope, head in heads:
+            latest = known.get(scope)
+            if head.sequence == (latest.sequence if latest else 0):
+                continue
+            if await self._extends(scope, head, latest):
+                await self._checkpoints.record(scope, head)
+                written += 1
+        return written
+
+    async def _extends(self, scope: str, head: ChainLink, latest: Checkpoint | None) -> bool:
+        """Recomputes the links since the last checkpoint: a signature must never cover a cut or rewritten chain.
+
+        A chain that fails is logged once for each head it has, not on every pass."""
+        problem = ""
+        if latest is not None and head.sequence < latest.sequence:
+            problem = "audit chain head is behind its last signed checkpoint"
+        else:
+            start = ChainLink(latest.sequence, latest.head_hash) if latest else START
+            async with self._database.unit_of_work(scope=scope) as session:
+                end = await walk(session, self._chain_key, scope, start=start, through=head.sequence)
+            if end != head:
+                problem = "audit chain does not extend its last signed checkpoint"
+        if problem and self._reported_heads.get(scope) != head:
+            self._reported_heads[scope] = head
+            log.error(problem + "; none signed", extra={"scope": scope, "head": head.sequence})
+        return not problem
 
     async def ensure_partitions(self) -> int:
         async with self._database.unit_of_work(scope="") as session:

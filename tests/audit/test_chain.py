@@ -2,51 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
-import psycopg
-import pytest
-from tenantry.audit.v1 import audit_pb2, audit_service_pb2
-
-from tests.stack import INTERNAL, Stack, Tenant, bearer
-
-
-def event(tenant_id: str, action: str = "doc.edited") -> audit_pb2.AuditEvent:
-    message = audit_pb2.AuditEvent(
-        id=str(uuid.uuid4()),
-        tenant_id=tenant_id,
-        action=action,
-        resource_type="doc",
-        resource_id="1",
-        ip_address="10.0.0.1",
-    )
-    message.details.update({"size": 1e20, "ratio": 0.5, "tags": ["a", "b"], "nested": {"z": 1, "a": "é"}})
-    message.created_at.FromDatetime(datetime.now(UTC))
-    return message
-
-
-def append(stack: Stack, *events: audit_pb2.AuditEvent) -> int:
-    request = audit_service_pb2.AppendAuditEventsRequest(events=events)
-    return stack.audit_ingest.AppendAuditEvents(request, metadata=INTERNAL).appended
-
-
-def verify(stack: Stack, token: str) -> audit_service_pb2.VerifyAuditTrailResponse:
-    return stack.audit.VerifyAuditTrail(audit_service_pb2.VerifyAuditTrailRequest(), metadata=bearer(token))
-
-
-def as_superuser_behind_the_triggers(stack: Stack, statement: str, params: tuple[object, ...] = ()) -> None:
-    with psycopg.connect(stack.database_url) as connection:
-        connection.execute("SET LOCAL session_replication_role = replica")
-        connection.execute(statement, params)
-
-
-@pytest.fixture
-def tenant(stack: Stack) -> Tenant:
-    created = stack.create_tenant("chain")
-    append(stack, *(event(created.id) for _ in range(5)))
-    return created
+from tests.audit.tampering import append, as_superuser_behind_the_triggers, event, event_at, verify
+from tests.stack import Stack, Tenant
 
 
 def test_a_written_chain_verifies(stack: Stack, tenant: Tenant) -> None:
@@ -74,17 +34,30 @@ def test_concurrent_appends_keep_one_unbroken_chain(stack: Stack, tenant: Tenant
     assert platform.intact
 
 
-def _one_event(stack: Stack, tenant: Tenant, position: int) -> str:
-    return str(
-        stack.sql(
-            "SELECT id FROM audit.events WHERE tenant_id = %s ORDER BY sequence OFFSET %s LIMIT 1",
-            (tenant.id, position),
-        )[0][0]
-    )
+def test_verification_while_events_arrive_finds_an_intact_chain(stack: Stack, tenant: Tenant) -> None:
+    # Verification once read the events and then, separately, the head that
+    # an append had moved meanwhile: "the chain ends at 37 but its head is 38".
+    appending = threading.Event()
+    appending.set()
+
+    def keep_appending() -> None:
+        while appending.is_set():
+            append(stack, event(tenant.id))
+
+    writer = threading.Thread(target=keep_appending)
+    writer.start()
+    try:
+        results = [verify(stack, tenant.owner_token) for _ in range(30)]
+    finally:
+        appending.clear()
+        writer.join()
+    assert [result.problem for result in results if not result.intact] == []
+    checked = [result.events_checked for result in results]
+    assert checked == sorted(checked) and checked[-1] > checked[0]
 
 
 def test_an_edited_event_is_found(stack: Stack, tenant: Tenant) -> None:
-    target = _one_event(stack, tenant, 2)
+    target = event_at(stack, tenant.id, 2)
     as_superuser_behind_the_triggers(
         stack, "UPDATE audit.events SET details = details || '{\"size\": 1}' WHERE id = %s", (target,)
     )
@@ -94,8 +67,8 @@ def test_an_edited_event_is_found(stack: Stack, tenant: Tenant) -> None:
 
 
 def test_a_removed_event_is_found(stack: Stack, tenant: Tenant) -> None:
-    target = _one_event(stack, tenant, 1)
-    following = _one_event(stack, tenant, 2)
+    target = event_at(stack, tenant.id, 1)
+    following = event_at(stack, tenant.id, 2)
     as_superuser_behind_the_triggers(stack, "DELETE FROM audit.events WHERE id = %s", (target,))
     result = verify(stack, tenant.owner_token)
     assert not result.intact and result.first_broken_event_id == following
@@ -108,11 +81,19 @@ def test_a_removed_last_event_is_found(stack: Stack, tenant: Tenant) -> None:
     )
     as_superuser_behind_the_triggers(stack, "DELETE FROM audit.events WHERE id = %s", (last,))
     result = verify(stack, tenant.owner_token)
-    assert not result.intact and "the chain ends" in result.problem
+    assert not result.intact and "the chain ends" in result.problem and "its head is" in result.problem
+
+
+def test_a_rewritten_chain_head_is_found(stack: Stack, tenant: Tenant) -> None:
+    as_superuser_behind_the_triggers(
+        stack, "UPDATE audit.chain_heads SET chain_hash = sha256('forged'::bytea) WHERE scope = %s", (tenant.id,)
+    )
+    result = verify(stack, tenant.owner_token)
+    assert not result.intact and result.problem.startswith("the chain head's hash is not that of event")
 
 
 def test_a_forged_event_is_found(stack: Stack, tenant: Tenant) -> None:
-    first = _one_event(stack, tenant, 0)
+    first = event_at(stack, tenant.id, 0)
     as_superuser_behind_the_triggers(
         stack,
         "UPDATE audit.events SET action = 'doc.viewed', chain_hash = sha256('\\x00'::bytea) WHERE id = %s",
@@ -126,7 +107,7 @@ def test_another_tenants_chain_is_not_disturbed(stack: Stack, tenant: Tenant) ->
     other = stack.create_tenant("chain")
     append(stack, event(other.id))
     as_superuser_behind_the_triggers(
-        stack, "UPDATE audit.events SET resource_id = 'x' WHERE id = %s", (_one_event(stack, tenant, 0),)
+        stack, "UPDATE audit.events SET resource_id = 'x' WHERE id = %s", (event_at(stack, tenant.id, 0),)
     )
     assert not verify(stack, tenant.owner_token).intact
     assert verify(stack, other.owner_token).intact

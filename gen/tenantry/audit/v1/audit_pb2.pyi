@@ -51,7 +51,11 @@ class AuditEvent(_message.Message):
     user_agent: _builtins.str
     request_id: _builtins.str
     sequence: _builtins.int
-    """Position in its tenant's hash chain, from 1; set by the audit service."""
+    """Position in its tenant's hash chain, from 1; set by the audit service.
+    int64, so a string in JSON: the trail is never pruned and this counts
+    every event a tenant ever had, which can outgrow uint32 (4.29e9, about a
+    year and a half at 100 events a second) and then JavaScript's 2^53.
+    """
     @_builtins.property
     def details(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -79,3 +83,90 @@ class AuditEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuditEvent: _TypeAlias = AuditEvent  # noqa: Y015
+
+@_typing.final
+class AuditCheckpoint(_message.Message):
+    """A signed statement by the audit service: a tenant's hash chain had reached
+    `sequence` with hash `head_hash` at `created_at`. The signing key never
+    enters the database, so whoever rewrites the database cannot make a chain
+    shorter than a checkpoint without verification noticing. Keep checkpoints
+    to check them later, offline if need be: verify `signature` over
+    `signed_payload` with the Ed25519 public key whose id is `key_id`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCOPE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    HEAD_HASH_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    SIGNED_PAYLOAD_FIELD_NUMBER: _builtins.int
+    scope: _builtins.str
+    """The tenant's id, or "platform" for platform-level events."""
+    sequence: _builtins.int
+    """The chain's length when signed. int64 (a string in JSON), like
+    AuditEvent.sequence.
+    """
+    head_hash: _builtins.str
+    """The chain hash of event `sequence`, lowercase hex."""
+    key_id: _builtins.str
+    """Names the key in AuditCheckpointKey.key_id."""
+    signature: _builtins.bytes
+    """Ed25519 signature of signed_payload."""
+    signed_payload: _builtins.bytes
+    """The exact bytes signed, UTF-8 text of five lines joined by "\\n":
+    "tenantry-audit-checkpoint/v1", scope, sequence in decimal, head_hash,
+    created_at as YYYY-MM-DDTHH:MM:SS.ffffffZ (UTC, microseconds).
+    """
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        scope: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        head_hash: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        key_id: _builtins.str = ...,
+        signature: _builtins.bytes = ...,
+        signed_payload: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "head_hash", b"head_hash", "key_id", b"key_id", "scope", b"scope", "sequence", b"sequence", "signature", b"signature", "signed_payload", b"signed_payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditCheckpoint: _TypeAlias = AuditCheckpoint  # noqa: Y015
+
+@_typing.final
+class AuditCheckpointKey(_message.Message):
+    """The public half of the key that signs checkpoints."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    """The first 16 hex digits of SHA-256 over public_key."""
+    algorithm: _builtins.str
+    """Always "Ed25519"."""
+    public_key: _builtins.bytes
+    """The raw 32-byte Ed25519 public key (RFC 8032)."""
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        algorithm: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["algorithm", b"algorithm", "key_id", b"key_id", "public_key", b"public_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditCheckpointKey: _TypeAlias = AuditCheckpointKey  # noqa: Y015

@@ -28,7 +28,7 @@ from tenantry.audit.v1 import audit_pb2 as tenantry_dot_audit_dot_v1_dot_audit__
 from tenantry.common.v1 import access_pb2 as tenantry_dot_common_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tenantry/audit/v1/audit_service.proto\x12\x11tenantry.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtenantry/audit/v1/audit.proto\x1a\x1ftenantry/common/v1/access.proto\"\xd5\x01\n\x16ListAuditEventsRequest\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x15\n\rresource_type\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"a\n\x17ListAuditEventsResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.tenantry.audit.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x19\n\x17VerifyAuditTrailRequest\"\x91\x01\n\x18VerifyAuditTrailResponse\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_event_id\x18\x03 \x01(\t\x12\x1d\n\x15\x66irst_broken_sequence\x18\x04 \x01(\x03\x12\x0f\n\x07problem\x18\x05 \x01(\t\"I\n\x18\x41ppendAuditEventsRequest\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.tenantry.audit.v1.AuditEvent\"-\n\x19\x41ppendAuditEventsResponse\x12\x10\n\x08\x61ppended\x18\x01 \x01(\x05\x32\xcd\x02\n\x0c\x41uditService\x12\x98\x01\n\x0fListAuditEvents\x12).tenantry.audit.v1.ListAuditEventsRequest\x1a*.tenantry.audit.v1.ListAuditEventsResponse\".\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/audit/events\x12\xa1\x01\n\x10VerifyAuditTrail\x12*.tenantry.audit.v1.VerifyAuditTrailRequest\x1a+.tenantry.audit.v1.VerifyAuditTrailResponse\"4\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/audit/verification2\x8c\x01\n\x12\x41uditIngestService\x12v\n\x11\x41ppendAuditEvents\x12+.tenantry.audit.v1.AppendAuditEventsRequest\x1a,.tenantry.audit.v1.AppendAuditEventsResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tenantry/audit/v1/audit_service.proto\x12\x11tenantry.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtenantry/audit/v1/audit.proto\x1a\x1ftenantry/common/v1/access.proto\"\xd5\x01\n\x16ListAuditEventsRequest\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x15\n\rresource_type\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"a\n\x17ListAuditEventsResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.tenantry.audit.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x19\n\x17VerifyAuditTrailRequest\"\x8f\x02\n\x18VerifyAuditTrailResponse\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_event_id\x18\x03 \x01(\t\x12\x1d\n\x15\x66irst_broken_sequence\x18\x04 \x01(\x03\x12\x0f\n\x07problem\x18\x05 \x01(\t\x12=\n\x11latest_checkpoint\x18\x06 \x01(\x0b\x32\".tenantry.audit.v1.AuditCheckpoint\x12=\n\x0e\x63heckpoint_key\x18\x07 \x01(\x0b\x32%.tenantry.audit.v1.AuditCheckpointKey\"I\n\x18\x41ppendAuditEventsRequest\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.tenantry.audit.v1.AuditEvent\"-\n\x19\x41ppendAuditEventsResponse\x12\x10\n\x08\x61ppended\x18\x01 \x01(\x05\x32\xcd\x02\n\x0c\x41uditService\x12\x98\x01\n\x0fListAuditEvents\x12).tenantry.audit.v1.ListAuditEventsRequest\x1a*.tenantry.audit.v1.ListAuditEventsResponse\".\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/audit/events\x12\xa1\x01\n\x10VerifyAuditTrail\x12*.tenantry.audit.v1.VerifyAuditTrailRequest\x1a+.tenantry.audit.v1.VerifyAuditTrailResponse\"4\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/audit/verification2\x8c\x01\n\x12\x41uditIngestService\x12v\n\x11\x41ppendAuditEvents\x12+.tenantry.audit.v1.AppendAuditEventsRequest\x1a,.tenantry.audit.v1.AppendAuditEventsResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,13 +48,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VERIFYAUDITTRAILREQUEST']._serialized_start=502
   _globals['_VERIFYAUDITTRAILREQUEST']._serialized_end=527
   _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_start=530
-  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_end=675
-  _globals['_APPENDAUDITEVENTSREQUEST']._serialized_start=677
-  _globals['_APPENDAUDITEVENTSREQUEST']._serialized_end=750
-  _globals['_APPENDAUDITEVENTSRESPONSE']._serialized_start=752
-  _globals['_APPENDAUDITEVENTSRESPONSE']._serialized_end=797
-  _globals['_AUDITSERVICE']._serialized_start=800
-  _globals['_AUDITSERVICE']._serialized_end=1133
-  _globals['_AUDITINGESTSERVICE']._serialized_start=1136
-  _globals['_AUDITINGESTSERVICE']._serialized_end=1276
+  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_end=801
+  _globals['_APPENDAUDITEVENTSREQUEST']._serialized_start=803
+  _globals['_APPENDAUDITEVENTSREQUEST']._serialized_end=876
+  _globals['_APPENDAUDITEVENTSRESPONSE']._serialized_start=878
+  _globals['_APPENDAUDITEVENTSRESPONSE']._serialized_end=923
+  _globals['_AUDITSERVICE']._serialized_start=926
+  _globals['_AUDITSERVICE']._serialized_end=1259
+  _globals['_AUDITINGESTSERVICE']._serialized_start=1262
+  _globals['_AUDITINGESTSERVICE']._serialized_end=1402
 # @@protoc_insertion_point(module_scope)

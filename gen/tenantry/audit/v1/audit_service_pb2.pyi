@@ -111,13 +111,34 @@ class VerifyAuditTrailResponse(_message.Message):
     FIRST_BROKEN_EVENT_ID_FIELD_NUMBER: _builtins.int
     FIRST_BROKEN_SEQUENCE_FIELD_NUMBER: _builtins.int
     PROBLEM_FIELD_NUMBER: _builtins.int
+    LATEST_CHECKPOINT_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_KEY_FIELD_NUMBER: _builtins.int
     intact: _builtins.bool
     events_checked: _builtins.int
+    """Events whose links were recomputed before the first problem. int64 (a
+    string in JSON) because it counts up to AuditEvent.sequence.
+    """
     first_broken_event_id: _builtins.str
-    """The first event out of place; empty when intact."""
+    """The first event out of place; empty when intact or when events are
+    missing at the end of the chain.
+    """
     first_broken_sequence: _builtins.int
+    """The sequence number where the chain breaks; 0 when intact. int64 (a
+    string in JSON), like AuditEvent.sequence.
+    """
     problem: _builtins.str
-    """What is wrong there, e.g. "hash mismatch", "sequence gap"."""
+    """What is wrong there, e.g. "hash mismatch", "sequence gap", "the chain
+    ends at 37 but the checkpoint signed at ... covers sequence 38", or a
+    damaged checkpoint log.
+    """
+    @_builtins.property
+    def latest_checkpoint(self) -> _audit_pb2.AuditCheckpoint:
+        """The newest signed checkpoint of this trail (none before its first event)."""
+
+    @_builtins.property
+    def checkpoint_key(self) -> _audit_pb2.AuditCheckpointKey:
+        """The key that signs this service's checkpoints."""
+
     def __init__(
         self,
         *,
@@ -126,10 +147,12 @@ class VerifyAuditTrailResponse(_message.Message):
         first_broken_event_id: _builtins.str = ...,
         first_broken_sequence: _builtins.int = ...,
         problem: _builtins.str = ...,
+        latest_checkpoint: _audit_pb2.AuditCheckpoint | None = ...,
+        checkpoint_key: _audit_pb2.AuditCheckpointKey | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["checkpoint_key", b"checkpoint_key", "latest_checkpoint", b"latest_checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events_checked", b"events_checked", "first_broken_event_id", b"first_broken_event_id", "first_broken_sequence", b"first_broken_sequence", "intact", b"intact", "problem", b"problem"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_key", b"checkpoint_key", "events_checked", b"events_checked", "first_broken_event_id", b"first_broken_event_id", "first_broken_sequence", b"first_broken_sequence", "intact", b"intact", "latest_checkpoint", b"latest_checkpoint", "problem", b"problem"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -65,8 +65,13 @@ class AuditServiceServicer:
         """Recomputes the caller's tenant's hash chain (each event's keyed hash
         covers the one before it) and reports the first event that does not
         match: an event changed, removed or inserted behind Tenantry's back, even
-        by a database superuser. Owners, admins and platform operators (for
-        platform events). Errors: PERMISSION_DENIED.
+        by a database superuser. The chain must also reach every signed
+        checkpoint with the hash signed there, so removing the newest events and
+        rewinding the chain head is found too, unless all of them came after the
+        latest checkpoint. An intact chain that grew since its latest checkpoint
+        gets a new one, returned with the key's public half for the caller to
+        keep. Owners, admins and platform operators (for platform events).
+        Errors: PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

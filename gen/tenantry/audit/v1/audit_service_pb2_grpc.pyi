@@ -43,8 +43,13 @@ class AuditServiceStub:
     """Recomputes the caller's tenant's hash chain (each event's keyed hash
     covers the one before it) and reports the first event that does not
     match: an event changed, removed or inserted behind Tenantry's back, even
-    by a database superuser. Owners, admins and platform operators (for
-    platform events). Errors: PERMISSION_DENIED.
+    by a database superuser. The chain must also reach every signed
+    checkpoint with the hash signed there, so removing the newest events and
+    rewinding the chain head is found too, unless all of them came after the
+    latest checkpoint. An intact chain that grew since its latest checkpoint
+    gets a new one, returned with the key's public half for the caller to
+    keep. Owners, admins and platform operators (for platform events).
+    Errors: PERMISSION_DENIED.
     """
 
 @_typing.type_check_only
@@ -62,8 +67,13 @@ class AuditServiceAsyncStub(AuditServiceStub):
     """Recomputes the caller's tenant's hash chain (each event's keyed hash
     covers the one before it) and reports the first event that does not
     match: an event changed, removed or inserted behind Tenantry's back, even
-    by a database superuser. Owners, admins and platform operators (for
-    platform events). Errors: PERMISSION_DENIED.
+    by a database superuser. The chain must also reach every signed
+    checkpoint with the hash signed there, so removing the newest events and
+    rewinding the chain head is found too, unless all of them came after the
+    latest checkpoint. An intact chain that grew since its latest checkpoint
+    gets a new one, returned with the key's public half for the caller to
+    keep. Owners, admins and platform operators (for platform events).
+    Errors: PERMISSION_DENIED.
     """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -90,8 +100,13 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         """Recomputes the caller's tenant's hash chain (each event's keyed hash
         covers the one before it) and reports the first event that does not
         match: an event changed, removed or inserted behind Tenantry's back, even
-        by a database superuser. Owners, admins and platform operators (for
-        platform events). Errors: PERMISSION_DENIED.
+        by a database superuser. The chain must also reach every signed
+        checkpoint with the hash signed there, so removing the newest events and
+        rewinding the chain head is found too, unless all of them came after the
+        latest checkpoint. An intact chain that grew since its latest checkpoint
+        gets a new one, returned with the key's public half for the caller to
+        keep. Owners, admins and platform operators (for platform events).
+        Errors: PERMISSION_DENIED.
         """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,90 @@
+"""What the chain and checkpoint tests share: chained events, verification, and a superuser behind the triggers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from tenantry.audit.v1 import audit_pb2, audit_service_pb2
+
+from tests.stack import INTERNAL, Stack, bearer
+
+
+def event(tenant_id: str, action: str = "doc.edited") -> audit_pb2.AuditEvent:
+    message = audit_pb2.AuditEvent(
+        id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        action=action,
+        resource_type="doc",
+        resource_id="1",
+        ip_address="10.0.0.1",
+    )
+    message.details.update({"size": 1e20, "ratio": 0.5, "tags": ["a", "b"], "nested": {"z": 1, "a": "é"}})
+    message.created_at.FromDatetime(datetime.now(UTC))
+    return message
+
+
+def append(stack: Stack, *events: audit_pb2.AuditEvent) -> int:
+    request = audit_service_pb2.AppendAuditEventsRequest(events=events)
+    return stack.audit_ingest.AppendAuditEvents(request, metadata=INTERNAL, timeout=10).appended
+
+
+def verify(stack: Stack, token: str) -> audit_service_pb2.VerifyAuditTrailResponse:
+    return stack.audit.VerifyAuditTrail(audit_service_pb2.VerifyAuditTrailRequest(), metadata=bearer(token), timeout=10)
+
+
+def outbox_drained(stack: Stack, tenant_id: str) -> bool:
+    """Every event the tenant's creation and login left in the services' outboxes has reached the trail."""
+    waiting = stack.sql(
+        "SELECT (SELECT count(*) FROM tenants.outbox WHERE tenant_id = %s)"
+        " + (SELECT count(*) FROM auth.outbox WHERE tenant_id = %s)",
+        (tenant_id, tenant_id),
+    )
+    return bool(waiting[0][0] == 0)
+
+
+def as_superuser_behind_the_triggers(stack: Stack, statement: str, params: tuple[object, ...] = ()) -> None:
+    with psycopg.connect(stack.database_url) as connection:
+        connection.execute("SET LOCAL session_replication_role = replica")
+        connection.execute(statement, params)
+
+
+def event_at(stack: Stack, tenant_id: str, position: int) -> str:
+    """The id of the tenant's event at a position of its chain, from 0."""
+    rows = stack.sql(
+        "SELECT id FROM audit.events WHERE tenant_id = %s ORDER BY sequence OFFSET %s LIMIT 1", (tenant_id, position)
+    )
+    return str(rows[0][0])
+
+
+def chain_length(stack: Stack, tenant_id: str) -> int:
+    return int(stack.sql("SELECT sequence FROM audit.chain_heads WHERE scope = %s", (tenant_id,))[0][0])
+
+
+def cut_the_newest_events(stack: Stack, tenant_id: str, count: int) -> int:
+    """Deletes the tenant's newest events and rewinds its chain head to the event before them, as a
+    superuser covering their tracks would; the chain left behind is consistent. Returns its length."""
+    length = chain_length(stack, tenant_id) - count
+    with psycopg.connect(stack.database_url) as connection:
+        connection.execute("SET LOCAL session_replication_role = replica")
+        connection.execute("DELETE FROM audit.events WHERE tenant_id = %s AND sequence > %s", (tenant_id, length))
+        connection.execute(
+            "UPDATE audit.chain_heads SET sequence = %s,"
+            " chain_hash = (SELECT chain_hash FROM audit.events WHERE tenant_id = %s AND sequence = %s)"
+            " WHERE scope = %s",
+            (length, tenant_id, length, tenant_id),
+        )
+    return length
+
+
+def checkpoint_log(stack: Stack, scope: str) -> Path:
+    return Path(stack.audit_data_dir) / "checkpoints" / f"{scope}.jsonl"
+
+
+def checkpoint_lines(stack: Stack, scope: str) -> list[dict[str, Any]]:
+    path = checkpoint_log(stack, scope)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
