@@ -177,4 +177,7 @@ def upstream_error(error: grpc.aio.AioRpcError) -> GatewayError:
         # revocations) is expected back shortly.
         message = "the service is unavailable; retry later"
         headers = {"Retry-After": "1"}
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        hint = dict(error.trailing_metadata() or ()).get("retry-after")
+        headers = {"Retry-After": str(hint) if str(hint or "").isdigit() else "1"}
     return GatewayError(code, message, http_status=HTTP_STATUS.get(code, 500), headers=headers)

@@ -11,6 +11,9 @@ import grpc
 
 class DomainError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    # Seconds after which a retry may succeed, sent as `retry-after` trailing
+    # metadata (the gateway's Retry-After header).
+    retry_after_seconds: int | None = None
 
     def __init__(self, message: str, *, keeps_changes: bool = False) -> None:
         super().__init__(message)
@@ -50,3 +53,11 @@ class Unauthenticated(DomainError):
 
 class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class ResourceExhausted(DomainError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = max(1, retry_after_seconds)

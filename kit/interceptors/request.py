@@ -56,6 +56,10 @@ class RequestInterceptor(WrappingInterceptor):
             yield
         except DomainError as error:
             status = error.code
+            if error.retry_after_seconds is not None:
+                context.set_trailing_metadata(
+                    (("x-request-id", request.request_id), ("retry-after", str(error.retry_after_seconds)))
+                )
             await context.abort(error.code, error.message)
         except (grpc.aio.AbortError, grpc.aio.UsageError):
             status = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]

@@ -41,7 +41,9 @@ def build(settings: ServiceSettings) -> ServiceHost:
     keys = SigningKeys(database)
     revoked = RevokedSessions()
     verifier = AccessTokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, revoked=revoked)
-    hasher = PasswordHasher(rounds=settings.bcrypt_rounds, max_workers=settings.bcrypt_max_workers)
+    hasher = PasswordHasher(
+        rounds=settings.bcrypt_rounds, max_workers=settings.bcrypt_max_workers, max_queue=settings.bcrypt_max_queue
+    )
     audit_outbox = Outbox(outbox)
     sessions = SessionService(
         keys=keys,

@@ -67,3 +67,7 @@ async def claim_unverified_user(
 
 async def set_default_tenant(session: AsyncSession, user_id: UUID, tenant_id: UUID, now: datetime) -> None:
     await session.execute(update(User).where(User.id == user_id).values(default_tenant_id=tenant_id, updated_at=now))
+
+
+async def set_password_hash(session: AsyncSession, user_id: UUID, password_hash: str, now: datetime) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(password_hash=password_hash, updated_at=now))

@@ -1,34 +1,47 @@
-"""bcrypt, off the event loop, in a bounded pool."""
+"""bcrypt, off the event loop, in a bounded pool with a bounded queue."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import bcrypt
+
+from kit.errors import ResourceExhausted
+
+T = TypeVar("T")
 
 
 class PasswordHasher:
     """Hashes and checks passwords in at most max_workers threads.
 
     bcrypt releases the GIL, so hashing never stalls the event loop, and the
-    bound keeps a burst of logins from starving everything else: extra
-    logins wait their turn in the pool's queue.
+    bound keeps a burst of logins from starving everything else. At most
+    max_queue more wait for a thread: beyond that a caller is refused at once
+    with a retry delay, rather than waiting out its deadline (a 504 at the
+    gateway after 15 s, and the work done for nobody).
     """
 
-    def __init__(self, *, rounds: int, max_workers: int) -> None:
+    def __init__(self, *, rounds: int, max_workers: int, max_queue: int = 16) -> None:
         self._rounds = rounds
+        self._workers = max_workers
+        self._capacity = max_workers + max_queue
+        self._in_flight = 0
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bcrypt")
         # Checked when the user does not exist, so that a failed login costs
-        # the same whether or not the email is known.
+        # the same whether or not the email is known; timing it tells how long
+        # one hash takes here, for the retry delay.
+        started = time.perf_counter()
         self._decoy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds))
+        self._seconds_per_hash = time.perf_counter() - started
 
     async def hash(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        hashed = await loop.run_in_executor(
-            self._pool, bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self._rounds)
-        )
+        hashed = await self._run(bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self._rounds))
         return hashed.decode("ascii")
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
@@ -37,10 +50,27 @@ class PasswordHasher:
             # Never hashed, so never matches; still spend the same time.
             encoded = encoded[:72]
             password_hash = None
-        loop = asyncio.get_running_loop()
         target = password_hash.encode("ascii") if password_hash else self._decoy_hash
-        matches = await loop.run_in_executor(self._pool, bcrypt.checkpw, encoded, target)
+        matches = await self._run(bcrypt.checkpw, encoded, target)
         return matches and password_hash is not None
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether a stored hash was made at another cost than the configured one."""
+        try:
+            return int(password_hash.split("$")[2]) != self._rounds
+        except (IndexError, ValueError):
+            return True
+
+    async def _run(self, work: Callable[..., T], *args: object) -> T:
+        if self._in_flight >= self._capacity:
+            # Everything ahead of this caller would finish in about this long.
+            wait = math.ceil(self._in_flight * self._seconds_per_hash / self._workers)
+            raise ResourceExhausted("too many password checks in progress; retry shortly", retry_after_seconds=wait)
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+        finally:
+            self._in_flight -= 1
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

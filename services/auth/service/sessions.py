@@ -87,7 +87,13 @@ class SessionService:
         async with database.unit_of_work() as session:
             user = await users.find_user_by_email(session, email)
         verified = await self._hasher.verify(password, user.password_hash if user else None)
+        upgraded = None
+        if verified and user is not None and self._hasher.needs_rehash(user.password_hash):
+            # Another cost than configured: upgraded now, while the password is at hand.
+            upgraded = await self._hasher.hash(password)
         async with database.unit_of_work() as session:
+            if upgraded is not None and user is not None:
+                await users.set_password_hash(session, user.id, upgraded, datetime.now(UTC))
             return await self._complete_login(session, email, user if verified else None, user, tenant_slug.strip())
 
     async def _complete_login(
