@@ -1,11 +1,11 @@
-"""The command line of every service: `python -m services.<name> [serve|migrate|downgrade REV]`."""
+"""The command line of every service: `python -m services.<name> [serve|migrate|downgrade REV|COMMAND ...]`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pydantic import ValidationError
 
@@ -14,10 +14,19 @@ from kit.logging import configure_logging
 from kit.server import ServiceHost, serve
 from kit.settings import ServiceSettings
 
-USAGE = "usage: python -m services.{name} [serve | migrate [REVISION] | downgrade REVISION]"
+USAGE = "usage: python -m services.{name} [serve | migrate [REVISION] | downgrade REVISION{extra}]"
+
+# A service's own operator commands: called with the settings and the arguments after the command's name.
+Command = Callable[[ServiceSettings, list[str]], None]
 
 
-def main(name: str, settings_class: type[ServiceSettings], build: Callable[[ServiceSettings], ServiceHost]) -> None:
+def main(
+    name: str,
+    settings_class: type[ServiceSettings],
+    build: Callable[[ServiceSettings], ServiceHost],
+    commands: Mapping[str, Command] | None = None,
+) -> None:
+    commands = commands or {}
     args = sys.argv[1:] or ["serve"]
     try:
         settings = settings_class()  # type: ignore[call-arg]  # values come from the environment
@@ -32,8 +41,10 @@ def main(name: str, settings_class: type[ServiceSettings], build: Callable[[Serv
         _migrate(name, lambda: migrations.upgrade(name, settings.database_url, args[1] if len(args) == 2 else "head"))
     elif args[0] == "downgrade" and len(args) == 2:
         _migrate(name, lambda: migrations.downgrade(name, settings.database_url, args[1]))
+    elif args[0] in commands:
+        commands[args[0]](settings, args[1:])
     else:
-        raise SystemExit(USAGE.format(name=name))
+        raise SystemExit(USAGE.format(name=name, extra="".join(f" | {command} ..." for command in commands)))
 
 
 def _migrate(name: str, run: Callable[[], None]) -> None:

@@ -76,6 +76,16 @@ async def insert_user_if_absent(
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+async def set_password_hash(session: AsyncSession, user_id: UUID, password_hash: str, now: datetime) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(password_hash=password_hash, updated_at=now))
+
+
+async def live_session_ids_of_user(session: AsyncSession, user_id: UUID) -> list[UUID]:
+    """The user's sessions not yet revoked (the subject must be bound for row-level security)."""
+    query = select(Session.id).where(and_(Session.user_id == user_id, Session.revoked_at.is_(None)))
+    return list((await session.execute(query)).scalars())
+
+
 # Tenant directory and memberships -----------------------------------------
 
 
