@@ -130,7 +130,10 @@ class Gateway:
         if not response.prepared:
             response.headers.update(info.extra_headers)
         principal = info.principal
-        log.info(
+        # Health probes come every few seconds from orchestrators: logged only when they fail.
+        quiet = request.rel_url.path == "/health" and response.status == 200
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
             "http",
             extra={
                 "http_method": request.method,
