@@ -16,15 +16,15 @@ install: $(VENV)/.installed
 
 ## Start the three services on an embedded PostgreSQL (or DATABASE_URL).
 run: install
-	$(PY) -m devtools.run
+	@$(PY) -m devtools.run
 
 ## Three demo tenants with owners, on a running `make run`; safe to repeat.
 seed: install
-	$(PY) -m devtools.seed
+	@$(PY) -m devtools.seed
 
 ## Gives `make run`'s operator the password `make run` announces; ends its sessions.
 reset-operator-password: install
-	$(PY) -m devtools.operator_password
+	@$(PY) -m devtools.operator_password
 
 ## The whole suite against a real PostgreSQL, then the linters.
 test: install

@@ -122,7 +122,9 @@ def main() -> None:
     )
     processes = [*services, gateway]
     failed = False
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A closed terminal (SIGHUP) or a kill stops the children too: in their own groups they hear neither.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, lambda *_: sys.exit(0))
     try:
         for process in services:
             process.start()
@@ -150,8 +152,13 @@ def main() -> None:
         print(f"make run: {error}", file=sys.stderr)
         failed = True
     finally:
-        for process in reversed(processes):
-            process.stop()
+        # The gateway first, so no new call arrives; then the services together,
+        # so none is left waiting on another that has already gone.
+        gateway.stop()
+        for process in services:
+            process.terminate()
+        for process in services:
+            process.wait_stopped()
         if server is not None:
             server.cleanup()
     if failed:
