@@ -59,6 +59,8 @@ def _warn_about_example_secrets(settings: ServiceSettings) -> None:
             continue
         alias = field.validation_alias
         variable = " or ".join(map(str, alias.choices)) if isinstance(alias, AliasChoices) else str(alias or field_name)
+        if field_name.endswith("database_url"):
+            variable = f"the password in {variable} (POSTGRES_PASSWORD in docker compose)"
         logging.getLogger("tenantry.settings").warning(
             f"INSECURE: {variable} holds a published example value ({EXAMPLE_SECRET_MARK}...);"
             " anyone who read deploy/docker-compose.yml knows it. Set your own value (see .env.example)",
