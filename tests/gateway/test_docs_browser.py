@@ -10,6 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as condition
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import ARTIFACTS
 from tests.stack import Stack
@@ -27,10 +33,7 @@ WAIT_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
+def browser() -> Iterator[WebDriver]:
     options = webdriver.ChromeOptions()
     # Explicit binary and driver: Selenium Manager then never tries to download a browser.
     options.binary_location = str(CHROMIUM)
@@ -52,13 +55,7 @@ def _documented_operations(gateway: str) -> set[tuple[str, str]]:
     }
 
 
-def test_docs_list_every_operation_and_try_it_out_calls_the_api(gateway: str, stack: Stack, browser: object) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.remote.webdriver import WebDriver
-    from selenium.webdriver.support import expected_conditions as condition
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    assert isinstance(browser, WebDriver)
+def test_docs_list_every_operation_and_try_it_out_calls_the_api(gateway: str, stack: Stack, browser: WebDriver) -> None:
     driver = browser
     wait = WebDriverWait(driver, WAIT_SECONDS)
     tenant = stack.create_tenant("docs")
