@@ -36,8 +36,8 @@ def operator_token(auth: auth_service_pb2_grpc.AuthServiceStub, auth_address: st
         if error.code() == grpc.StatusCode.UNAUTHENTICATED:
             sys.exit(
                 f"make seed: the operator {email} does not accept the password from {source}\n"
-                "(the database keeps the password the operator was created with);"
-                " `make reset-operator-password` sets it to that one"
+                "(the database keeps the password the operator was created with). If `make run` has"
+                " PLATFORM_ADMIN_PASSWORD, set the same here; else `make reset-operator-password` sets it to that one"
             )
         sys.exit(f"make seed: the operator's login failed: {error.code().name}: {error.details()}")
 

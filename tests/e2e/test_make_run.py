@@ -93,13 +93,33 @@ def test_make_run_serves_on_gateway_port_and_seed_is_safe_to_repeat(run_env: dic
 
         for _ in range(3):
             assert requests.get(f"{run.gateway}/health", timeout=10).status_code == 200
+        # Someone made `initech` by hand first, with an owner password of their own.
+        operator_password = (tmp_path / "data" / "platform-admin-password").read_text()
+        operator = requests.post(
+            f"{run.gateway}/api/v1/auth/login",
+            json={"email": "admin@tenantry.local", "password": operator_password},
+            timeout=30,
+        ).json()["access_token"]
+        by_hand = requests.post(
+            f"{run.gateway}/api/v1/tenants",
+            headers={"Authorization": f"Bearer {operator}"},
+            json={
+                "name": "Initech by hand",
+                "slug": "initech",
+                "owner": {"email": "owner@initech.example", "full_name": "I", "password": "a-password-by-hand"},
+            },
+            timeout=30,
+        )
+        assert by_hand.status_code == 200, by_hand.text
         first = devtool("seed", run_env)
         second = devtool("seed", run_env)
 
     assert first.returncode == 0, first.stderr
-    for slug in ("acme", "globex", "initech"):
+    for slug in ("acme", "globex"):
         assert f"{slug:8} created         owner owner@{slug}.example / demo-owner-password" in first.stdout
         assert f"{slug:8} already exists  owner owner@{slug}.example / demo-owner-password" in second.stdout
+    for output in (first.stdout, second.stdout):
+        assert "initech  already exists  (its owner is not owner@initech.example / demo-owner-password" in output
     assert second.returncode == 0 and "Traceback" not in second.stderr, second.stderr
     stopped = run.text()
     # Health probes that pass are not logged (orchestrators send one every few seconds).
