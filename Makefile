@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: install run seed test lint proto clean
+.PHONY: install run seed reset-operator-password test lint proto clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,15 @@ install: $(VENV)/.installed
 
 ## Start the three services on an embedded PostgreSQL (or DATABASE_URL).
 run: install
-	$(PY) -m devtools.run
+	@$(PY) -m devtools.run
 
-## Three demo tenants with owners, on a running `make run`.
+## Three demo tenants with owners, on a running `make run`; safe to repeat.
 seed: install
-	$(PY) -m devtools.seed
+	@$(PY) -m devtools.seed
+
+## Gives `make run`'s operator the password `make run` announces; ends its sessions.
+reset-operator-password: install
+	@$(PY) -m devtools.operator_password
 
 ## The whole suite against a real PostgreSQL, then the linters.
 test: install

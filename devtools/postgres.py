@@ -7,6 +7,7 @@ needed. The server listens on a Unix socket inside its data folder only.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,15 @@ import asyncpg
 
 def start_embedded(data_dir: Path) -> tuple[Any, str]:
     """Starts (or reuses) the cluster in data_dir; returns it and its admin URL."""
-    import pgserver  # imported here: only the embedded case needs it
+    with warnings.catch_warnings():
+        # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (CI,
+        # containers, su): harmless, it falls back to a private folder.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR", category=UserWarning)
+        import pgserver  # imported here: only the embedded case needs it
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
-    return server, server.get_uri()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+        return server, server.get_uri()
 
 
 def with_database(url: str, database: str) -> str:

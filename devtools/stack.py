@@ -26,6 +26,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def port_taken(address: str) -> bool:
+    """Something already listens on host:port (gRPC's SO_REUSEPORT would otherwise share it silently)."""
+    host, _, port = address.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # SO_REUSEADDR: connections of a run just stopped (TIME_WAIT) do not count as taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))
+        except OSError:
+            return True
+    return False
+
+
 def python_path() -> str:
     return os.pathsep.join([str(ROOT), str(ROOT / "gen")])
 
@@ -58,6 +71,8 @@ class ServiceProcess:
     log_path: Path | None = None
     module: str = ""
     probe: Callable[[str, float], bool] = is_serving
+    # A process group of its own: a terminal's Ctrl-C then reaches only the supervisor, which stops it in order.
+    own_process_group: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> None:
@@ -69,6 +84,7 @@ class ServiceProcess:
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
+            process_group=0 if self.own_process_group else None,
         )
         if output:
             output.close()
@@ -84,9 +100,17 @@ class ServiceProcess:
         raise TimeoutError(f"{self.name} did not start serving on {self.address} within {timeout}s")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        self.terminate()
+        self.wait_stopped(timeout)
+
+    def terminate(self) -> None:
+        """Asks the process to stop (SIGTERM: it drains its calls first)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 10.0) -> None:
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:

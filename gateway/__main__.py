@@ -20,10 +20,17 @@ def main() -> None:
         raise SystemExit(f"gateway: invalid settings: {error}") from None
     configure_logging("gateway", settings.log_level, tracebacks=settings.log_tracebacks)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("tenantry.http").info(
-        "listening", extra={"address": f"http://{settings.listen_host}:{settings.listen_port}"}
-    )
-    web.run_app(gateway.application(), host=settings.listen_host, port=settings.listen_port, print=None)
+    address = f"{settings.listen_host}:{settings.listen_port}"
+
+    def listening(_message: str) -> None:
+        # run_app "prints" once the socket is bound: only then is "listening" true.
+        logging.getLogger("tenantry.http").info("listening", extra={"address": f"http://{address}"})
+
+    try:
+        web.run_app(gateway.application(), host=settings.listen_host, port=settings.listen_port, print=listening)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise SystemExit(f"gateway: cannot listen on {address} (GATEWAY_HOST, GATEWAY_PORT): {reason}") from None
 
 
 if __name__ == "__main__":

@@ -29,14 +29,22 @@ NAME = "Tenantry"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, X-Request-Id, grpc-timeout, traceparent"
 EXPOSED_HEADERS = "X-Request-Id, Retry-After, WWW-Authenticate"
-SWAGGER_ASSETS = {"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "favicon-32x32.png"}
+# Swagger UI 5 (the swagger-ui-bundle-v2 package): 4.x cannot read OpenAPI 3.1.
+SWAGGER_ASSETS = {
+    "swagger-ui.css",
+    "swagger-ui-bundle.js",
+    "swagger-ui-standalone-preset.js",
+    "favicon-16x16.png",
+    "favicon-32x32.png",
+}
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tenantry API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/docs/swagger-ui.css"><link rel="icon" href="/docs/favicon-32x32.png"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/swagger-ui-bundle.js"></script>
 <script src="/docs/swagger-ui-standalone-preset.js"></script>
-<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
+<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
   presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});</script>
 </body></html>"""
 
@@ -68,6 +76,7 @@ class Gateway:
         self.openapi = openapi_document(self.contracts, title=f"{NAME} API", version=VERSION)
         self.exposed_services = sorted({binding.rpc.service for binding in self.contracts.bindings})
         self.native = {
+            "/": self.root,
             "/health": self.health,
             "/api/v1/system/info": self.system_info,
             "/openapi.json": self.openapi_json,
@@ -121,7 +130,10 @@ class Gateway:
         if not response.prepared:
             response.headers.update(info.extra_headers)
         principal = info.principal
-        log.info(
+        # Health probes come every few seconds from orchestrators: logged only when they fail.
+        quiet = request.rel_url.path == "/health" and response.status == 200
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
             "http",
             extra={
                 "http_method": request.method,
@@ -219,6 +231,10 @@ class Gateway:
 
     async def openapi_json(self, request: web.Request) -> web.Response:
         return json_response(200, self.openapi)
+
+    async def root(self, request: web.Request) -> web.Response:
+        # A plain response, not web.HTTPFound: the edge treats raised exceptions as errors.
+        return web.Response(status=302, headers={"Location": "/docs"})
 
     async def docs(self, request: web.Request) -> web.Response:
         return web.Response(text=DOCS_PAGE, content_type="text/html")

@@ -1,4 +1,7 @@
-"""Structured JSON logs: one object per line on stdout."""
+"""Logs on stdout: one JSON object per line, or readable lines when a person watches a terminal.
+
+LOG_FORMAT picks: `auto` (the default: text on a terminal, JSON otherwise), `json` or `text`.
+"""
 
 from __future__ import annotations
 
@@ -43,9 +46,59 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(service: str, level: str = "INFO", *, tracebacks: bool = False) -> None:
+class TextFormatter(logging.Formatter):
+    """`12:03:04.567 INFO  auth     listening  address=127.0.0.1:50051`: the JSON entry, for eyes."""
+
+    _COLOURS = {"DEBUG": "\033[2m", "INFO": "", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[1;31m"}
+
+    def __init__(self, service: str, *, tracebacks: bool = False, colour: bool = False) -> None:
+        super().__init__()
+        self.service = service
+        self.tracebacks = tracebacks
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.") + f"{int(record.msecs):03d}"
+        fields = [(key, value) for key, value in record.__dict__.items() if key not in _STANDARD_ATTRIBUTES]
+        if record.exc_info and record.exc_info[0] is not None:
+            fields.append(("error_type", record.exc_info[0].__name__))
+        line = f"{moment} {record.levelname:<7} {self.service:<8} {record.getMessage()}"
+        if fields:
+            line += "  " + " ".join(f"{key}={_plain(value)}" for key, value in fields if value is not None)
+        if self.colour and self._COLOURS.get(record.levelname):
+            line = f"{self._COLOURS[record.levelname]}{line}\033[0m"
+        if self.tracebacks and record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def _plain(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return json.dumps(text) if not text or any(char.isspace() for char in text) else text
+
+
+def log_formatter(service: str, *, tracebacks: bool, log_format: str, stream: Any) -> logging.Formatter:
+    chosen = log_format.strip().lower() or "auto"
+    if chosen not in ("auto", "json", "text"):
+        raise SystemExit(f"{service}: invalid settings: LOG_FORMAT: must be auto, json or text")
+    on_terminal = bool(getattr(stream, "isatty", lambda: False)())
+    if chosen == "text" or (chosen == "auto" and on_terminal):
+        return TextFormatter(service, tracebacks=tracebacks, colour=on_terminal)
+    return JsonFormatter(service, tracebacks=tracebacks)
+
+
+def configure_logging(
+    service: str, level: str = "INFO", *, tracebacks: bool = False, log_format: str | None = None
+) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service, tracebacks=tracebacks))
+    handler.setFormatter(
+        log_formatter(
+            service,
+            tracebacks=tracebacks,
+            log_format=os.environ.get("LOG_FORMAT", "auto") if log_format is None else log_format,
+            stream=sys.stdout,
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

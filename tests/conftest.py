@@ -10,15 +10,26 @@ import pytest
 
 from devtools.postgres import create_database, drop_database
 from kit import migrations
-from tests.postgres import postgres_server
+from tests.postgres import chosen_server, describe_server, postgres_server
 from tests.stack import Stack
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".test-artifacts"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[DATABASE_CHOICE] = chosen_server()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return describe_server(config.stash[DATABASE_CHOICE])
+
+
+DATABASE_CHOICE = pytest.StashKey[str]()
+
+
 @pytest.fixture(scope="session")
-def postgres_admin_url() -> Iterator[str]:
-    with postgres_server() as url:
+def postgres_admin_url(pytestconfig: pytest.Config) -> Iterator[str]:
+    with postgres_server(pytestconfig.stash[DATABASE_CHOICE]) as url:
         yield url
 
 

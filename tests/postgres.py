@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def docker_has_images(*images: str) -> bool:
@@ -28,14 +29,34 @@ def docker_has_images(*images: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yields an admin URL (postgresql://...) of a server the suite may use freely."""
-    given = os.environ.get("TEST_DATABASE_URL")
-    if given:
-        yield given
-        return
+def chosen_server() -> str:
+    """Which server the run uses: "url" (TEST_DATABASE_URL), "docker" or "embedded"."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        return "url"
     if os.environ.get("TENANTRY_TEST_DOCKER", "auto") != "off" and docker_has_images("postgres:15"):
+        return "docker"
+    return "embedded"
+
+
+def describe_server(choice: str) -> str:
+    """One line for the start of the run; a URL's password is not shown."""
+    if choice == "url":
+        parts = urlsplit(os.environ["TEST_DATABASE_URL"])
+        where = f"{parts.hostname or 'local socket'}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        return f"database: TEST_DATABASE_URL ({parts.username or 'default user'}@{where})"
+    if choice == "docker":
+        return "database: a throwaway postgres:15 container (Docker engine found; TENANTRY_TEST_DOCKER=off skips it)"
+    return "database: a throwaway embedded PostgreSQL (pgserver: no TEST_DATABASE_URL, no Docker postgres:15)"
+
+
+@contextlib.contextmanager
+def postgres_server(choice: str | None = None) -> Iterator[str]:
+    """Yields an admin URL (postgresql://...) of a server the suite may use freely."""
+    choice = choice or chosen_server()
+    if choice == "url":
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    if choice == "docker":
         os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
         try:
             from testcontainers.community.postgres import PostgresContainer
