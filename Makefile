@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
 
-.PHONY: install run seed reset-operator-password test lint proto clean
+.PHONY: install run seed reset-operator-password test lint proto bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy kit services devtools gateway
+	$(VENV)/bin/mypy kit services devtools gateway benchmarks
+
+## Benchmarks that print figures, each on a throwaway Tenantry on loopback.
+bench: install
+	$(PY) -m benchmarks.login_burst
 
 ## Regenerate gen/ from protos/.
 proto: install

@@ -61,11 +61,16 @@ class PasswordHasher:
         except (IndexError, ValueError):
             return True
 
-    async def _run(self, work: Callable[..., T], *args: object) -> T:
+    def admit(self) -> None:
+        """Refuses at once when the queue is full: called before a use case's
+        first database work, so that a refused login waits for nothing."""
         if self._in_flight >= self._capacity:
             # Everything ahead of this caller would finish in about this long.
             wait = math.ceil(self._in_flight * self._seconds_per_hash / self._workers)
             raise ResourceExhausted("too many password checks in progress; retry shortly", retry_after_seconds=wait)
+
+    async def _run(self, work: Callable[..., T], *args: object) -> T:
+        self.admit()
         self._in_flight += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)

@@ -84,6 +84,7 @@ class SessionService:
             raise InvalidArgument("password", "is required")
         if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
             raise InvalidArgument("password", f"must be at most {PASSWORD_MAX_BYTES} bytes")
+        self._hasher.admit()
         async with database.unit_of_work() as session:
             user = await users.find_user_by_email(session, email)
         verified = await self._hasher.verify(password, user.password_hash if user else None)
