@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from devtools.mail_catcher import start_mail_catcher
 from devtools.postgres import create_database, start_embedded
 from devtools.stack import ROOT, SERVICES, ServiceProcess, gateway_env, http_healthy, service_env
 from kit import migrations
@@ -50,6 +51,10 @@ def main() -> None:
     )
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = os.environ.get("PLATFORM_ADMIN_PASSWORD") or _secret_file(password_file, 18)
+    # Without a mail server, emails go to a local catcher that prints each one's link.
+    catcher = None if os.environ.get("SMTP_HOST") else start_mail_catcher()
+    if catcher is not None:
+        env.update(catcher.smtp_env)
 
     gateway_address = os.environ.get("GATEWAY_ADDR", "127.0.0.1:8080")
     services = [ServiceProcess(name, addresses[name], env) for name in ("audit", "auth", "tenants")]
@@ -77,6 +82,11 @@ def main() -> None:
             " unless PLATFORM_ADMIN_PASSWORD is set)",
             flush=True,
         )
+        if catcher is not None:
+            print(
+                f"  mail     smtp://127.0.0.1:{catcher.port}  (caught, printed here; SMTP_HOST sends for real)",
+                flush=True,
+            )
         print("Ctrl-C stops everything.\n", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while all(process.process and process.process.poll() is None for process in processes):
@@ -87,6 +97,8 @@ def main() -> None:
     finally:
         for process in reversed(processes):
             process.stop()
+        if catcher is not None:
+            catcher.stop()
         if server is not None:
             server.cleanup()
 

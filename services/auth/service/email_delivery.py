@@ -144,9 +144,10 @@ class EmailSender:
         message["Date"] = email.utils.format_datetime(now)
         # The outbox row's id: a receiver (and a test) can tell a resend from a new message.
         message["Message-ID"] = f"<{row.id}@{self._domain}>"
-        message["Content-Language"] = rendered.language
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
+        # After the content: setting it clears Content-* headers.
+        message["Content-Language"] = rendered.language
         return message
 
     async def _record(
