@@ -1,5 +1,5 @@
 """A real SMTP server on loopback for tests (aiosmtpd): it keeps every message it accepts,
-refuses recipients named bounce-...@ for good (550), and can be stopped and started again
+refuses recipients named bounce-...@ for good (550) and later-...@ for now (451), and can be stopped and started again
 on the same port to play an outage."""
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class _Handler:
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         if address.startswith("bounce-"):
             return "550 5.1.1 No such mailbox here"
+        if address.startswith("later-"):
+            return "451 4.3.0 Mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

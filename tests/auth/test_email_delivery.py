@@ -26,6 +26,7 @@ SENDER_ENV = {
     "EMAIL_RETRY_BASE_SECONDS": "0.2",
     "EMAIL_RETRY_MAX_SECONDS": "0.5",
     "EMAIL_POLL_SECONDS": "0.2",
+    "EMAIL_MAX_ATTEMPTS": "3",
     "SMTP_TIMEOUT_SECONDS": "5",
     "SMTP_FROM": "Tenantry Tests <no-reply@tenantry.test>",
     "PUBLIC_BASE_URL": "https://app.tenantry.test",
@@ -193,9 +194,10 @@ def test_an_smtp_outage_loses_nothing_and_delivers_once_the_server_is_back(mail_
     try:
         for email in recipients:
             mail_stack.invite(tenant.owner_token, email, "viewer")
-        # Tried again and again, each failure recorded, nothing dropped.
+        # Tried again and again, each failure recorded, nothing dropped: an outage
+        # outlasts EMAIL_MAX_ATTEMPTS (3) without failing anything.
         for email in recipients:
-            row = eventually(lambda email=email: (row := outbox_row(mail_stack, email))["attempts"] >= 2 and row)
+            row = eventually(lambda email=email: (row := outbox_row(mail_stack, email))["attempts"] >= 5 and row)
             assert row["status"] == "queued" and row["payload"]["link"] and row["last_error"]
             assert "connect" in row["last_error"].lower()
     finally:
@@ -217,6 +219,21 @@ def test_a_permanent_refusal_fails_the_email_and_ends_its_attempts(mail_stack: S
     # Retries here come every fraction of a second: none follows a 5xx.
     time.sleep(1.5)
     assert outbox_row(mail_stack, email)["attempts"] == 1
+    assert smtp.to(email) == []
+
+
+def test_a_temporary_refusal_is_retried_with_backoff_and_given_up_after_the_last_attempt(
+    mail_stack: Stack, smtp: SmtpServer
+) -> None:
+    tenant = mail_stack.create_tenant("later")
+    email = new_email("later")
+    mail_stack.invite(tenant.owner_token, email, "viewer")
+    queued = eventually(lambda: (row := outbox_row(mail_stack, email))["attempts"] >= 1 and row["last_error"] and row)
+    assert queued["status"] == "queued" and queued["last_error"].startswith("451")
+    assert queued["payload"]["link"] and queued["next_attempt_at"] is not None
+    row = eventually(lambda: (row := outbox_row(mail_stack, email))["status"] == "failed" and row)
+    assert row["attempts"] == 3 and row["last_error"].startswith("gave up after 3 attempts: 451")
+    assert row["payload"] is None and row["next_attempt_at"] is None
     assert smtp.to(email) == []
 
 

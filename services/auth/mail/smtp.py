@@ -38,6 +38,9 @@ class Outcome(StrEnum):
 class Delivery:
     outcome: Outcome
     error: str | None = None
+    # False when the server was not reached (or the connection broke): an outage, which
+    # says nothing about the message, so it never uses up the message's attempts.
+    answered: bool = True
 
 
 class SmtpTransport:
@@ -62,7 +65,7 @@ class SmtpTransport:
             await client.connect()
         except (aiosmtplib.SMTPException, OSError) as error:
             # Nothing was handed over: every message waits for the next attempt.
-            return [Delivery(Outcome.RETRY, self._describe(error))] * len(messages)
+            return [Delivery(Outcome.RETRY, self._describe(error), answered=False)] * len(messages)
         deliveries: list[Delivery] = []
         try:
             for message in messages:
@@ -74,7 +77,7 @@ class SmtpTransport:
                 except (aiosmtplib.SMTPException, OSError) as error:
                     # The connection is gone: this message and the rest wait.
                     left = len(messages) - len(deliveries)
-                    deliveries.extend([Delivery(Outcome.RETRY, self._describe(error))] * left)
+                    deliveries.extend([Delivery(Outcome.RETRY, self._describe(error), answered=False)] * left)
                     break
         finally:
             try:
@@ -89,8 +92,9 @@ class SmtpTransport:
         else:
             code = error.code
         # A login the server refuses is the operator's to fix, not the message's fault.
-        permanent = code >= 500 and not isinstance(error, aiosmtplib.SMTPAuthenticationError)
-        return Delivery(Outcome.FAILED if permanent else Outcome.RETRY, self._describe(error))
+        if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+            return Delivery(Outcome.RETRY, self._describe(error), answered=False)
+        return Delivery(Outcome.FAILED if code >= 500 else Outcome.RETRY, self._describe(error))
 
     def _describe(self, error: Exception) -> str:
         if isinstance(error, aiosmtplib.SMTPRecipientsRefused):

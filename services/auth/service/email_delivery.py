@@ -3,9 +3,10 @@
 It claims a batch of due messages in one short transaction (the claim counts the attempt and
 leases the rows, so other replicas skip them), sends them with no database connection held,
 then records each outcome: sent (the payload with its links and tokens is cleared), failed for
-good on a 5xx answer or after the last attempt (the payload is cleared too), or tried again
-after an exponential backoff. While the SMTP server is down messages wait in the outbox; none
-is lost. Delivery is at least once: a replica that dies after the server took a message but
+good on a 5xx answer or after the last attempt the server answered (the payload is cleared
+too), or tried again after an exponential backoff. While the SMTP server is down (or refuses
+the login) messages wait in the outbox however long it takes: an outage never uses up a
+message's attempts, so none is lost. Delivery is at least once: a replica that dies after the server took a message but
 before recording it sends it again once its lease ends.
 
 New emails wake the sender of the replica that queued them as their transaction commits;
@@ -106,7 +107,7 @@ class EmailSender:
                 await asyncio.wait_for(emails.email_queued.wait(), timeout=self._policy.poll_interval)
 
     async def deliver_due(self) -> tuple[int, bool]:
-        """One batch; says how many messages it claimed and whether the server took any answer."""
+        """One batch; says how many messages it claimed and whether the server was reached."""
         now = datetime.now(UTC)
         async with self._database.unit_of_work(scope=EMAIL_SENDER_SCOPE) as session:
             claimed = await emails.claim_due_emails(
@@ -120,15 +121,19 @@ class EmailSender:
         for index, row in enumerate(claimed):
             try:
                 rendered = self._render(row)
-            except TemplateError as error:
-                outcomes[index] = Delivery(Outcome.FAILED, str(error))
+                sendable.append((index, self._compose(row, rendered, now)))
+            except (TemplateError, ValueError, TypeError) as error:
+                # A message that cannot be written now never can: no retry would help.
+                reason = (
+                    str(error) if isinstance(error, TemplateError) else f"cannot be written: {type(error).__name__}"
+                )
+                outcomes[index] = Delivery(Outcome.FAILED, reason)
                 continue
             languages[index] = rendered.language
-            sendable.append((index, self._compose(row, rendered, now)))
         deliveries = await self._transport.send_all([message for _, message in sendable])
         outcomes.update((index, delivery) for (index, _), delivery in zip(sendable, deliveries, strict=True))
         await self._record(claimed, outcomes, languages)
-        connected = any(delivery.outcome is not Outcome.RETRY for delivery in deliveries) or not deliveries
+        connected = all(delivery.answered for delivery in deliveries)
         return len(claimed), connected
 
     def _render(self, row: EmailMessage) -> RenderedEmail:
@@ -162,9 +167,10 @@ class EmailSender:
                     await emails.mark_sent(session, row.id, language=languages[index], now=now)
                 elif delivery.outcome is Outcome.FAILED:
                     await emails.mark_failed(session, row.id, error=error)
-                elif row.attempts >= self._policy.max_attempts:
+                elif delivery.answered and row.attempts >= self._policy.max_attempts:
                     await emails.mark_failed(session, row.id, error=f"gave up after {row.attempts} attempts: {error}")
                 else:
+                    # During an outage attempts still grow, and so does the wait, up to its maximum.
                     retry_at = now + self._policy.retry_delay(row.attempts)
                     await emails.schedule_retry(session, row.id, error=error, next_attempt_at=retry_at)
                 log.info(
