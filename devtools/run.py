@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
+from devtools.mail_catcher import start_mail_catcher
 from devtools.postgres import create_database, start_embedded
 from devtools.stack import ROOT, SERVICES, ServiceProcess, gateway_env, http_healthy, port_taken, service_env
 from kit import migrations
@@ -109,6 +110,10 @@ def main() -> None:
     )
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = password
+    # Without a mail server, emails go to a local catcher that prints each one's link.
+    catcher = None if os.environ.get("SMTP_HOST") else start_mail_catcher()
+    if catcher is not None:
+        env.update(catcher.smtp_env)
 
     # Own process groups: Ctrl-C reaches only this supervisor, which stops
     # the gateway first and the services after it.
@@ -140,6 +145,11 @@ def main() -> None:
             *(f"  {process.name:8} grpc://{process.address}" for process in services),
             f"  gateway  http://{gateway_address}  (API docs: http://{gateway_address}/docs)",
             operator,
+            *(
+                [f"  mail     smtp://127.0.0.1:{catcher.port}  (caught, printed here; SMTP_HOST sends for real)"]
+                if catcher is not None
+                else []
+            ),
             "Ctrl-C stops everything.\n",
         ]
         print("\n".join(banner), flush=True)
@@ -164,6 +174,8 @@ def main() -> None:
             process.terminate()
         for process in services:
             process.wait_stopped()
+        if catcher is not None:
+            catcher.stop()
         if server is not None:
             server.cleanup()
     if failed:

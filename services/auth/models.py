@@ -40,6 +40,8 @@ class User(Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The tenant a login without tenant_slug goes to, when the user chose one.
     default_tenant_id: Mapped[UUID | None] = mapped_column(ForeignKey("tenant_directory.tenant_id"))
+    # The language of the user's emails ("en", "af"); None: the default.
+    preferred_language: Mapped[str | None] = mapped_column(String(10))
 
 
 class TenantDirectoryEntry(Base):
@@ -121,6 +123,8 @@ class EmailMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the sender tries a queued message next (a claim moves it past the attempt); None once done.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Session(Base):

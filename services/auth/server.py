@@ -7,6 +7,8 @@ from datetime import timedelta
 from tenantry.auth.v1 import (
     auth_service_pb2,
     auth_service_pb2_grpc,
+    emails_service_pb2,
+    emails_service_pb2_grpc,
     members_service_pb2,
     members_service_pb2_grpc,
     roles_service_pb2,
@@ -20,10 +22,12 @@ from kit.server import ServiceHost
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
 from services.auth.api.auth import AuthApi, AuthInternalApi
+from services.auth.api.emails import EmailApi
 from services.auth.api.members import MemberApi
 from services.auth.api.roles import RoleApi
 from services.auth.models import DB_ROLE, outbox
 from services.auth.service.accounts import AccountService
+from services.auth.service.email_delivery import email_sender_jobs
 from services.auth.service.invitations import InvitationPolicy, InvitationService
 from services.auth.service.memberships import MembershipService
 from services.auth.service.operators import ensure_platform_admin
@@ -70,6 +74,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
     accounts = AccountService(outbox=audit_outbox)
     feed = RevocationFeed(database, settings.database_url, revoked)
     relay, close_relay = relay_jobs(audit_outbox, database, settings)
+    email_jobs = email_sender_jobs(database, settings)
 
     async def start() -> None:
         await keys.load()
@@ -114,12 +119,17 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 RoleApi(database, roles),
             ),
             (
+                emails_service_pb2.DESCRIPTOR.services_by_name["EmailService"],
+                emails_service_pb2_grpc.add_EmailServiceServicer_to_server,
+                EmailApi(database),
+            ),
+            (
                 service["AuthInternalService"],
                 auth_service_pb2_grpc.add_AuthInternalServiceServicer_to_server,
                 AuthInternalApi(database, memberships, verifier, revoked),
             ),
         ],
-        background=[feed.run, feed.prune, relay],
+        background=[feed.run, feed.prune, relay, *email_jobs],
         on_start=[start],
         on_stop=[stop],
     )

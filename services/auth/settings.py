@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 
 from kit.settings import ServiceSettings
@@ -20,3 +22,20 @@ class AuthSettings(ServiceSettings):
     invitation_ttl_hours: int = Field(default=168, ge=1, le=24 * 90, validation_alias="INVITATION_TTL_HOURS")
     # Where people open the links in Tenantry's emails.
     public_base_url: str = Field(default="http://127.0.0.1:8080", validation_alias="PUBLIC_BASE_URL")
+
+    # Email delivery over SMTP. Without SMTP_HOST nothing is sent: emails wait in the outbox.
+    smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
+    # Unset: 25, 587 or 465 by SMTP_TLS.
+    smtp_port: int | None = Field(default=None, ge=1, le=65535, validation_alias="SMTP_PORT")
+    smtp_username: str | None = Field(default=None, validation_alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, validation_alias="SMTP_PASSWORD")
+    smtp_from: str = Field(default="Tenantry <no-reply@tenantry.local>", validation_alias="SMTP_FROM")
+    smtp_tls: Literal["none", "starttls", "tls"] = Field(default="starttls", validation_alias="SMTP_TLS")
+    smtp_timeout_seconds: float = Field(default=15, gt=0, le=300, validation_alias="SMTP_TIMEOUT_SECONDS")
+    # A message that fails for a passing reason is tried again after base * 2^(attempts - 1)
+    # seconds, at most max, and given up (status failed) after so many attempts.
+    email_retry_base_seconds: float = Field(default=30, gt=0, validation_alias="EMAIL_RETRY_BASE_SECONDS")
+    email_retry_max_seconds: float = Field(default=3600, gt=0, validation_alias="EMAIL_RETRY_MAX_SECONDS")
+    email_max_attempts: int = Field(default=20, ge=1, le=1000, validation_alias="EMAIL_MAX_ATTEMPTS")
+    # New emails wake the sender at once; other replicas' emails are found by polling this often.
+    email_poll_seconds: float = Field(default=5, gt=0, le=600, validation_alias="EMAIL_POLL_SECONDS")

@@ -86,7 +86,12 @@ def test_login_carries_the_memberships_permissions(stack: Stack) -> None:
     claims = claims_of(stack.login(tenant.owner_email, OWNER_PASSWORD).access_token)
     assert {"tenant.read", "members.invite", "roles.manage", "audit.read", "app.*"} <= set(claims["perms"])
     operator = claims_of(stack.operator_token())
-    assert set(operator["perms"]) == {"platform.tenants.read", "platform.tenants.manage", "audit.read"}
+    assert set(operator["perms"]) == {
+        "platform.tenants.read",
+        "platform.tenants.manage",
+        "audit.read",
+        "platform.emails.read",
+    }
 
 
 def test_login_to_a_tenant_the_user_is_not_in_is_denied(stack: Stack) -> None:

@@ -37,7 +37,6 @@ from services.auth.service.tenancy import tenant_of
 # One message for every way a token can fail, so that it reveals nothing.
 INVITATION_FAILED = "invitation token is invalid, expired, used or revoked"
 INVITATION_TEMPLATE = "invitation"
-DEFAULT_LANGUAGE = "en"
 
 
 @dataclass(frozen=True)
@@ -214,7 +213,6 @@ class InvitationService:
             tenant_id=invitation.tenant_id,
             recipient=invitation.email,
             template=INVITATION_TEMPLATE,
-            language=DEFAULT_LANGUAGE,
             payload={
                 "link": f"{self._policy.public_base_url.rstrip('/')}/invitations/accept?token={token}",
                 "tenant_slug": tenant.slug if tenant else "",

@@ -29,6 +29,7 @@ CATALOGUE: dict[str, str] = {
     "members.manage": "Change members' roles and status, and remove members.",
     "roles.manage": "Define, change and delete the tenant's roles.",
     "audit.read": "Read and verify the tenant's audit trail.",
+    "emails.read": "Read the tenant's email delivery log (recipients, status, errors; never bodies).",
 }
 APPLICATION_PREFIX = "app."
 APPLICATION_PATTERN = "app.<name>[.<name>...] with lowercase letters, digits and underscores; app.<name>.* for a set"
@@ -43,7 +44,12 @@ BUILT_IN: dict[str, tuple[str, tuple[str, ...]]] = {
     VIEWER: ("Reads the tenant and its members.", ("tenant.read", "members.read")),
 }
 # The platform operator acts above tenants and is never a tenant role.
-PLATFORM_OPERATOR_PERMISSIONS = ("platform.tenants.read", "platform.tenants.manage", "audit.read")
+PLATFORM_OPERATOR_PERMISSIONS = (
+    "platform.tenants.read",
+    "platform.tenants.manage",
+    "audit.read",
+    "platform.emails.read",
+)
 MAX_PERMISSIONS = 100
 # The operator's role is platform_admin; no tenant role may look like it.
 RESERVED_ROLE_PREFIX = "platform"
