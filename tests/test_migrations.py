@@ -22,6 +22,8 @@ TABLES = {
         "roles",
         "invitations",
         "email_outbox",
+        "account_tokens",
+        "throttles",
     },
     "tenants": {"tenants", "outbox"},
     "audit": {"events", "chain_heads"},

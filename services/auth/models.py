@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import DateTime, ForeignKey, LargeBinary, MetaData, String, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from kit.outbox import outbox_table
@@ -53,6 +53,9 @@ class TenantDirectoryEntry(Base):
     tenant_id: Mapped[UUID] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     is_active: Mapped[bool]
+    # The tenant's settings.registration: may people register themselves, and with which role.
+    registration_enabled: Mapped[bool] = mapped_column(default=False)
+    registration_role: Mapped[str | None] = mapped_column(String(40))
 
 
 class Membership(Base):
@@ -140,6 +143,9 @@ class Session(Base):
     last_refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoke_reason: Mapped[str | None] = mapped_column(String(40))
+    # The client that logged in, as the gateway saw it.
+    ip_address: Mapped[str | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
 
 
 class RefreshToken(Base):
@@ -164,6 +170,32 @@ class SessionRevocation(Base):
 
     session_id: Mapped[UUID] = mapped_column(primary_key=True)
     revoked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AccountToken(Base):
+    """An emailed, single-use, expiring token of a person's own (verification, reset); stored only as a hash."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id"))
+    # email_verification or password_reset.
+    purpose: Mapped[str] = mapped_column(String(30))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Throttle(Base):
+    """A counter of attempts under one key (a hash of an email or a client address) in a window."""
+
+    __tablename__ = "throttles"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hits: Mapped[int]
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SigningKey(Base):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tenantry.auth.v1 import (
+    accounts_service_pb2,
+    accounts_service_pb2_grpc,
     auth_service_pb2,
     auth_service_pb2_grpc,
     emails_service_pb2,
@@ -21,21 +23,26 @@ from kit.revocations import RevokedSessions
 from kit.server import ServiceHost
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
+from services.auth.api.accounts import AccountApi
 from services.auth.api.auth import AuthApi, AuthInternalApi
 from services.auth.api.emails import EmailApi
 from services.auth.api.members import MemberApi
 from services.auth.api.roles import RoleApi
 from services.auth.models import DB_ROLE, outbox
+from services.auth.service.account_emails import AccountEmailPolicy, AccountEmails
 from services.auth.service.accounts import AccountService
 from services.auth.service.email_delivery import email_sender_jobs
 from services.auth.service.invitations import InvitationPolicy, InvitationService
 from services.auth.service.memberships import MembershipService
 from services.auth.service.operators import ensure_platform_admin
+from services.auth.service.password_reset import PasswordReset
 from services.auth.service.passwords import PasswordHasher
+from services.auth.service.registration import Registration
 from services.auth.service.revocation_feed import RevocationFeed
 from services.auth.service.roles import RoleService
 from services.auth.service.sessions import SessionService, TokenPolicy
 from services.auth.service.signing_keys import SigningKeys
+from services.auth.service.verification import EmailVerification
 from services.auth.settings import AuthSettings
 
 
@@ -71,7 +78,11 @@ def build(settings: ServiceSettings) -> ServiceHost:
     )
     memberships = MembershipService(hasher=hasher, outbox=audit_outbox, sessions=sessions, invitations=invitations)
     roles = RoleService(outbox=audit_outbox, revoke_members=sessions.revoke_member_sessions)
-    accounts = AccountService(outbox=audit_outbox)
+    accounts = AccountService(outbox=audit_outbox, sessions=sessions)
+    account_emails = AccountEmails(AccountEmailPolicy(public_base_url=settings.public_base_url))
+    registration = Registration(hasher=hasher, outbox=audit_outbox, emails=account_emails)
+    verification = EmailVerification(outbox=audit_outbox, emails=account_emails)
+    passwords = PasswordReset(hasher=hasher, outbox=audit_outbox, emails=account_emails, sessions=sessions)
     feed = RevocationFeed(database, settings.database_url, revoked)
     relay, close_relay = relay_jobs(audit_outbox, database, settings)
     email_jobs = email_sender_jobs(database, settings)
@@ -107,6 +118,11 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 service["AuthService"],
                 auth_service_pb2_grpc.add_AuthServiceServicer_to_server,
                 AuthApi(database, sessions, accounts, invitations, keys),
+            ),
+            (
+                accounts_service_pb2.DESCRIPTOR.services_by_name["AccountService"],
+                accounts_service_pb2_grpc.add_AccountServiceServicer_to_server,
+                AccountApi(database, accounts, registration, verification, passwords),
             ),
             (
                 members_service_pb2.DESCRIPTOR.services_by_name["MemberService"],

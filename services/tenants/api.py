@@ -90,9 +90,7 @@ class TenantApi(tenants_service_pb2_grpc.TenantServiceServicer):
     async def UpdateMyTenant(
         self, request: tenants_service_pb2.UpdateMyTenantRequest, context: grpc.aio.ServicerContext
     ) -> tenants_pb2.Tenant:
-        changes = tenant_changes(request)
-        async with self._database.unit_of_work() as session:
-            tenant = await self._registry.update_mine(session, require_principal(), changes)
+        tenant = await self._registry.update_mine(require_principal(), tenant_changes(request))
         return tenant_message(tenant)
 
     async def ListTenants(

@@ -85,6 +85,28 @@ def validate_settings(field: str, settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+@dataclass(frozen=True)
+class RegistrationSettings:
+    """settings.registration: whether people may register themselves, and with which role (auth enforces it)."""
+
+    enabled: bool
+    default_role: str
+
+
+def registration_of(field: str, settings: dict[str, Any]) -> RegistrationSettings:
+    value = settings.get("registration", {})
+    if not isinstance(value, dict):
+        raise InvalidArgument(
+            f"{field}.registration", 'must be an object like {"enabled": true, "default_role": "citizen"}'
+        )
+    enabled, role = value.get("enabled", False), value.get("default_role", "")
+    if not isinstance(enabled, bool):
+        raise InvalidArgument(f"{field}.registration.enabled", "must be true or false")
+    if not isinstance(role, str):
+        raise InvalidArgument(f"{field}.registration.default_role", "must be a role name")
+    return RegistrationSettings(enabled, role)
+
+
 def validate_new_tenant(new: NewTenant) -> NewTenant:
     if not SLUG.match(new.slug):
         raise InvalidArgument(
@@ -99,11 +121,20 @@ def validate_new_tenant(new: NewTenant) -> NewTenant:
         name=validate_text("name", new.name, maximum=200),
         slug=new.slug,
         subscription_tier=new.subscription_tier,
-        settings=validate_settings("settings", new.settings),
+        settings=validate_settings("settings", _registration_off(new.settings)),
         owner_email=email,
         owner_full_name=validate_text("owner.full_name", new.owner_full_name, maximum=200),
         owner_password=new.owner_password,
     )
+
+
+def _registration_off(settings: dict[str, Any]) -> dict[str, Any]:
+    # The role self-registered people get is the tenant's own, which does not exist yet.
+    if registration_of("settings", settings).enabled:
+        raise InvalidArgument(
+            "settings.registration.enabled", "turn it on with UpdateMyTenant once the tenant has the role to give"
+        )
+    return settings
 
 
 class TenantRegistry:
@@ -183,12 +214,26 @@ class TenantRegistry:
             raise NotFound("tenant not found")
         return tenant
 
-    async def update_mine(self, session: AsyncSession, principal: Principal, changes: dict[str, Any]) -> Tenant:
+    async def update_mine(self, principal: Principal, changes: dict[str, Any]) -> Tenant:
+        """Owns its unit of work: registration settings go to auth first (an
+        idempotent call), so a role auth refuses leaves the settings as they were."""
         tenant_id = _tenant_of(principal)
         if "name" in changes:
             changes["name"] = validate_text("tenant.name", changes["name"], maximum=200)
         if "settings" in changes:
             validate_settings("tenant.settings", changes["settings"])
+            registration = registration_of("tenant.settings", changes["settings"])
+            await self._call_auth(
+                self._auth.SetTenantRegistration,
+                auth_service_pb2.SetTenantRegistrationRequest(
+                    tenant_id=str(tenant_id), enabled=registration.enabled, default_role=registration.default_role
+                ),
+                field_prefix="tenant.settings.registration.",
+            )
+        async with self._database.unit_of_work() as session:
+            return await self._record_update(session, tenant_id, changes)
+
+    async def _record_update(self, session: AsyncSession, tenant_id: UUID, changes: dict[str, Any]) -> Tenant:
         tenant = await repository.update_tenant(session, tenant_id, changes, datetime.now(UTC))
         if tenant is None:
             raise NotFound("tenant not found")

@@ -55,6 +55,14 @@ class MemberApi(members_service_pb2_grpc.MemberServiceServicer):
             await self._members.remove_member(session, require_principal(), user_id=user_id)
         return members_service_pb2.RemoveMemberResponse()
 
+    async def RevokeMemberSessions(
+        self, request: members_service_pb2.RevokeMemberSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> members_service_pb2.RevokeMemberSessionsResponse:
+        user_id = required_uuid("user_id", request.user_id)
+        async with self._database.unit_of_work() as session:
+            revoked = await self._members.revoke_member_sessions(session, require_principal(), user_id=user_id)
+        return members_service_pb2.RevokeMemberSessionsResponse(sessions_revoked=revoked)
+
     async def CreateInvitation(
         self, request: members_service_pb2.CreateInvitationRequest, context: grpc.aio.ServicerContext
     ) -> auth_pb2.Invitation:

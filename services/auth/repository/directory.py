@@ -40,3 +40,13 @@ async def set_tenant_active(session: AsyncSession, tenant_id: UUID, is_active: b
         .returning(TenantDirectoryEntry.tenant_id)
     )
     return result.scalar_one_or_none() is not None
+
+
+async def set_registration(session: AsyncSession, tenant_id: UUID, *, enabled: bool, role: str | None) -> bool:
+    result = await session.execute(
+        update(TenantDirectoryEntry)
+        .where(TenantDirectoryEntry.tenant_id == tenant_id)
+        .values(registration_enabled=enabled, registration_role=role)
+        .returning(TenantDirectoryEntry.tenant_id)
+    )
+    return result.scalar_one_or_none() is not None

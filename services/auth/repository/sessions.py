@@ -12,16 +12,64 @@ from sqlalchemy import ColumnElement, DateTime, and_, cast, delete, func, litera
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.auth.models import RefreshToken, Session, SessionRevocation
+from services.auth.models import RefreshToken, Session, SessionRevocation, TenantDirectoryEntry
 
 REVOCATION_CHANNEL = "tenantry_session_revoked"
 
 
-async def insert_session(session: AsyncSession, *, user_id: UUID, tenant_id: UUID | None, now: datetime) -> UUID:
+async def insert_session(
+    session: AsyncSession,
+    *,
+    user_id: UUID,
+    tenant_id: UUID | None,
+    now: datetime,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+) -> UUID:
     session_id = uuid.uuid4()
-    session.add(Session(id=session_id, user_id=user_id, tenant_id=tenant_id, created_at=now))
-    await session.flush()
+    await session.execute(
+        insert(Session).values(
+            id=session_id,
+            user_id=user_id,
+            tenant_id=tenant_id,
+            created_at=now,
+            ip_address=ip_address,
+            user_agent=user_agent,
+        )
+    )
     return session_id
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: UUID
+    tenant_id: UUID | None
+    tenant_slug: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    ip_address: str | None
+    user_agent: str | None
+
+
+async def live_sessions_of_user(session: AsyncSession, user_id: UUID) -> list[SessionView]:
+    """The user's sessions not yet revoked, newest first (needs the subject bound)."""
+    rows = await session.execute(
+        select(
+            Session.id,
+            Session.tenant_id,
+            TenantDirectoryEntry.slug,
+            Session.created_at,
+            Session.last_refreshed_at,
+            Session.ip_address,
+            Session.user_agent,
+        )
+        .outerjoin(TenantDirectoryEntry, TenantDirectoryEntry.tenant_id == Session.tenant_id)
+        .where(Session.user_id == user_id, Session.revoked_at.is_(None))
+        .order_by(Session.created_at.desc())
+    )
+    return [
+        SessionView(row[0], row[1], row[2], row[3], row[4], str(row[5]) if row[5] else None, row[6]) for row in rows
+    ]
 
 
 async def insert_refresh_token(
@@ -88,10 +136,13 @@ async def revoke_sessions(
     tenant_id: UUID | None = None,
     user_id: UUID | None = None,
     user_ids: list[UUID] | None = None,
+    except_session_id: UUID | None = None,
 ) -> list[UUID]:
     """Revokes the live sessions matching every filter given (one session; a
     tenant's; a user's, in one tenant or all; several users' in a tenant),
     lists them for the revocation feed and notifies every auth replica on commit."""
+    if session_id is None and tenant_id is None and user_id is None and user_ids is None:
+        raise ValueError("revoke_sessions needs a session, tenant or user filter")
     filters: list[ColumnElement[bool]] = [Session.revoked_at.is_(None)]
     if session_id is not None:
         filters.append(Session.id == session_id)
@@ -101,8 +152,8 @@ async def revoke_sessions(
         filters.append(Session.user_id == user_id)
     if user_ids is not None:
         filters.append(Session.user_id.in_(user_ids))
-    if len(filters) == 1:
-        raise ValueError("revoke_sessions needs a filter")
+    if except_session_id is not None:
+        filters.append(Session.id != except_session_id)
     condition = and_(*filters)
     revoked = (
         update(Session)

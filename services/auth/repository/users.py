@@ -31,6 +31,7 @@ async def insert_user_if_absent(
     now: datetime,
     platform_admin: bool = False,
     email_verified: bool = False,
+    preferred_language: str | None = None,
 ) -> UUID | None:
     """Creates the user unless the email is taken; returns the new id, or None."""
     statement = (
@@ -44,6 +45,7 @@ async def insert_user_if_absent(
             created_at=now,
             updated_at=now,
             email_verified_at=now if email_verified else None,
+            preferred_language=preferred_language,
         )
         .on_conflict_do_nothing(index_elements=["email"])
         .returning(User.id)
@@ -71,3 +73,11 @@ async def set_default_tenant(session: AsyncSession, user_id: UUID, tenant_id: UU
 
 async def set_password_hash(session: AsyncSession, user_id: UUID, password_hash: str, now: datetime) -> None:
     await session.execute(update(User).where(User.id == user_id).values(password_hash=password_hash, updated_at=now))
+
+
+async def mark_email_verified(session: AsyncSession, user_id: UUID, now: datetime) -> None:
+    await session.execute(
+        update(User)
+        .where(User.id == user_id, User.email_verified_at.is_(None))
+        .values(email_verified_at=now, updated_at=now)
+    )

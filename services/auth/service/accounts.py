@@ -10,11 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import Principal
 from kit.db import bind_scope
-from kit.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from kit.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
 from services.auth.models import User
 from services.auth.repository import invitations, memberships, users
+from services.auth.repository import sessions as session_rows
 from services.auth.repository.memberships import MembershipView
+from services.auth.repository.sessions import SessionView
+from services.auth.service.sessions import SessionService
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,40 @@ class Account:
 
 
 class AccountService:
-    def __init__(self, *, outbox: Outbox) -> None:
+    def __init__(self, *, outbox: Outbox, sessions: SessionService) -> None:
         self._outbox = outbox
+        self._sessions = sessions
+
+    async def list_sessions(self, session: AsyncSession, principal: Principal) -> list[SessionView]:
+        await bind_scope(session, tenant=principal.tenant_id, subject=principal.user_id)
+        return await session_rows.live_sessions_of_user(session, principal.user_id)
+
+    async def revoke_session(self, session: AsyncSession, principal: Principal, *, session_id: UUID) -> None:
+        mine = {view.id for view in await self.list_sessions(session, principal)}
+        if session_id not in mine:
+            raise NotFound("session_id: no such session of yours")
+        await self._sessions.revoke_session(session, session_id, "revoked_by_user")
+        await self._outbox.record(
+            session,
+            action="auth.session.revoked",
+            resource_type="session",
+            resource_id=session_id,
+            details={"category": "auth", "outcome": "success", "reason": "revoked_by_user"},
+        )
+
+    async def revoke_other_sessions(self, session: AsyncSession, principal: Principal) -> int:
+        await bind_scope(session, tenant=principal.tenant_id, subject=principal.user_id)
+        revoked = await self._sessions.revoke_user_sessions(
+            session, principal.user_id, "revoked_by_user", keep_session_id=principal.session_id
+        )
+        await self._outbox.record(
+            session,
+            action="auth.session.revoked_others",
+            resource_type="user",
+            resource_id=principal.user_id,
+            details={"category": "auth", "outcome": "success", "reason": "revoked_by_user", "sessions": revoked},
+        )
+        return revoked
 
     async def me(self, session: AsyncSession, principal: Principal) -> Account:
         await bind_scope(session, tenant=principal.tenant_id, subject=principal.user_id)

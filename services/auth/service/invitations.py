@@ -308,7 +308,7 @@ class InvitationService:
         tenant = await directory.find_tenant(session, tenant_id)
         assert tenant is not None
         grant = Grant(tenant_id, role, await permissions_of(session, tenant_id, role))
-        tokens = await self._sessions.start_session(session, user_id, grant)
+        tokens = await self._sessions.start_session(session, user_id, grant, how="invitation")
         return Acceptance(tenant_id, tenant.slug, role, tokens)
 
     async def _bind_identity(self, session: AsyncSession, invitation: Invitation, proof: _Proof, now: datetime) -> UUID:

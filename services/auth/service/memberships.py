@@ -20,6 +20,7 @@ from services.auth.repository import directory, invitations, memberships, users
 from services.auth.repository.memberships import MemberView
 from services.auth.service.invitations import InvitationService
 from services.auth.service.passwords import PasswordHasher
+from services.auth.service.registration import validate_registration_role
 from services.auth.service.roles import OWNER, permissions_of, require_may_grant, role_name
 from services.auth.service.sessions import SessionService
 from services.auth.service.tenancy import tenant_of
@@ -202,6 +203,32 @@ class MembershipService:
             details={"email": email, "role": OWNER, "joined_via": "tenant_creation"},
         )
         return ProvisionedOwner(user_id, user_created=True, status="active")
+
+    async def revoke_member_sessions(self, session: AsyncSession, principal: Principal, *, user_id: UUID) -> int:
+        tenant_id = tenant_of(principal)
+        await self._manageable_member(session, principal, tenant_id, user_id)
+        revoked = await self._sessions.revoke_member_sessions(session, tenant_id, [user_id], "revoked_by_admin")
+        await self._outbox.record(
+            session,
+            action="auth.session.revoked_by_admin",
+            resource_type="membership",
+            resource_id=user_id,
+            details={"category": "auth", "outcome": "success", "reason": "revoked_by_admin", "sessions": revoked},
+        )
+        return revoked
+
+    async def set_tenant_registration(
+        self, session: AsyncSession, *, tenant_id: UUID, enabled: bool, default_role: str
+    ) -> None:
+        await bind_scope(session, tenant=tenant_id)
+        role = None
+        if enabled or default_role:
+            try:
+                role = await validate_registration_role(session, tenant_id, default_role)
+            except NotFound:
+                raise InvalidArgument("default_role", f"the tenant has no role '{default_role[:40]}'") from None
+        if not await directory.set_registration(session, tenant_id, enabled=enabled, role=role):
+            raise NotFound("tenant_id: no such tenant")
 
     async def set_tenant_status(self, session: AsyncSession, *, tenant_id: UUID, is_active: bool) -> int:
         await bind_scope(session, tenant=tenant_id)

@@ -178,9 +178,7 @@ class RoleService:
         before = tuple(current.permissions)  # the update refreshes current in place
         # Nobody edits a role that grants more than they hold, nor makes it grant more.
         self._require_holds(principal, before)
-        granted = (
-            before if permissions is None else validate_permissions("permissions", permissions)
-        )
+        granted = before if permissions is None else validate_permissions("permissions", permissions)
         self._require_holds(principal, granted)
         new_description = (
             current.description

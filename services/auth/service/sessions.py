@@ -11,7 +11,7 @@ from uuid import UUID
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.context import PLATFORM_ADMIN_ROLE, Principal
+from kit.context import PLATFORM_ADMIN_ROLE, Principal, current_request
 from kit.db import Database, after_commit, bind_scope
 from kit.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
@@ -26,6 +26,7 @@ from services.auth.service.opaque_tokens import hash_opaque_token, new_opaque_to
 from services.auth.service.passwords import PasswordHasher
 from services.auth.service.roles import PLATFORM_OPERATOR_PERMISSIONS, permissions_of
 from services.auth.service.signing_keys import SigningKeys
+from services.auth.service.throttling import LOGIN_FAILURES, count_attempt, forgive, refuse_if_blocked
 
 LOGIN_FAILED = "invalid email or password"
 REFRESH_FAILED = "refresh token is invalid, expired or revoked"
@@ -86,6 +87,7 @@ class SessionService:
             raise InvalidArgument("password", f"must be at most {PASSWORD_MAX_BYTES} bytes")
         self._hasher.admit()
         async with database.unit_of_work() as session:
+            await refuse_if_blocked(session, LOGIN_FAILURES, email)
             user = await users.find_user_by_email(session, email)
         verified = await self._hasher.verify(password, user.password_hash if user else None)
         upgraded = None
@@ -101,22 +103,28 @@ class SessionService:
         self, session: AsyncSession, email: str, user: User | None, claimed: User | None, tenant_slug: str
     ) -> IssuedTokens:
         if user is None:
+            await count_attempt(session, LOGIN_FAILURES, email)
             await self._outbox.record(
                 session,
                 action="auth.login.failed",
                 resource_type="user",
                 resource_id=claimed.id if claimed else _resource_id_of_email(email),
                 user_id=claimed.id if claimed else None,
-                details={"email": email, "reason": "bad_password" if claimed else "unknown_user"},
+                details={
+                    "email": email,
+                    "category": "auth",
+                    "outcome": "failure",
+                    "reason": "bad_password" if claimed else "unknown_user",
+                },
             )
             raise Unauthenticated(LOGIN_FAILED, keeps_changes=True)
 
         # The subject alone lets through the user's memberships and the rows
         # this login writes (the session and refresh policies match on it).
         await bind_scope(session, subject=user.id)
+        await forgive(session, LOGIN_FAILURES, email)
         grant = await self._choose_grant(session, user, tenant_slug)
-        tokens = await self.start_session(session, user.id, grant)
-        return tokens
+        return await self.start_session(session, user.id, grant, how="password")
 
     async def switch_tenant(self, session: AsyncSession, principal: Principal, *, tenant_slug: str) -> IssuedTokens:
         """A new session in another of the caller's tenants; the current one stays."""
@@ -127,14 +135,24 @@ class SessionService:
         user = await users.find_user(session, principal.user_id)
         if user is None:
             raise Unauthenticated("the user no longer exists")
-        return await self.start_session(session, user.id, await self._choose_grant(session, user, slug))
+        return await self.start_session(
+            session, user.id, await self._choose_grant(session, user, slug), how="tenant_switch"
+        )
 
-    async def start_session(self, session: AsyncSession, user_id: UUID, grant: Grant) -> IssuedTokens:
+    async def start_session(self, session: AsyncSession, user_id: UUID, grant: Grant, *, how: str) -> IssuedTokens:
         """Records a new session for the grant (a login, a switch, an accepted invitation) and issues its tokens."""
         if grant.tenant_id is not None:
             await bind_scope(session, tenant=grant.tenant_id, subject=user_id)
         now = datetime.now(UTC)
-        session_id = await session_rows.insert_session(session, user_id=user_id, tenant_id=grant.tenant_id, now=now)
+        request = current_request()
+        session_id = await session_rows.insert_session(
+            session,
+            user_id=user_id,
+            tenant_id=grant.tenant_id,
+            now=now,
+            ip_address=request.peer_ip if request else None,
+            user_agent=request.user_agent if request else None,
+        )
         if grant.tenant_id is not None:
             await memberships.record_login(session, grant.tenant_id, user_id, now)
         tokens = await self._issue(session, user_id, grant, session_id, now)
@@ -145,7 +163,7 @@ class SessionService:
             resource_id=session_id,
             tenant_id=grant.tenant_id,
             user_id=user_id,
-            details={"role": grant.role},
+            details={"role": grant.role, "category": "auth", "outcome": "success", "reason": how},
         )
         return tokens
 
@@ -254,9 +272,14 @@ class SessionService:
             return 0
         return len(await self._revoke(session, tenant_id=tenant_id, user_ids=user_ids, reason=reason))
 
-    async def revoke_user_sessions(self, session: AsyncSession, user_id: UUID, reason: str) -> int:
-        """Ends every session of the user, in every tenant (needs the subject bound)."""
-        return len(await self._revoke(session, user_id=user_id, reason=reason))
+    async def revoke_user_sessions(
+        self, session: AsyncSession, user_id: UUID, reason: str, *, keep_session_id: UUID | None = None
+    ) -> int:
+        """Ends every session of the user, in every tenant, but keep_session_id (needs the subject bound)."""
+        return len(await self._revoke(session, user_id=user_id, reason=reason, except_session_id=keep_session_id))
+
+    async def revoke_session(self, session: AsyncSession, session_id: UUID, reason: str) -> int:
+        return len(await self._revoke(session, session_id=session_id, reason=reason))
 
     async def _revoke(
         self,
@@ -267,6 +290,7 @@ class SessionService:
         tenant_id: UUID | None = None,
         user_id: UUID | None = None,
         user_ids: list[UUID] | None = None,
+        except_session_id: UUID | None = None,
     ) -> list[UUID]:
         # No access token of the session outlives this instant.
         until = datetime.now(UTC) + self._policy.access_ttl + timedelta(seconds=CLOCK_LEEWAY)
@@ -278,6 +302,7 @@ class SessionService:
             tenant_id=tenant_id,
             user_id=user_id,
             user_ids=user_ids,
+            except_session_id=except_session_id,
         )
 
         def publish() -> None:

@@ -473,6 +473,46 @@ class SetTenantStatusRequest(_message.Message):
 Global___SetTenantStatusRequest: _TypeAlias = SetTenantStatusRequest  # noqa: Y015
 
 @_typing.final
+class SetTenantRegistrationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    ENABLED_FIELD_NUMBER: _builtins.int
+    DEFAULT_ROLE_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    enabled: _builtins.bool
+    default_role: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        enabled: _builtins.bool = ...,
+        default_role: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_role", b"default_role", "enabled", b"enabled", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTenantRegistrationRequest: _TypeAlias = SetTenantRegistrationRequest  # noqa: Y015
+
+@_typing.final
+class SetTenantRegistrationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetTenantRegistrationResponse: _TypeAlias = SetTenantRegistrationResponse  # noqa: Y015
+
+@_typing.final
 class SetTenantStatusResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

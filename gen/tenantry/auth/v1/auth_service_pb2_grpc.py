@@ -457,6 +457,11 @@ class AuthInternalServiceStub:
                 request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerRequest.SerializeToString,
                 response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerResponse.FromString,
                 _registered_method=True)
+        self.SetTenantRegistration = channel.unary_unary(
+                '/tenantry.auth.v1.AuthInternalService/SetTenantRegistration',
+                request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationRequest.SerializeToString,
+                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationResponse.FromString,
+                _registered_method=True)
         self.SetTenantStatus = channel.unary_unary(
                 '/tenantry.auth.v1.AuthInternalService/SetTenantStatus',
                 request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantStatusRequest.SerializeToString,
@@ -497,6 +502,17 @@ class AuthInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetTenantRegistration(self, request, context):
+        """Records whether people may register themselves in a tenant, and with
+        which role (the tenant's settings.registration). Idempotent. Errors:
+        NOT_FOUND (no such tenant), INVALID_ARGUMENT (default_role is not a role
+        of the tenant, or grants any Tenantry permission: self-registered people
+        get application permissions only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetTenantStatus(self, request, context):
         """Records whether a tenant may be used. Suspending revokes every session of
         the tenant and refuses new logins to it. Idempotent. Errors: NOT_FOUND.
@@ -528,6 +544,11 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
                     servicer.ProvisionTenantOwner,
                     request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerRequest.FromString,
                     response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerResponse.SerializeToString,
+            ),
+            'SetTenantRegistration': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantRegistration,
+                    request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationRequest.FromString,
+                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationResponse.SerializeToString,
             ),
             'SetTenantStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SetTenantStatus,
@@ -596,6 +617,33 @@ class AuthInternalService:
             '/tenantry.auth.v1.AuthInternalService/ProvisionTenantOwner',
             tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerRequest.SerializeToString,
             tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTenantRegistration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenantry.auth.v1.AuthInternalService/SetTenantRegistration',
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationRequest.SerializeToString,
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -267,6 +267,13 @@ class AuthInternalServiceStub:
     Errors: INVALID_ARGUMENT, ALREADY_EXISTS (the tenant id or slug is
     registered to another tenant).
     """
+    SetTenantRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantRegistrationRequest, _auth_service_pb2.SetTenantRegistrationResponse]
+    """Records whether people may register themselves in a tenant, and with
+    which role (the tenant's settings.registration). Idempotent. Errors:
+    NOT_FOUND (no such tenant), INVALID_ARGUMENT (default_role is not a role
+    of the tenant, or grants any Tenantry permission: self-registered people
+    get application permissions only).
+    """
     SetTenantStatus: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantStatusRequest, _auth_service_pb2.SetTenantStatusResponse]
     """Records whether a tenant may be used. Suspending revokes every session of
     the tenant and refuses new logins to it. Idempotent. Errors: NOT_FOUND.
@@ -300,6 +307,13 @@ class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
     duplicates. Called by the tenants service while it creates a tenant.
     Errors: INVALID_ARGUMENT, ALREADY_EXISTS (the tenant id or slug is
     registered to another tenant).
+    """
+    SetTenantRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantRegistrationRequest, _auth_service_pb2.SetTenantRegistrationResponse]  # type: ignore[assignment]
+    """Records whether people may register themselves in a tenant, and with
+    which role (the tenant's settings.registration). Idempotent. Errors:
+    NOT_FOUND (no such tenant), INVALID_ARGUMENT (default_role is not a role
+    of the tenant, or grants any Tenantry permission: self-registered people
+    get application permissions only).
     """
     SetTenantStatus: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantStatusRequest, _auth_service_pb2.SetTenantStatusResponse]  # type: ignore[assignment]
     """Records whether a tenant may be used. Suspending revokes every session of
@@ -343,6 +357,19 @@ class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         duplicates. Called by the tenants service while it creates a tenant.
         Errors: INVALID_ARGUMENT, ALREADY_EXISTS (the tenant id or slug is
         registered to another tenant).
+        """
+
+    @_abc_1.abstractmethod
+    def SetTenantRegistration(
+        self,
+        request: _auth_service_pb2.SetTenantRegistrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.SetTenantRegistrationResponse, _abc.Awaitable[_auth_service_pb2.SetTenantRegistrationResponse]]:
+        """Records whether people may register themselves in a tenant, and with
+        which role (the tenant's settings.registration). Idempotent. Errors:
+        NOT_FOUND (no such tenant), INVALID_ARGUMENT (default_role is not a role
+        of the tenant, or grants any Tenantry permission: self-registered people
+        get application permissions only).
         """
 
     @_abc_1.abstractmethod

@@ -27,7 +27,7 @@ from tenantry.auth.v1 import auth_pb2 as tenantry_dot_auth_dot_v1_dot_auth__pb2
 from tenantry.common.v1 import access_pb2 as tenantry_dot_common_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&tenantry/auth/v1/members_service.proto\x12\x10tenantry.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1btenantry/auth/v1/auth.proto\x1a\x1ftenantry/common/v1/access.proto\";\n\x12ListMembersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Y\n\x13ListMembersResponse\x12)\n\x07members\x18\x01 \x03(\x0b\x32\x18.tenantry.auth.v1.Member\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x86\x01\n\x13UpdateMemberRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\x04role\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\".tenantry.auth.v1.MembershipStatusH\x01\x88\x01\x01\x42\x07\n\x05_roleB\t\n\x07_status\"&\n\x13RemoveMemberRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x16\n\x14RemoveMemberResponse\"6\n\x17\x43reateInvitationRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\"?\n\x16ListInvitationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x17ListInvitationsResponse\x12\x31\n\x0binvitations\x18\x01 \x03(\x0b\x32\x1c.tenantry.auth.v1.Invitation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x17RevokeInvitationRequest\x12\x15\n\rinvitation_id\x18\x01 \x01(\t\"0\n\x17ResendInvitationRequest\x12\x15\n\rinvitation_id\x18\x01 \x01(\t2\xc4\t\n\rMemberService\x12\xaf\x01\n\x0bListMembers\x12$.tenantry.auth.v1.ListMembersRequest\x1a%.tenantry.auth.v1.ListMembersResponse\"S\x8a\xb5\x18\x10\x08\x02\x1a\x0cmembers.read\x82\xd3\xe4\x93\x02\x39\x12\x1a/api/v1/tenants/me/membersZ\x1b\x12\x19/api/v1/tenants/me/admins\x12\x96\x01\n\x0cUpdateMember\x12%.tenantry.auth.v1.UpdateMemberRequest\x1a\x18.tenantry.auth.v1.Member\"E\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.manage\x82\xd3\xe4\x93\x02)2$/api/v1/tenants/me/members/{user_id}:\x01*\x12\xa1\x01\n\x0cRemoveMember\x12%.tenantry.auth.v1.RemoveMemberRequest\x1a&.tenantry.auth.v1.RemoveMemberResponse\"B\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.manage\x82\xd3\xe4\x93\x02&*$/api/v1/tenants/me/members/{user_id}\x12\xbc\x01\n\x10\x43reateInvitation\x12).tenantry.auth.v1.CreateInvitationRequest\x1a\x1c.tenantry.auth.v1.Invitation\"_\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.invite\x82\xd3\xe4\x93\x02\x43\"\x1e/api/v1/tenants/me/invitations:\x01*Z\x1e\"\x19/api/v1/tenants/me/admins:\x01*\x12\xa2\x01\n\x0fListInvitations\x12(.tenantry.auth.v1.ListInvitationsRequest\x1a).tenantry.auth.v1.ListInvitationsResponse\":\x8a\xb5\x18\x10\x08\x02\x1a\x0cmembers.read\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/tenants/me/invitations\x12\xa9\x01\n\x10RevokeInvitation\x12).tenantry.auth.v1.RevokeInvitationRequest\x1a\x1c.tenantry.auth.v1.Invitation\"L\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.invite\x82\xd3\xe4\x93\x02\x30*./api/v1/tenants/me/invitations/{invitation_id}\x12\xb3\x01\n\x10ResendInvitation\x12).tenantry.auth.v1.ResendInvitationRequest\x1a\x1c.tenantry.auth.v1.Invitation\"V\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.invite\x82\xd3\xe4\x93\x02:\"5/api/v1/tenants/me/invitations/{invitation_id}:resend:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&tenantry/auth/v1/members_service.proto\x12\x10tenantry.auth.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1btenantry/auth/v1/auth.proto\x1a\x1ftenantry/common/v1/access.proto\";\n\x12ListMembersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Y\n\x13ListMembersResponse\x12)\n\x07members\x18\x01 \x03(\x0b\x32\x18.tenantry.auth.v1.Member\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x86\x01\n\x13UpdateMemberRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\x04role\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\".tenantry.auth.v1.MembershipStatusH\x01\x88\x01\x01\x42\x07\n\x05_roleB\t\n\x07_status\"&\n\x13RemoveMemberRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x16\n\x14RemoveMemberResponse\".\n\x1bRevokeMemberSessionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"8\n\x1cRevokeMemberSessionsResponse\x12\x18\n\x10sessions_revoked\x18\x01 \x01(\x05\"6\n\x17\x43reateInvitationRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\"?\n\x16ListInvitationsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"e\n\x17ListInvitationsResponse\x12\x31\n\x0binvitations\x18\x01 \x03(\x0b\x32\x1c.tenantry.auth.v1.Invitation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"0\n\x17RevokeInvitationRequest\x12\x15\n\rinvitation_id\x18\x01 \x01(\t\"0\n\x17ResendInvitationRequest\x12\x15\n\rinvitation_id\x18\x01 \x01(\t2\x92\x0b\n\rMemberService\x12\xaf\x01\n\x0bListMembers\x12$.tenantry.auth.v1.ListMembersRequest\x1a%.tenantry.auth.v1.ListMembersResponse\"S\x8a\xb5\x18\x10\x08\x02\x1a\x0cmembers.read\x82\xd3\xe4\x93\x02\x39\x12\x1a/api/v1/tenants/me/membersZ\x1b\x12\x19/api/v1/tenants/me/admins\x12\x96\x01\n\x0cUpdateMember\x12%.tenantry.auth.v1.UpdateMemberRequest\x1a\x18.tenantry.auth.v1.Member\"E\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.manage\x82\xd3\xe4\x93\x02)2$/api/v1/tenants/me/members/{user_id}:\x01*\x12\xa1\x01\n\x0cRemoveMember\x12%.tenantry.auth.v1.RemoveMemberRequest\x1a&.tenantry.auth.v1.RemoveMemberResponse\"B\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.manage\x82\xd3\xe4\x93\x02&*$/api/v1/tenants/me/members/{user_id}\x12\xcb\x01\n\x14RevokeMemberSessions\x12-.tenantry.auth.v1.RevokeMemberSessionsRequest\x1a..tenantry.auth.v1.RevokeMemberSessionsResponse\"T\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.manage\x82\xd3\xe4\x93\x02\x38\"3/api/v1/tenants/me/members/{user_id}:revokeSessions:\x01*\x12\xbc\x01\n\x10\x43reateInvitation\x12).tenantry.auth.v1.CreateInvitationRequest\x1a\x1c.tenantry.auth.v1.Invitation\"_\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.invite\x82\xd3\xe4\x93\x02\x43\"\x1e/api/v1/tenants/me/invitations:\x01*Z\x1e\"\x19/api/v1/tenants/me/admins:\x01*\x12\xa2\x01\n\x0fListInvitations\x12(.tenantry.auth.v1.ListInvitationsRequest\x1a).tenantry.auth.v1.ListInvitationsResponse\":\x8a\xb5\x18\x10\x08\x02\x1a\x0cmembers.read\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/tenants/me/invitations\x12\xa9\x01\n\x10RevokeInvitation\x12).tenantry.auth.v1.RevokeInvitationRequest\x1a\x1c.tenantry.auth.v1.Invitation\"L\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.invite\x82\xd3\xe4\x93\x02\x30*./api/v1/tenants/me/invitations/{invitation_id}\x12\xb3\x01\n\x10ResendInvitation\x12).tenantry.auth.v1.ResendInvitationRequest\x1a\x1c.tenantry.auth.v1.Invitation\"V\x8a\xb5\x18\x12\x08\x02\x1a\x0emembers.invite\x82\xd3\xe4\x93\x02:\"5/api/v1/tenants/me/invitations/{invitation_id}:resend:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,6 +40,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMBERSERVICE'].methods_by_name['UpdateMember']._serialized_options = b'\212\265\030\022\010\002\032\016members.manage\202\323\344\223\002)2$/api/v1/tenants/me/members/{user_id}:\001*'
   _globals['_MEMBERSERVICE'].methods_by_name['RemoveMember']._loaded_options = None
   _globals['_MEMBERSERVICE'].methods_by_name['RemoveMember']._serialized_options = b'\212\265\030\022\010\002\032\016members.manage\202\323\344\223\002&*$/api/v1/tenants/me/members/{user_id}'
+  _globals['_MEMBERSERVICE'].methods_by_name['RevokeMemberSessions']._loaded_options = None
+  _globals['_MEMBERSERVICE'].methods_by_name['RevokeMemberSessions']._serialized_options = b'\212\265\030\022\010\002\032\016members.manage\202\323\344\223\0028\"3/api/v1/tenants/me/members/{user_id}:revokeSessions:\001*'
   _globals['_MEMBERSERVICE'].methods_by_name['CreateInvitation']._loaded_options = None
   _globals['_MEMBERSERVICE'].methods_by_name['CreateInvitation']._serialized_options = b'\212\265\030\022\010\002\032\016members.invite\202\323\344\223\002C\"\036/api/v1/tenants/me/invitations:\001*Z\036\"\031/api/v1/tenants/me/admins:\001*'
   _globals['_MEMBERSERVICE'].methods_by_name['ListInvitations']._loaded_options = None
@@ -58,16 +60,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REMOVEMEMBERREQUEST']._serialized_end=479
   _globals['_REMOVEMEMBERRESPONSE']._serialized_start=481
   _globals['_REMOVEMEMBERRESPONSE']._serialized_end=503
-  _globals['_CREATEINVITATIONREQUEST']._serialized_start=505
-  _globals['_CREATEINVITATIONREQUEST']._serialized_end=559
-  _globals['_LISTINVITATIONSREQUEST']._serialized_start=561
-  _globals['_LISTINVITATIONSREQUEST']._serialized_end=624
-  _globals['_LISTINVITATIONSRESPONSE']._serialized_start=626
-  _globals['_LISTINVITATIONSRESPONSE']._serialized_end=727
-  _globals['_REVOKEINVITATIONREQUEST']._serialized_start=729
-  _globals['_REVOKEINVITATIONREQUEST']._serialized_end=777
-  _globals['_RESENDINVITATIONREQUEST']._serialized_start=779
-  _globals['_RESENDINVITATIONREQUEST']._serialized_end=827
-  _globals['_MEMBERSERVICE']._serialized_start=830
-  _globals['_MEMBERSERVICE']._serialized_end=2050
+  _globals['_REVOKEMEMBERSESSIONSREQUEST']._serialized_start=505
+  _globals['_REVOKEMEMBERSESSIONSREQUEST']._serialized_end=551
+  _globals['_REVOKEMEMBERSESSIONSRESPONSE']._serialized_start=553
+  _globals['_REVOKEMEMBERSESSIONSRESPONSE']._serialized_end=609
+  _globals['_CREATEINVITATIONREQUEST']._serialized_start=611
+  _globals['_CREATEINVITATIONREQUEST']._serialized_end=665
+  _globals['_LISTINVITATIONSREQUEST']._serialized_start=667
+  _globals['_LISTINVITATIONSREQUEST']._serialized_end=730
+  _globals['_LISTINVITATIONSRESPONSE']._serialized_start=732
+  _globals['_LISTINVITATIONSRESPONSE']._serialized_end=833
+  _globals['_REVOKEINVITATIONREQUEST']._serialized_start=835
+  _globals['_REVOKEINVITATIONREQUEST']._serialized_end=883
+  _globals['_RESENDINVITATIONREQUEST']._serialized_start=885
+  _globals['_RESENDINVITATIONREQUEST']._serialized_end=933
+  _globals['_MEMBERSERVICE']._serialized_start=936
+  _globals['_MEMBERSERVICE']._serialized_end=2362
 # @@protoc_insertion_point(module_scope)

@@ -53,6 +53,11 @@ class MemberServiceStub:
                 request_serializer=tenantry_dot_auth_dot_v1_dot_members__service__pb2.RemoveMemberRequest.SerializeToString,
                 response_deserializer=tenantry_dot_auth_dot_v1_dot_members__service__pb2.RemoveMemberResponse.FromString,
                 _registered_method=True)
+        self.RevokeMemberSessions = channel.unary_unary(
+                '/tenantry.auth.v1.MemberService/RevokeMemberSessions',
+                request_serializer=tenantry_dot_auth_dot_v1_dot_members__service__pb2.RevokeMemberSessionsRequest.SerializeToString,
+                response_deserializer=tenantry_dot_auth_dot_v1_dot_members__service__pb2.RevokeMemberSessionsResponse.FromString,
+                _registered_method=True)
         self.CreateInvitation = channel.unary_unary(
                 '/tenantry.auth.v1.MemberService/CreateInvitation',
                 request_serializer=tenantry_dot_auth_dot_v1_dot_members__service__pb2.CreateInvitationRequest.SerializeToString,
@@ -107,6 +112,15 @@ class MemberServiceServicer:
         sessions in the tenant are revoked. Needs members.manage; owners only
         for owners; a member may not remove themselves if they are the last
         owner. Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeMemberSessions(self, request, context):
+        """Ends every session of a member in this tenant: their access tokens are
+        refused by every service within a second. Needs members.manage (owners
+        only for owners). Errors: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,6 +184,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.RemoveMember,
                     request_deserializer=tenantry_dot_auth_dot_v1_dot_members__service__pb2.RemoveMemberRequest.FromString,
                     response_serializer=tenantry_dot_auth_dot_v1_dot_members__service__pb2.RemoveMemberResponse.SerializeToString,
+            ),
+            'RevokeMemberSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeMemberSessions,
+                    request_deserializer=tenantry_dot_auth_dot_v1_dot_members__service__pb2.RevokeMemberSessionsRequest.FromString,
+                    response_serializer=tenantry_dot_auth_dot_v1_dot_members__service__pb2.RevokeMemberSessionsResponse.SerializeToString,
             ),
             'CreateInvitation': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateInvitation,
@@ -276,6 +295,33 @@ class MemberService:
             '/tenantry.auth.v1.MemberService/RemoveMember',
             tenantry_dot_auth_dot_v1_dot_members__service__pb2.RemoveMemberRequest.SerializeToString,
             tenantry_dot_auth_dot_v1_dot_members__service__pb2.RemoveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeMemberSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenantry.auth.v1.MemberService/RevokeMemberSessions',
+            tenantry_dot_auth_dot_v1_dot_members__service__pb2.RevokeMemberSessionsRequest.SerializeToString,
+            tenantry_dot_auth_dot_v1_dot_members__service__pb2.RevokeMemberSessionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,11 @@ class MemberServiceStub:
     for owners; a member may not remove themselves if they are the last
     owner. Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION.
     """
+    RevokeMemberSessions: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.RevokeMemberSessionsRequest, _members_service_pb2.RevokeMemberSessionsResponse]
+    """Ends every session of a member in this tenant: their access tokens are
+    refused by every service within a second. Needs members.manage (owners
+    only for owners). Errors: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED.
+    """
     CreateInvitation: _grpc.UnaryUnaryMultiCallable[_members_service_pb2.CreateInvitationRequest, _auth_pb2.Invitation]
     """Invites an email to the tenant with a role, by email. The answer is the
     same, in about the same time, whether the email is new, registered, or
@@ -108,6 +113,11 @@ class MemberServiceAsyncStub(MemberServiceStub):
     sessions in the tenant are revoked. Needs members.manage; owners only
     for owners; a member may not remove themselves if they are the last
     owner. Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION.
+    """
+    RevokeMemberSessions: _aio.UnaryUnaryMultiCallable[_members_service_pb2.RevokeMemberSessionsRequest, _members_service_pb2.RevokeMemberSessionsResponse]  # type: ignore[assignment]
+    """Ends every session of a member in this tenant: their access tokens are
+    refused by every service within a second. Needs members.manage (owners
+    only for owners). Errors: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED.
     """
     CreateInvitation: _aio.UnaryUnaryMultiCallable[_members_service_pb2.CreateInvitationRequest, _auth_pb2.Invitation]  # type: ignore[assignment]
     """Invites an email to the tenant with a role, by email. The answer is the
@@ -176,6 +186,17 @@ class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
         sessions in the tenant are revoked. Needs members.manage; owners only
         for owners; a member may not remove themselves if they are the last
         owner. Errors: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeMemberSessions(
+        self,
+        request: _members_service_pb2.RevokeMemberSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_members_service_pb2.RevokeMemberSessionsResponse, _abc.Awaitable[_members_service_pb2.RevokeMemberSessionsResponse]]:
+        """Ends every session of a member in this tenant: their access tokens are
+        refused by every service within a second. Needs members.manage (owners
+        only for owners). Errors: INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED.
         """
 
     @_abc_1.abstractmethod
