@@ -84,14 +84,17 @@ class Stack:
 
     @contextmanager
     def service_stopped(self, name: str) -> Iterator[None]:
-        """Stops one service for the block, then starts it again on the same address."""
+        """Stops one service for the block, then starts it again on the same address
+        and waits until every service serves again (after auth was away, the
+        others serve once their revocation streams are back)."""
         process = self.processes[name]
         process.stop()
         try:
             yield
         finally:
             process.start()
-            process.wait_serving()
+            for each in self.processes.values():
+                each.wait_serving()
 
     # Calls ------------------------------------------------------------------
 
