@@ -5,6 +5,8 @@ A stack of its own (its own database), so stopping auth here disturbs no other t
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -240,3 +242,22 @@ def test_the_gateway_answers_503_not_401_when_it_cannot_fetch_keys(restart_stack
     assert [reply.status_code for reply in replies] == [503] * 8
     assert all(reply.headers.get("Retry-After") for reply in replies)
     assert all(reply.json()["code"] == grpc.StatusCode.UNAVAILABLE.value[0] for reply in replies)
+
+
+def test_a_frozen_auth_is_noticed_by_its_silent_stream_long_before_keepalive(restart_stack: Stack) -> None:
+    """SIGSTOP: auth's connections stay open but nothing comes, as with a vanished host."""
+    stack = restart_stack
+    tenant = stack.create_tenant("frozen")
+    assert outcome(tenants_call(stack, tenant.owner_token)) == "OK"
+    auth = stack.processes["auth"].process
+    assert auth is not None
+    os.kill(auth.pid, signal.SIGSTOP)
+    try:
+        # Silence limit (3 s) plus the staleness bound, with room to spare, yet
+        # well under keepalive's 15 s, which is all that noticed it before.
+        eventually(lambda: outcome(tenants_call(stack, tenant.owner_token)) == "UNAVAILABLE", timeout=10)
+        eventually(lambda: outcome(audit_call(stack, tenant.owner_token)) == "UNAVAILABLE", timeout=2)
+    finally:
+        os.kill(auth.pid, signal.SIGCONT)
+    eventually(lambda: outcome(tenants_call(stack, tenant.owner_token)) == "OK", timeout=10)
+    eventually(lambda: outcome(audit_call(stack, tenant.owner_token)) == "OK", timeout=10)
