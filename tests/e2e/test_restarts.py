@@ -21,9 +21,8 @@ from tenantry.audit.v1 import audit_service_pb2
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from kit import migrations
 from tests.gateway.conftest import start_gateway, tenantry_gateway_env
-from tests.stack import OWNER_PASSWORD, Stack, Tenant, bearer, eventually
+from tests.stack import OWNER_PASSWORD, Stack, Tenant, bearer, eventually, own_stack, rpc_error
 
 # Short, so the staleness test need not wait long; the default is 5 s.
 MAX_STALENESS_SECONDS = 1.0
@@ -31,19 +30,9 @@ MAX_STALENESS_SECONDS = 1.0
 
 @pytest.fixture(scope="module")
 def restart_stack(fresh_database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    url = fresh_database()
-    for service in ("audit", "auth", "tenants"):
-        migrations.upgrade(service, url)
-    running = Stack(
-        url,
-        tmp_path_factory.mktemp("restarts"),
-        extra_env={"REVOCATION_MAX_STALENESS_SECONDS": str(MAX_STALENESS_SECONDS)},
-    )
-    try:
-        running.start()
+    extra_env = {"REVOCATION_MAX_STALENESS_SECONDS": str(MAX_STALENESS_SECONDS)}
+    with own_stack(fresh_database(), tmp_path_factory.mktemp("restarts"), extra_env) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +121,7 @@ def test_a_logged_out_session_stays_refused_when_services_restart_while_auth_is_
             assert reply.status_code != 200
         assert health(stack.processes["tenants"].address) != health_pb2.HealthCheckResponse.SERVING
         assert health(stack.processes["audit"].address) != health_pb2.HealthCheckResponse.SERVING
-        unavailable = rpc_failure(tenants_call(stack, tenant.owner_token))
+        unavailable = rpc_error(tenants_call(stack, tenant.owner_token))
         assert unavailable.code() == grpc.StatusCode.UNAVAILABLE
         assert "revocations are not loaded" in (unavailable.details() or "")
     finally:
@@ -173,14 +162,6 @@ def test_a_logged_out_session_stays_refused_when_services_restart_while_auth_is_
     print(f"logout after the restart refused everywhere after {time.monotonic() - logged_out:.3f} s")
 
 
-def rpc_failure(call: Callable[[], Any]) -> grpc.RpcError:
-    try:
-        call()
-    except grpc.RpcError as error:
-        return error
-    raise AssertionError("the call succeeded but should have failed")
-
-
 def test_a_service_cut_off_from_auth_refuses_tokens_once_its_list_is_stale(restart_stack: Stack) -> None:
     stack = restart_stack
     tenant = stack.create_tenant("stale")
@@ -189,7 +170,7 @@ def test_a_service_cut_off_from_auth_refuses_tokens_once_its_list_is_stale(resta
         # Past the staleness bound the list can no longer be trusted: UNAVAILABLE, never OK.
         failure = eventually(
             lambda: (
-                (error := rpc_failure(tenants_call(stack, tenant.owner_token)))
+                (error := rpc_error(tenants_call(stack, tenant.owner_token)))
                 and error.code() == grpc.StatusCode.UNAVAILABLE
                 and error
             ),
