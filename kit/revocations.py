@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import grpc
@@ -34,6 +35,12 @@ DEFAULT_MAX_STALENESS_SECONDS = 5.0
 # Pause between attempts to reopen the stream. The channel itself reconnects
 # within its own (short) backoff; this only spaces out refused attempts.
 RECONNECT_PAUSE_SECONDS = 0.1
+# Auth sends a heartbeat after this long without revocations; a subscriber
+# hearing nothing for SILENCE_LIMIT_SECONDS takes the stream for dead (a peer
+# gone without closing its connection), instead of trusting it until keepalive
+# gives up.
+HEARTBEAT_SECONDS = 1.0
+SILENCE_LIMIT_SECONDS = 3.0
 
 Revocation = tuple[UUID, datetime]
 
@@ -115,7 +122,11 @@ async def revocation_events(revoked: RevokedSessions) -> AsyncIterator[auth_serv
             yield _revoked_event(session_id, until)
         yield auth_service_pb2.WatchRevocationsResponse(snapshot_complete=auth_service_pb2.SnapshotComplete())
         while True:
-            session_id, until = await queue.get()
+            try:
+                session_id, until = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+            except TimeoutError:
+                yield auth_service_pb2.WatchRevocationsResponse(heartbeat=auth_service_pb2.Heartbeat())
+                continue
             if until > datetime.now(UTC):
                 yield _revoked_event(session_id, until)
     finally:
@@ -138,21 +149,34 @@ async def follow_revocations(
     """
     stub = auth_service_pb2_grpc.AuthInternalServiceStub(channel)
     while True:
+        stream = stub.WatchRevocations(
+            auth_service_pb2.WatchRevocationsRequest(), metadata=internal_metadata, wait_for_ready=True
+        )
         try:
-            stream = stub.WatchRevocations(
-                auth_service_pb2.WatchRevocationsRequest(), metadata=internal_metadata, wait_for_ready=True
-            )
-            async for event in stream:
-                if event.HasField("snapshot_complete"):
-                    revoked.mark_complete()
-                    log.info("revocations current", extra={"revoked_sessions": len(revoked.live())})
-                elif event.HasField("revoked"):
-                    revoked.revoke(UUID(event.revoked.session_id), event.revoked.revoked_until.ToDatetime(tzinfo=UTC))
+            await _apply_stream(stream, revoked)
             log.warning("revocation stream ended")
         except grpc.aio.AioRpcError as error:
             log.warning("revocation stream interrupted", extra={"grpc_status": error.code().name})
+        except TimeoutError:
+            log.warning("revocation stream silent; reconnecting", extra={"silent_seconds": SILENCE_LIMIT_SECONDS})
         except (ValueError, TypeError):
             log.error("malformed revocation event; reconnecting", exc_info=True)
         finally:
+            stream.cancel()
             revoked.mark_source_lost()
         await asyncio.sleep(RECONNECT_PAUSE_SECONDS)
+
+
+async def _apply_stream(stream: Any, revoked: RevokedSessions) -> None:
+    """Applies events until the stream ends; TimeoutError once it has been
+    silent too long after the snapshot (before it, waiting is for the channel)."""
+    while True:
+        silence_limit = SILENCE_LIMIT_SECONDS if revoked.is_current() else None
+        event = await asyncio.wait_for(stream.read(), silence_limit)
+        if event is grpc.aio.EOF:
+            return
+        if event.HasField("snapshot_complete"):
+            revoked.mark_complete()
+            log.info("revocations current", extra={"revoked_sessions": len(revoked.live())})
+        elif event.HasField("revoked"):
+            revoked.revoke(UUID(event.revoked.session_id), event.revoked.revoked_until.ToDatetime(tzinfo=UTC))

@@ -26,6 +26,7 @@ from tenantry.auth.v1 import (
 from tenantry.tenants.v1 import tenants_pb2, tenants_service_pb2, tenants_service_pb2_grpc
 
 from devtools.stack import ServiceProcess, free_port, service_env
+from kit import migrations
 
 OPERATOR_EMAIL = "operator@tenantry.test"
 OPERATOR_PASSWORD = "operator-password-1"
@@ -107,14 +108,17 @@ class Stack:
 
     @contextmanager
     def service_stopped(self, name: str) -> Iterator[None]:
-        """Stops one service for the block, then starts it again on the same address."""
+        """Stops one service for the block, then starts it again on the same address
+        and waits until every service serves again (after auth was away, the
+        others serve once their revocation streams are back)."""
         process = self.processes[name]
         process.stop()
         try:
             yield
         finally:
             process.start()
-            process.wait_serving()
+            for each in self.processes.values():
+                each.wait_serving()
 
     # Calls ------------------------------------------------------------------
 
@@ -199,6 +203,19 @@ class Stack:
             rows = cursor.fetchall() if cursor.description else []
             connection.commit()
             return rows
+
+
+@contextmanager
+def own_stack(database_url: str, log_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """A stack of a test's own, on an empty database it migrates first; stopped afterwards."""
+    for service in ("audit", "auth", "tenants"):
+        migrations.upgrade(service, database_url)
+    running = Stack(database_url, log_dir, extra_env=extra_env or {})
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
 
 
 def eventually(check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05) -> T:

@@ -16,9 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tenantry.tenants.v1 import tenants_service_pb2
 
 from devtools.stack import ROOT, python_path
-from kit import migrations
 from kit.clients import channel_options, keepalive_settings
-from tests.stack import Stack, bearer
+from tests.stack import Stack, bearer, own_stack
 
 PING_INTERVAL_MS = 200
 # gRPC's default server policy sends GOAWAY too_many_pings after about three
@@ -28,20 +27,10 @@ IDLE_SECONDS = 5
 
 @pytest.fixture(scope="module")
 def pinging_stack(fresh_database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    url = fresh_database()
-    for service in ("audit", "auth", "tenants"):
-        migrations.upgrade(service, url)
-    running = Stack(
-        url,
-        tmp_path_factory.mktemp("keepalive"),
-        # ERROR: so a GOAWAY the services' own channels receive would show in their logs.
-        extra_env={"GRPC_KEEPALIVE_TIME_MS": str(PING_INTERVAL_MS), "GRPC_VERBOSITY": "ERROR"},
-    )
-    try:
-        running.start()
+    # ERROR: so a GOAWAY the services' own channels receive would show in their logs.
+    extra_env = {"GRPC_KEEPALIVE_TIME_MS": str(PING_INTERVAL_MS), "GRPC_VERBOSITY": "ERROR"}
+    with own_stack(fresh_database(), tmp_path_factory.mktemp("keepalive"), extra_env) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

@@ -23,9 +23,8 @@ from tenantry.audit.v1 import audit_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
 from devtools.postgres import create_database, start_embedded
-from kit import migrations
 from tests.gateway.conftest import start_gateway, tenantry_gateway_env
-from tests.stack import OPERATOR_EMAIL, OPERATOR_PASSWORD, Stack, bearer, eventually
+from tests.stack import OPERATOR_EMAIL, OPERATOR_PASSWORD, Stack, bearer, eventually, own_stack
 
 
 @dataclass
@@ -61,14 +60,8 @@ def postgres() -> Iterator[StoppablePostgres]:
 @pytest.fixture(scope="module")
 def outage_stack(postgres: StoppablePostgres, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     url = create_database(postgres.admin_url, "tenantry_outage")
-    for service in ("audit", "auth", "tenants"):
-        migrations.upgrade(service, url)
-    running = Stack(url, tmp_path_factory.mktemp("outage"))
-    try:
-        running.start()
+    with own_stack(url, tmp_path_factory.mktemp("outage")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def status_of(call: Any) -> grpc.StatusCode:

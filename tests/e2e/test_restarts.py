@@ -5,6 +5,8 @@ A stack of its own (its own database), so stopping auth here disturbs no other t
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -19,9 +21,8 @@ from tenantry.audit.v1 import audit_service_pb2
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from kit import migrations
 from tests.gateway.conftest import start_gateway, tenantry_gateway_env
-from tests.stack import OWNER_PASSWORD, Stack, Tenant, bearer, eventually
+from tests.stack import OWNER_PASSWORD, Stack, Tenant, bearer, eventually, own_stack, rpc_error
 
 # Short, so the staleness test need not wait long; the default is 5 s.
 MAX_STALENESS_SECONDS = 1.0
@@ -29,19 +30,9 @@ MAX_STALENESS_SECONDS = 1.0
 
 @pytest.fixture(scope="module")
 def restart_stack(fresh_database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
-    url = fresh_database()
-    for service in ("audit", "auth", "tenants"):
-        migrations.upgrade(service, url)
-    running = Stack(
-        url,
-        tmp_path_factory.mktemp("restarts"),
-        extra_env={"REVOCATION_MAX_STALENESS_SECONDS": str(MAX_STALENESS_SECONDS)},
-    )
-    try:
-        running.start()
+    extra_env = {"REVOCATION_MAX_STALENESS_SECONDS": str(MAX_STALENESS_SECONDS)}
+    with own_stack(fresh_database(), tmp_path_factory.mktemp("restarts"), extra_env) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +62,15 @@ def outcome(call: Callable[[], Any]) -> str:
     return "OK"
 
 
-def tenants_call(stack: Stack, token: str) -> Callable[[], Any]:
+def tenants_call(stack: Stack, token: str, timeout: float = 2) -> Callable[[], Any]:
     return lambda: stack.tenants.GetMyTenant(
-        tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(token), timeout=1
+        tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(token), timeout=timeout
     )
 
 
-def audit_call(stack: Stack, token: str) -> Callable[[], Any]:
+def audit_call(stack: Stack, token: str, timeout: float = 2) -> Callable[[], Any]:
     return lambda: stack.audit.ListAuditEvents(
-        audit_service_pb2.ListAuditEventsRequest(page_size=1), metadata=bearer(token), timeout=1
+        audit_service_pb2.ListAuditEventsRequest(page_size=1), metadata=bearer(token), timeout=timeout
     )
 
 
@@ -114,7 +105,9 @@ def test_a_logged_out_session_stays_refused_when_services_restart_while_auth_is_
         # Restarted without auth: no revocation snapshot, so every authenticated
         # call is refused, and the services tell load balancers to wait.
         waiting_until = time.monotonic() + 1.5
-        while time.monotonic() < waiting_until:
+        rounds = 0
+        while time.monotonic() < waiting_until or rounds < 3:
+            rounds += 1
             for call in (
                 tenants_call(stack, revoked),
                 audit_call(stack, revoked),
@@ -128,7 +121,7 @@ def test_a_logged_out_session_stays_refused_when_services_restart_while_auth_is_
             assert reply.status_code != 200
         assert health(stack.processes["tenants"].address) != health_pb2.HealthCheckResponse.SERVING
         assert health(stack.processes["audit"].address) != health_pb2.HealthCheckResponse.SERVING
-        unavailable = rpc_failure(tenants_call(stack, tenant.owner_token))
+        unavailable = rpc_error(tenants_call(stack, tenant.owner_token))
         assert unavailable.code() == grpc.StatusCode.UNAVAILABLE
         assert "revocations are not loaded" in (unavailable.details() or "")
     finally:
@@ -163,16 +156,10 @@ def test_a_logged_out_session_stays_refused_when_services_restart_while_auth_is_
     fresh = second_session(stack, tenant)
     assert outcome(tenants_call(stack, fresh)) == "OK" and outcome(audit_call(stack, fresh)) == "OK"
     logout(stack, fresh)
+    logged_out = time.monotonic()
     eventually(lambda: outcome(tenants_call(stack, fresh)) == "UNAUTHENTICATED", timeout=1.0, interval=0.02)
     eventually(lambda: outcome(audit_call(stack, fresh)) == "UNAUTHENTICATED", timeout=1.0, interval=0.02)
-
-
-def rpc_failure(call: Callable[[], Any]) -> grpc.RpcError:
-    try:
-        call()
-    except grpc.RpcError as error:
-        return error
-    raise AssertionError("the call succeeded but should have failed")
+    print(f"logout after the restart refused everywhere after {time.monotonic() - logged_out:.3f} s")
 
 
 def test_a_service_cut_off_from_auth_refuses_tokens_once_its_list_is_stale(restart_stack: Stack) -> None:
@@ -183,7 +170,7 @@ def test_a_service_cut_off_from_auth_refuses_tokens_once_its_list_is_stale(resta
         # Past the staleness bound the list can no longer be trusted: UNAVAILABLE, never OK.
         failure = eventually(
             lambda: (
-                (error := rpc_failure(tenants_call(stack, tenant.owner_token)))
+                (error := rpc_error(tenants_call(stack, tenant.owner_token)))
                 and error.code() == grpc.StatusCode.UNAVAILABLE
                 and error
             ),
@@ -206,7 +193,8 @@ def test_a_burst_of_valid_tokens_right_after_a_restart_is_accepted(restart_stack
         stack.processes[name].wait_serving()
     # Each restarted service has no keys yet: the burst's first token makes it
     # fetch them, and every other request must wait for that fetch.
-    calls = [audit_call(stack, tenant.owner_token), tenants_call(stack, tenant.owner_token)] * 30
+    # A generous deadline: the burst is about wrong answers, not speed.
+    calls = [audit_call(stack, tenant.owner_token, 20), tenants_call(stack, tenant.owner_token, 20)] * 30
     with ThreadPoolExecutor(max_workers=30) as pool:
         results = Counter(pool.map(outcome, calls))
     assert results == Counter({"OK": 60}), results
@@ -235,3 +223,22 @@ def test_the_gateway_answers_503_not_401_when_it_cannot_fetch_keys(restart_stack
     assert [reply.status_code for reply in replies] == [503] * 8
     assert all(reply.headers.get("Retry-After") for reply in replies)
     assert all(reply.json()["code"] == grpc.StatusCode.UNAVAILABLE.value[0] for reply in replies)
+
+
+def test_a_frozen_auth_is_noticed_by_its_silent_stream_long_before_keepalive(restart_stack: Stack) -> None:
+    """SIGSTOP: auth's connections stay open but nothing comes, as with a vanished host."""
+    stack = restart_stack
+    tenant = stack.create_tenant("frozen")
+    assert outcome(tenants_call(stack, tenant.owner_token)) == "OK"
+    auth = stack.processes["auth"].process
+    assert auth is not None
+    os.kill(auth.pid, signal.SIGSTOP)
+    try:
+        # Silence limit (3 s) plus the staleness bound, with room to spare, yet
+        # well under keepalive's 15 s, which is all that noticed it before.
+        eventually(lambda: outcome(tenants_call(stack, tenant.owner_token)) == "UNAVAILABLE", timeout=10)
+        eventually(lambda: outcome(audit_call(stack, tenant.owner_token)) == "UNAVAILABLE", timeout=2)
+    finally:
+        os.kill(auth.pid, signal.SIGCONT)
+    eventually(lambda: outcome(tenants_call(stack, tenant.owner_token)) == "OK", timeout=10)
+    eventually(lambda: outcome(audit_call(stack, tenant.owner_token)) == "OK", timeout=10)
