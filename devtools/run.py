@@ -42,11 +42,13 @@ def main() -> None:
     }
     admin_email = os.environ.get("PLATFORM_ADMIN_EMAIL", "admin@tenantry.local")
     password_file = DATA_DIR / "platform-admin-password"
+    gateway_token = os.environ.get("GATEWAY_TOKEN") or _secret_file(DATA_DIR / "gateway-token", 32)
     env = service_env(
         database_url,
         os.environ.get("INTERNAL_API_TOKEN") or _secret_file(DATA_DIR / "internal-api-token", 32),
         addresses,
         audit_chain_key=os.environ.get("AUDIT_CHAIN_KEY") or _secret_file(DATA_DIR / "audit-chain-key", 32),
+        gateway_token=gateway_token,
     )
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = os.environ.get("PLATFORM_ADMIN_PASSWORD") or _secret_file(password_file, 18)
@@ -56,7 +58,7 @@ def main() -> None:
     gateway = ServiceProcess(
         "gateway",
         gateway_address,
-        gateway_env(addresses, gateway_address),
+        gateway_env(addresses, gateway_address, gateway_token=gateway_token),
         module="gateway",
         probe=http_healthy,
     )

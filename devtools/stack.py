@@ -95,7 +95,12 @@ class ServiceProcess:
 
 
 def service_env(
-    database_url: str, internal_api_token: str, addresses: Mapping[str, str], *, audit_chain_key: str
+    database_url: str,
+    internal_api_token: str,
+    addresses: Mapping[str, str],
+    *,
+    audit_chain_key: str,
+    gateway_token: str = "",
 ) -> dict[str, str]:
     """The environment every service of one stack shares."""
     return {
@@ -107,14 +112,15 @@ def service_env(
         "AUDIT_LISTEN_ADDR": addresses["audit"],
         "AUTH_SERVICE_ADDR": addresses["auth"],
         "AUDIT_SERVICE_ADDR": addresses["audit"],
-        # The gateway passes the client's address and user agent on.
-        "TRUST_FORWARDED_FOR": "true",
+        # Proves the gateway, which passes the client's address and user agent on.
+        "GATEWAY_TOKEN": gateway_token,
     }
 
 
-def gateway_env(addresses: Mapping[str, str], gateway_address: str) -> dict[str, str]:
+def gateway_env(addresses: Mapping[str, str], gateway_address: str, *, gateway_token: str = "") -> dict[str, str]:
     host, _, port = gateway_address.rpartition(":")
     return {
+        "GATEWAY_TOKEN": gateway_token,
         "GATEWAY_HOST": host,
         "GATEWAY_PORT": port,
         "GATEWAY_UPSTREAMS": ";".join(f"tenantry.{name}.v1={addresses[name]}" for name in ("auth", "tenants", "audit")),

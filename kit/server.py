@@ -1,6 +1,6 @@
 """Builds and runs a service's grpc.aio server, the same way for every service.
 
-Interceptors (request, then access), the servicers, standard health checking
+Interceptors (request, access, then validation), the servicers, standard health checking
 wired to the database, server reflection, background tasks, and a graceful
 stop on SIGTERM or SIGINT.
 """
@@ -23,6 +23,7 @@ from kit.access import access_rules
 from kit.db import Database
 from kit.interceptors.access import AccessInterceptor
 from kit.interceptors.request import RequestInterceptor
+from kit.interceptors.validation import ValidationInterceptor
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
 
@@ -71,10 +72,11 @@ async def serve(host: ServiceHost) -> None:
     descriptors = [descriptor for descriptor, _, _ in host.servicers]
     server = grpc.aio.server(
         interceptors=[
-            RequestInterceptor(trust_forwarded_for=host.settings.trust_forwarded_for),
+            RequestInterceptor(gateway_token=host.settings.gateway_token.get_secret_value()),
             AccessInterceptor(
                 access_rules(*descriptors), host.verifier, host.settings.internal_api_token.get_secret_value()
             ),
+            ValidationInterceptor(),
         ],
         options=(("grpc.so_reuseport", 0),),
     )

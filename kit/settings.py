@@ -27,9 +27,9 @@ class ServiceSettings(BaseSettings):
     audit_service_addr: str = Field(default="127.0.0.1:50053", validation_alias="AUDIT_SERVICE_ADDR")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_tracebacks: bool = Field(default=False, validation_alias="LOG_TRACEBACKS")
-    # Only behind a proxy that sets it (the gateway): otherwise any client
-    # could write whatever address it likes into the audit trail.
-    trust_forwarded_for: bool = Field(default=False, validation_alias="TRUST_FORWARDED_FOR")
+    # Shared with the gateway, which presents it with the client address and
+    # user agent it forwards; without it those headers are never believed.
+    gateway_token: SecretStr = Field(default=SecretStr(""), validation_alias="GATEWAY_TOKEN")
 
     @field_validator("database_url")
     @classmethod
@@ -40,6 +40,13 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _long_enough(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("gateway_token")
+    @classmethod
+    def _empty_or_long_enough(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
 

@@ -22,6 +22,7 @@ OPERATOR_EMAIL = "operator@tenantry.test"
 OPERATOR_PASSWORD = "operator-password-1"
 INTERNAL_API_TOKEN = "test-internal-token-0123456789"
 AUDIT_CHAIN_KEY = "test-audit-chain-key-0123456789"
+GATEWAY_TOKEN = "test-gateway-token-0123456789"
 OWNER_PASSWORD = "owner-password-1"
 
 T = TypeVar("T")
@@ -52,7 +53,13 @@ class Stack:
 
     def start(self) -> None:
         addresses = {name: f"127.0.0.1:{free_port()}" for name in ("auth", "tenants", "audit")}
-        env = service_env(self.database_url, INTERNAL_API_TOKEN, addresses, audit_chain_key=AUDIT_CHAIN_KEY)
+        env = service_env(
+            self.database_url,
+            INTERNAL_API_TOKEN,
+            addresses,
+            audit_chain_key=AUDIT_CHAIN_KEY,
+            gateway_token=GATEWAY_TOKEN,
+        )
         env.update(
             {
                 "PLATFORM_ADMIN_EMAIL": OPERATOR_EMAIL,
