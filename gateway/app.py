@@ -89,7 +89,8 @@ class Gateway:
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self.edge])
-        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        # [\s\S]: aiohttp matches the decoded path, and "." would miss a %0A in it (then a 404 exception, not ours).
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.dispatch)
         app.on_cleanup.append(self._close)
         return app
 

@@ -146,6 +146,7 @@ def build_request(
             bound_top_level = {field.name, field.json_name}
     elif body.strip():
         raise bad_request("this method takes no request body")
+    check_json_types(tree, descriptor)
 
     for dotted, value in path_values.items():
         if _CONTROL.search(value):
@@ -167,7 +168,6 @@ def build_request(
         chain = _resolve(descriptor, dotted, "query parameter")
         _assign(tree, chain, values, name, overwrite=False)
 
-    check_json_types(tree, descriptor)
     message = binding.rpc.request_class()
     try:
         json_format.ParseDict(tree, message)
