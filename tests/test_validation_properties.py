@@ -43,9 +43,7 @@ def _faults(value: Any, depth: int = 0) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return depth >= MAX_VALUE_DEPTH or any(
-            "\x00" in key or _faults(item, depth + 1) for key, item in value.items()
-        )
+        return depth >= MAX_VALUE_DEPTH or any("\x00" in key or _faults(item, depth + 1) for key, item in value.items())
     if isinstance(value, list):
         return depth >= MAX_VALUE_DEPTH or any(_faults(item, depth + 1) for item in value)
     return False

@@ -92,7 +92,10 @@ def test_settings_nested_within_the_body_bound_but_past_the_services_bound_name_
     for _ in range(22):
         settings = {"a": settings}
     reply = requests.patch(
-        f"{gateway}/api/v1/tenants/me", params={"update_mask": "settings"}, headers=auth(owner), json={"settings": settings}
+        f"{gateway}/api/v1/tenants/me",
+        params={"update_mask": "settings"},
+        headers=auth(owner),
+        json={"settings": settings},
     )
     refused(reply, "tenant.settings.a.a")
 
@@ -156,9 +159,7 @@ def test_latin1_bytes_in_the_authorization_header_are_401(gateway: str) -> None:
 
 
 def test_token_responses_are_never_cached(gateway: str) -> None:
-    reply = requests.post(
-        f"{gateway}/api/v1/auth/login", json={"email": OPERATOR_EMAIL, "password": OPERATOR_PASSWORD}
-    )
+    reply = requests.post(f"{gateway}/api/v1/auth/login", json={"email": OPERATOR_EMAIL, "password": OPERATOR_PASSWORD})
     assert reply.status_code == 200
     assert reply.headers["Cache-Control"] == "no-store" and reply.headers["Pragma"] == "no-cache"
     refreshed = requests.post(f"{gateway}/api/v1/auth/refresh", json={"refresh_token": reply.json()["refresh_token"]})
