@@ -122,8 +122,10 @@ class Proxy:
         trace = traceparent(request.headers.get("traceparent"))
         if trace:
             metadata.append(("traceparent", trace))
-        if request.headers.get("User-Agent"):
-            metadata.append(("x-client-user-agent", request.headers["User-Agent"][:512]))
+        user_agent = request.headers.get("User-Agent", "")[:512]
+        # gRPC metadata holds printable ASCII only; other bytes would fail the call.
+        if user_agent and user_agent.isascii() and user_agent.isprintable():
+            metadata.append(("x-client-user-agent", user_agent))
 
         body = await self._read_body(request)
         message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)

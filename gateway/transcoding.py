@@ -45,6 +45,7 @@ MAX_JSON_DEPTH = 24
 _JSON_STRING = re.compile(r'"(?:[^"\\]++|\\[\s\S]?)*+"?')
 _JSON_VALUE_TYPES = {"google.protobuf.Value", "google.protobuf.Struct", "google.protobuf.ListValue"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def bad_request(message: str) -> GatewayError:
@@ -209,6 +210,7 @@ def check_json_types(tree: dict[str, Any], descriptor: Descriptor, prefix: str =
         entry = field.message_type
         if entry is not None and entry.GetOptions().map_entry and isinstance(value, dict):
             for key, item in value.items():
+                _check_unicode(key, f"{path} (a key)")
                 _check_json_value(entry.fields_by_name["value"], item, f"{path}.{key}")
         elif is_repeated(field) and isinstance(value, list):
             for index, item in enumerate(value):
@@ -220,9 +222,11 @@ def check_json_types(tree: dict[str, Any], descriptor: Descriptor, prefix: str =
 def _check_json_value(field: FieldDescriptor, value: Any, path: str) -> None:
     message_name = field.message_type.full_name if field.message_type is not None else ""
     if message_name in _JSON_VALUE_TYPES:
-        _check_finite_numbers(value, path)
+        _check_json_tree(value, path)
         return
-    if isinstance(value, bool):
+    if isinstance(value, str):
+        _check_unicode(value, path)
+    elif isinstance(value, bool):
         if field.type != FieldDescriptor.TYPE_BOOL and message_name != "google.protobuf.BoolValue":
             raise bad_request(f"{path}: expected {_json_kind(field)}, got a boolean")
     elif isinstance(value, float) and not math.isfinite(value):
@@ -231,15 +235,24 @@ def _check_json_value(field: FieldDescriptor, value: Any, path: str) -> None:
         check_json_types(value, field.message_type, f"{path}.")
 
 
-def _check_finite_numbers(value: Any, path: str) -> None:
+def _check_json_tree(value: Any, path: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise bad_request(f"{path}: must be a finite number (not NaN or Infinity)")
-    if isinstance(value, dict):
+    if isinstance(value, str):
+        _check_unicode(value, path)
+    elif isinstance(value, dict):
         for key, item in value.items():
-            _check_finite_numbers(item, f"{path}.{key}")
+            _check_unicode(key, f"{path} (a key)")
+            _check_json_tree(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_finite_numbers(item, f"{path}[{index}]")
+            _check_json_tree(item, f"{path}[{index}]")
+
+
+def _check_unicode(value: str, path: str) -> None:
+    """JSON's \\u escapes can spell a lone surrogate, which no UTF-8 message can carry."""
+    if _SURROGATE.search(value):
+        raise bad_request(f"{path}: is not valid Unicode (a lone surrogate escape)")
 
 
 def _json_kind(field: FieldDescriptor) -> str:

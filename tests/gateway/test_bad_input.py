@@ -128,6 +128,11 @@ def test_a_boolean_is_never_an_enum_string_or_number(gateway: str) -> None:
     )
 
 
+def test_a_lone_surrogate_escape_is_400_not_503(gateway: str) -> None:
+    body = json.dumps(tenant_body(f"sur-{uuid.uuid4().hex[:8]}", full_name="Owner \udc00")).encode()
+    refused(raw_post(gateway, "/api/v1/tenants", body, operator(gateway)), "owner.full_name")
+
+
 def test_a_password_with_nul_is_400_over_rest(gateway: str) -> None:
     slug = f"pw-{uuid.uuid4().hex[:8]}"
     reply = requests.post(
@@ -156,6 +161,12 @@ def test_latin1_bytes_in_the_authorization_header_are_401(gateway: str) -> None:
     login_body = json.dumps({"email": "a@b.test", "password": "password-1"}).encode()
     content = (b"Content-Type", b"application/json")
     assert _raw_request(gateway, "POST", "/api/v1/auth/login", [*latin1, content], login_body) == 401
+
+
+def test_latin1_bytes_in_the_user_agent_are_not_forwarded(gateway: str) -> None:
+    login_body = json.dumps({"email": OPERATOR_EMAIL, "password": OPERATOR_PASSWORD}).encode()
+    headers = [(b"Content-Type", b"application/json"), (b"User-Agent", b"navigateur/\xe9t\xe9")]
+    assert _raw_request(gateway, "POST", "/api/v1/auth/login", headers, login_body) == 200
 
 
 def test_token_responses_are_never_cached(gateway: str) -> None:

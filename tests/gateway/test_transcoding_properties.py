@@ -102,6 +102,23 @@ def test_a_non_finite_number_is_never_transcoded(case: tuple[Binding, dict[str, 
 
 
 @PROPERTY
+@given(request_bodies(), st.characters(categories=["Cs"]), st.text(max_size=5))
+def test_a_lone_surrogate_escape_is_a_400_never_an_upstream_failure(
+    case: tuple[Binding, dict[str, Any]], surrogate: str, text: str
+) -> None:
+    binding, document = case
+    for field in binding.rpc.request_class.DESCRIPTOR.fields:
+        if field.type == field.TYPE_STRING and not field.is_repeated:
+            body = json.dumps({**document, field.name: text + surrogate})  # ensure_ascii: \udxxx escapes
+            try:
+                _transcode(binding, body.encode())
+            except GatewayError as error:
+                assert error.http_status == 400
+            else:
+                raise AssertionError(f"{field.full_name} took a lone surrogate")
+
+
+@PROPERTY
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_are_a_message_or_a_400(body: bytes) -> None:
     for binding in BODY_BINDINGS:
