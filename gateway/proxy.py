@@ -204,13 +204,12 @@ def _carries_tokens(descriptor: Descriptor, seen: set[str]) -> bool:
 
 def upstream_error(error: grpc.aio.AioRpcError, *, token_presented: bool = False) -> GatewayError:
     code = error.code()
-    # RFC 6750 §3: the invalid_token challenge answers a token that was sent;
-    # a wrong password, say, is no token problem.
-    headers = (
-        {"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'}
-        if code == grpc.StatusCode.UNAUTHENTICATED and token_presented
-        else {}
-    )
+    # Every 401 carries a challenge (RFC 9110 §15.5.2), but invalid_token only
+    # answers a token that was sent (RFC 6750 §3): a wrong password is no token problem.
+    headers = {}
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        error_code = ', error="invalid_token"' if token_presented else ""
+        headers = {"WWW-Authenticate": BEARER_CHALLENGE + error_code}
     message = error.details() or code.name.lower()
     if code == grpc.StatusCode.UNAVAILABLE:
         message = "the service is unavailable; retry later"

@@ -183,7 +183,7 @@ def test_token_responses_are_never_cached(gateway: str) -> None:
 def test_a_wrong_password_gets_no_invalid_token_challenge(gateway: str) -> None:
     reply = requests.post(f"{gateway}/api/v1/auth/login", json={"email": OPERATOR_EMAIL, "password": "wrong-pass-1"})
     assert reply.status_code == 401
-    assert "WWW-Authenticate" not in reply.headers
+    assert reply.headers["WWW-Authenticate"] == 'Bearer realm="tenantry"'  # a challenge, but no token error
     bad_token = requests.get(f"{gateway}/api/v1/tenants/me", headers=auth("not.a.token"))
     assert bad_token.status_code == 401 and 'error="invalid_token"' in bad_token.headers["WWW-Authenticate"]
 
