@@ -68,13 +68,14 @@ def _check_message(message: Message, path: str) -> None:
         _check_value_tree(message, path or "request", 0)
         return
     required = required_fields(descriptor)
-    present = {field.number: value for field, value in message.ListFields()}
+    present = {field.number: (field, value) for field, value in message.ListFields()}
     # In declaration order, so that the first problem a client reads is the first field's.
-    for field in descriptor.fields:
-        if field in required and not _is_set(message, field):
-            raise InvalidArgument(_join(path, field.name), "is required")
-        if field.number in present:
-            _check_field(field, present[field.number], _join(path, field.name))
+    for declared in descriptor.fields:
+        if declared in required and not _is_set(message, declared):
+            raise InvalidArgument(_join(path, declared.name), "is required")
+        if declared.number in present:
+            field, value = present[declared.number]
+            _check_field(field, value, _join(path, field.name))
 
 
 def _is_set(message: Message, field: FieldDescriptor) -> bool:
