@@ -98,6 +98,8 @@ class _Schemas:
             extra["readOnly"] = True
         if field_behavior_pb2.INPUT_ONLY in behaviors:
             extra["writeOnly"] = True
+        if field_behavior_pb2.REQUIRED in behaviors and field.type == FieldDescriptor.TYPE_STRING:
+            extra["minLength"] = 1  # the services refuse an empty (or blank) value
         if not extra:
             return schema
         # Beside a $ref, keywords apply too in OpenAPI 3.1 (JSON Schema 2020-12).
