@@ -156,7 +156,8 @@ def test_a_password_with_nul_is_refused_and_its_prefix_never_logs_in(stack: Stac
 def test_compatibility_look_alike_emails_are_one_account(stack: Stack) -> None:
     tenant = stack.create_tenant("nfkc")
     local, _, domain = tenant.owner_email.partition("@")
-    fullwidth = "".join(chr(ord(c) + 0xFEE0) if "a" <= c <= "z" else c for c in local.upper())
+    # Fullwidth capitals (U+FF21..): NFKC makes them ASCII capitals, case folding lowercase.
+    fullwidth = "".join(chr(ord(c) - ord("a") + 0xFF21) if "a" <= c <= "z" else c for c in local)
     tokens = stack.login(f"{fullwidth}@{domain}", "owner-password-1", tenant.slug)
     assert tokens.access_token
     operator = bearer(stack.operator_token())
