@@ -101,12 +101,14 @@ def main() -> None:
 
     admin_email = os.environ.get("PLATFORM_ADMIN_EMAIL") or DEFAULT_OPERATOR_EMAIL
     password, password_source = operator_password()
+    gateway_token = os.environ.get("GATEWAY_TOKEN") or secret_file(DATA_DIR / "gateway-token", 32)
     env = service_env(
         database_url,
         os.environ.get("INTERNAL_API_TOKEN") or secret_file(DATA_DIR / "internal-api-token", 32),
         addresses,
         audit_chain_key=os.environ.get("AUDIT_CHAIN_KEY") or secret_file(DATA_DIR / "audit-chain-key", 32),
         audit_data_dir=Path(os.environ.get("AUDIT_DATA_DIR") or DATA_DIR / "audit"),
+        gateway_token=gateway_token,
     )
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = password
@@ -121,7 +123,7 @@ def main() -> None:
     gateway = ServiceProcess(
         "gateway",
         gateway_address,
-        gateway_env(addresses, gateway_address),
+        gateway_env(addresses, gateway_address, gateway_token=gateway_token),
         module="gateway",
         probe=http_healthy,
         own_process_group=True,

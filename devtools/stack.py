@@ -125,6 +125,7 @@ def service_env(
     *,
     audit_chain_key: str,
     audit_data_dir: Path,
+    gateway_token: str = "",
 ) -> dict[str, str]:
     """The environment every service of one stack shares."""
     return {
@@ -137,14 +138,15 @@ def service_env(
         "AUDIT_LISTEN_ADDR": addresses["audit"],
         "AUTH_SERVICE_ADDR": addresses["auth"],
         "AUDIT_SERVICE_ADDR": addresses["audit"],
-        # The gateway passes the client's address and user agent on.
-        "TRUST_FORWARDED_FOR": "true",
+        # Proves the gateway, which passes the client's address and user agent on.
+        "GATEWAY_TOKEN": gateway_token,
     }
 
 
-def gateway_env(addresses: Mapping[str, str], gateway_address: str) -> dict[str, str]:
+def gateway_env(addresses: Mapping[str, str], gateway_address: str, *, gateway_token: str = "") -> dict[str, str]:
     host, _, port = gateway_address.rpartition(":")
     return {
+        "GATEWAY_TOKEN": gateway_token,
         "GATEWAY_HOST": host,
         "GATEWAY_PORT": port,
         "GATEWAY_UPSTREAMS": ";".join(f"tenantry.{name}.v1={addresses[name]}" for name in ("auth", "tenants", "audit")),

@@ -72,6 +72,7 @@ class Gateway:
             limited_methods=settings.limited_methods(),
             max_body_bytes=settings.max_body_bytes,
             upstream_timeout=settings.upstream_timeout_seconds,
+            gateway_token=settings.gateway_token.get_secret_value(),
         )
         self.openapi = openapi_document(self.contracts, title=f"{NAME} API", version=VERSION)
         self.exposed_services = sorted({binding.rpc.service for binding in self.contracts.bindings})
@@ -97,7 +98,8 @@ class Gateway:
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self.edge])
-        app.router.add_route("*", "/{tail:.*}", self.dispatch)
+        # [\s\S]: aiohttp matches the decoded path, and "." would miss a %0A in it (then a 404 exception, not ours).
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.dispatch)
         app.on_cleanup.append(self._close)
         return app
 
@@ -218,12 +220,12 @@ class Gateway:
         return json_response(503 if failing else 200, document)
 
     async def system_info(self, request: web.Request) -> web.Response:
+        # Anonymous: each service's state, never where it runs (addresses are for /health's operators).
         status = await self._upstream_status()
         services = [
             {
                 "name": service,
                 "status": "SERVING" if all(state == "SERVING" for state in by_address.values()) else "NOT_SERVING",
-                "upstreams": [{"address": address, "status": state} for address, state in by_address.items()],
             }
             for service, by_address in status.items()
         ]

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.api import annotations_pb2, http_pb2
+from google.api import annotations_pb2, field_behavior_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
 
 from gateway.templates import PathTemplate, TemplateError, parse
 
@@ -49,9 +49,12 @@ class Contracts:
         files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
         self.pool = descriptor_pool.DescriptorPool()
         comments: dict[str, str] = {}
+        # Leading comments of message fields by full name: their documented limits.
+        self.field_comments: dict[str, str] = {}
         for file in files.file:
             self.pool.Add(file)
             comments.update(_method_comments(file))
+            self.field_comments.update(_field_comments(file))
         self.services: list[ServiceDescriptor] = []
         self.bindings: list[Binding] = []
         for file in files.file:
@@ -120,6 +123,32 @@ def _verb_and_path(rule: http_pb2.HttpRule) -> tuple[str, str]:
     if kind is None:
         raise ValueError("google.api.http rule without a pattern")
     return kind.upper(), getattr(rule, kind)
+
+
+def field_behaviors(field: FieldDescriptor) -> set[int]:
+    """The field's (google.api.field_behavior) values, read through the known extension."""
+    options = descriptor_pb2.FieldOptions.FromString(field.GetOptions().SerializeToString())
+    return set(options.Extensions[field_behavior_pb2.field_behavior])
+
+
+def _field_comments(file: descriptor_pb2.FileDescriptorProto) -> dict[str, str]:
+    comments: dict[str, str] = {}
+    for location in file.source_code_info.location:
+        path = list(location.path)
+        comment = " ".join(line.strip() for line in location.leading_comments.strip().splitlines())
+        # 4 = FileDescriptorProto.message_type, 3 = nested_type, 2 = field
+        if not comment or len(path) < 4 or path[0] != 4 or path[-2] != 2 or len(path) % 2:
+            continue
+        message = file.message_type[path[1]]
+        names = [file.package, message.name]
+        for kind, index in zip(path[2:-2:2], path[3:-2:2], strict=True):
+            if kind != 3:
+                break
+            message = message.nested_type[index]
+            names.append(message.name)
+        else:
+            comments[".".join([*names, message.field[path[-1]].name])] = comment
+    return comments
 
 
 def _method_comments(file: descriptor_pb2.FileDescriptorProto) -> dict[str, str]:

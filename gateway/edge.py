@@ -20,21 +20,35 @@ from kit.tokens import AccessTokenVerifier, CachedJwks
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-_GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 BEARER_CHALLENGE = 'Bearer realm="tenantry"'
 
 
 def request_id(offered: str | None) -> str:
-    return offered if offered and _REQUEST_ID.match(offered) else str(uuid.uuid4())
+    return offered if offered and _REQUEST_ID.fullmatch(offered) else str(uuid.uuid4())
+
+
+def authorization_header(value: str | None) -> str | None:
+    """The Authorization header, if it is printable ASCII (RFC 9110 allows no
+    more in a credential); anything else is no credential: 401."""
+    if value is None:
+        return None
+    if not value.isascii() or not value.isprintable():
+        raise GatewayError(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "the Authorization header must be printable ASCII",
+            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_request"'},
+        )
+    return value
 
 
 def deadline(grpc_timeout: str | None, default: float) -> float:
     """The upstream deadline: ours, or the client's grpc-timeout if shorter."""
     if grpc_timeout:
-        found = _GRPC_TIMEOUT.match(grpc_timeout.strip())
+        found = _GRPC_TIMEOUT.fullmatch(grpc_timeout.strip())
         if found is None:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "grpc-timeout header is malformed")
         return min(default, int(found.group(1)) * _TIMEOUT_UNITS[found.group(2)])
@@ -66,7 +80,8 @@ def _is_trusted(address: str, trusted: list[IPNetwork]) -> bool:
 
 
 def traceparent(value: str | None) -> str | None:
-    return value if value and _TRACEPARENT.match(value.strip().lower()) else None
+    normalized = value.strip().lower() if value else ""
+    return normalized if _TRACEPARENT.fullmatch(normalized) else None
 
 
 class RateLimiter:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
-from gateway.descriptors import Binding, Contracts
+from gateway.descriptors import Binding, Contracts, field_behaviors
 from gateway.transcoding import is_repeated, message_of
 
 _SCALARS: dict[int, dict[str, Any]] = {
@@ -56,21 +57,53 @@ ERROR_SCHEMA = {
 }
 
 
+def is_required(field: FieldDescriptor) -> bool:
+    return field_behavior_pb2.REQUIRED in field_behaviors(field)
+
+
 class _Schemas:
-    def __init__(self) -> None:
+    def __init__(self, field_comments: dict[str, str]) -> None:
         self.components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+        self._comments = field_comments
 
     def message(self, descriptor: Descriptor) -> dict[str, Any]:
         if descriptor.full_name in _WELL_KNOWN:
             return dict(_WELL_KNOWN[descriptor.full_name])
         if descriptor.full_name not in self.components:
             self.components[descriptor.full_name] = {}  # placeholder: recursion stops here
-            self.components[descriptor.full_name] = {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {field.name: self.field(field) for field in descriptor.fields},
-            }
+            self.components[descriptor.full_name] = self.object(descriptor, skip=set())
         return {"$ref": f"#/components/schemas/{descriptor.full_name}"}
+
+    def object(self, descriptor: Descriptor, *, skip: set[str]) -> dict[str, Any]:
+        """The message as a JSON object; REQUIRED fields listed as required (the
+        services refuse them empty), OUTPUT_ONLY read-only, INPUT_ONLY write-only."""
+        fields = [field for field in descriptor.fields if field.name not in skip]
+        schema: dict[str, Any] = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {field.name: self.documented(field) for field in fields},
+        }
+        required = [field.name for field in fields if is_required(field)]
+        if required:
+            schema["required"] = required
+        return schema
+
+    def documented(self, field: FieldDescriptor) -> dict[str, Any]:
+        schema = self.field(field)
+        behaviors = field_behaviors(field)
+        extra: dict[str, Any] = {}
+        if field.full_name in self._comments:
+            extra["description"] = self._comments[field.full_name]
+        if field_behavior_pb2.OUTPUT_ONLY in behaviors:
+            extra["readOnly"] = True
+        if field_behavior_pb2.INPUT_ONLY in behaviors:
+            extra["writeOnly"] = True
+        if field_behavior_pb2.REQUIRED in behaviors and field.type == FieldDescriptor.TYPE_STRING:
+            extra["minLength"] = 1  # the services refuse an empty (or blank) value
+        if not extra:
+            return schema
+        # Beside a $ref, keywords apply too in OpenAPI 3.1 (JSON Schema 2020-12).
+        return {**schema, **extra}
 
     def enum(self, descriptor: EnumDescriptor) -> dict[str, Any]:
         return {"type": "string", "enum": [value.name for value in descriptor.values]}
@@ -106,7 +139,9 @@ def _query_parameters(
             continue
         if is_message and message_of(field).full_name not in _WELL_KNOWN:
             continue
-        parameters.append({"name": name, "in": "query", "required": False, "schema": schemas.field(field)})
+        parameters.append(
+            {"name": name, "in": "query", "required": not prefix and is_required(field), "schema": schemas.field(field)}
+        )
     return parameters
 
 
@@ -124,10 +159,10 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
         "tags": [rpc.method.containing_service.full_name],
     }
     if binding.body == "*":
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": schemas.message(request)}},
-        }
+        # Fields bound to the path are not the body's to give.
+        top_path_fields = {name for name in path_fields if "." not in name}
+        body = schemas.object(request, skip=top_path_fields) if top_path_fields else schemas.message(request)
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
     elif binding.body:
         field = request.fields_by_name[binding.body]
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas.field(field)}}}
@@ -155,7 +190,7 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
 
 
 def openapi_document(contracts: Contracts, *, title: str, version: str) -> dict[str, Any]:
-    schemas = _Schemas()
+    schemas = _Schemas(contracts.field_comments)
     paths: dict[str, dict[str, Any]] = {}
     seen: dict[str, int] = {}
     for binding in contracts.bindings:

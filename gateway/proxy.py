@@ -5,13 +5,22 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import grpc
 from aiohttp import web
+from google.protobuf.descriptor import Descriptor
 
 from gateway.descriptors import Binding, Contracts
-from gateway.edge import BEARER_CHALLENGE, EdgeAuthenticator, RateLimiter, deadline, traceparent
+from gateway.edge import (
+    BEARER_CHALLENGE,
+    EdgeAuthenticator,
+    RateLimiter,
+    authorization_header,
+    deadline,
+    traceparent,
+)
 from gateway.routes import Matched, MethodNotAllowed, RouteTable
 from gateway.status import HTTP_STATUS, GatewayError, error_body
 from gateway.transcoding import build_request, to_json
@@ -21,6 +30,10 @@ from kit.context import Principal
 log = logging.getLogger(__name__)
 
 CALL_INFO = "tenantry.call"
+GATEWAY_TOKEN_HEADER = "x-gateway-token"
+# RFC 6749 §5.1: a response carrying tokens must not be stored by any cache.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+TOKEN_FIELDS = frozenset({"access_token", "refresh_token"})
 
 
 @dataclass
@@ -54,6 +67,7 @@ class Proxy:
         limited_methods: set[str],
         max_body_bytes: int,
         upstream_timeout: float,
+        gateway_token: str = "",
     ) -> None:
         self.routes = RouteTable(contracts.bindings)
         self._upstreams = upstreams
@@ -62,6 +76,7 @@ class Proxy:
         self._limited = limited_methods
         self._max_body = max_body_bytes
         self._timeout = upstream_timeout
+        self._gateway_token = gateway_token
 
     def route(self, request: web.Request) -> Matched:
         found = self.routes.match(request.method, request.rel_url.raw_path)
@@ -92,20 +107,25 @@ class Proxy:
         # The client address was decided at the edge (edge.client_address):
         # services trust this header from the gateway, so no client-written entry passes.
         metadata = [("x-request-id", info.request_id), ("x-forwarded-for", info.client_ip)]
+        if self._gateway_token:
+            metadata.append((GATEWAY_TOKEN_HEADER, self._gateway_token))
+        authorization = authorization_header(request.headers.get("Authorization"))
         if not binding.rpc.public:
-            token, principal = await self._authenticator.authenticate(request.headers.get("Authorization"))
+            token, principal = await self._authenticator.authenticate(authorization)
             info.principal = principal
             metadata.append(("authorization", f"Bearer {token}"))
             metadata.append(("x-user-id", str(principal.user_id)))
             if principal.tenant_id:
                 metadata.append(("x-tenant-id", str(principal.tenant_id)))
-        elif "Authorization" in request.headers:
-            metadata.append(("authorization", request.headers["Authorization"]))
+        elif authorization is not None:
+            metadata.append(("authorization", authorization))
         trace = traceparent(request.headers.get("traceparent"))
         if trace:
             metadata.append(("traceparent", trace))
-        if request.headers.get("User-Agent"):
-            metadata.append(("x-client-user-agent", request.headers["User-Agent"][:512]))
+        user_agent = request.headers.get("User-Agent", "")[:512]
+        # gRPC metadata holds printable ASCII only; other bytes would fail the call.
+        if user_agent and user_agent.isascii() and user_agent.isprintable():
+            metadata.append(("x-client-user-agent", user_agent))
 
         body = await self._read_body(request)
         message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
@@ -116,8 +136,9 @@ class Proxy:
         try:
             reply = await call(message, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as error:
-            raise upstream_error(error) from None
-        return json_response(200, to_json(reply, binding.response_body))
+            raise upstream_error(error, token_presented=authorization is not None) from None
+        headers = NO_STORE if carries_tokens(binding.rpc.response_class.DESCRIPTOR) else None
+        return json_response(200, to_json(reply, binding.response_body), headers)
 
     async def _stream(self, request: web.Request, info: CallInfo, binding: Binding, stream: Any) -> web.StreamResponse:
         """Server streaming as newline-delimited JSON; a failure mid-stream ends it with an error line."""
@@ -130,7 +151,7 @@ class Proxy:
         except StopAsyncIteration:
             first = None
         except grpc.aio.AioRpcError as error:
-            raise upstream_error(error) from None
+            raise upstream_error(error, token_presented="Authorization" in request.headers) from None
         await response.prepare(request)
         try:
             if first is not None:
@@ -164,13 +185,31 @@ def too_large(limit: int) -> GatewayError:
     )
 
 
-def upstream_error(error: grpc.aio.AioRpcError) -> GatewayError:
-    code = error.code()
-    headers = (
-        {"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'}
-        if code == grpc.StatusCode.UNAUTHENTICATED
-        else {}
+@cache
+def carries_tokens(descriptor: Descriptor) -> bool:
+    """Whether the message (or one it holds) has a token field: decided by the
+    contract, so that every RPC answering with tokens is covered."""
+    return _carries_tokens(descriptor, set())
+
+
+def _carries_tokens(descriptor: Descriptor, seen: set[str]) -> bool:
+    if descriptor.full_name in seen:
+        return False
+    seen.add(descriptor.full_name)
+    return any(
+        field.name in TOKEN_FIELDS or (field.message_type is not None and _carries_tokens(field.message_type, seen))
+        for field in descriptor.fields
     )
+
+
+def upstream_error(error: grpc.aio.AioRpcError, *, token_presented: bool = False) -> GatewayError:
+    code = error.code()
+    # Every 401 carries a challenge (RFC 9110 §15.5.2), but invalid_token only
+    # answers a token that was sent (RFC 6750 §3): a wrong password is no token problem.
+    headers = {}
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        error_code = ', error="invalid_token"' if token_presented else ""
+        headers = {"WWW-Authenticate": BEARER_CHALLENGE + error_code}
     message = error.details() or code.name.lower()
     if code == grpc.StatusCode.UNAVAILABLE:
         # Always 503 with a hint: the service (or its database, or its view of

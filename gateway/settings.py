@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.upstreams import parse_upstreams
@@ -32,6 +32,9 @@ class GatewaySettings(BaseSettings):
     # Proxies in front of the gateway (CIDRs, comma-separated) whose
     # X-Forwarded-For is believed; none by default.
     trusted_proxies: str = Field(default="", validation_alias="GATEWAY_TRUSTED_PROXIES")
+    # Shared with the services: presented with the client address and user
+    # agent, so that they believe those (and nobody else's).
+    gateway_token: SecretStr = Field(default=SecretStr(""), validation_alias="GATEWAY_TOKEN")
     jwks_method: str = Field(default="/tenantry.auth.v1.AuthService/GetJwks", validation_alias="GATEWAY_JWKS_METHOD")
     jwt_issuer: str = Field(default="tenantry", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field(default="tenantry-api", validation_alias="JWT_AUDIENCE")

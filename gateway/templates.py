@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LITERAL = re.compile(r"^[A-Za-z0-9._~!$&'()+,;=@%-]+$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LITERAL = re.compile(r"[A-Za-z0-9._~!$&'()+,;=@%-]+")
 
 
 class TemplateError(ValueError):
@@ -49,7 +49,7 @@ class PathTemplate:
     openapi_path: str = field(compare=False)
 
     def match(self, raw_path: str) -> dict[tuple[str, ...], str] | None:
-        found = self.regex.match(raw_path)
+        found = self.regex.fullmatch(raw_path)
         if found is None:
             return None
         values: dict[tuple[str, ...], str] = {}
@@ -96,7 +96,7 @@ def _segment_regex(segment: str) -> str:
         return "[^/]+"
     if segment == "**":
         return ".*"
-    if not _LITERAL.match(segment):
+    if not _LITERAL.fullmatch(segment):
         raise TemplateError(f"invalid literal segment {segment!r}")
     return re.escape(segment)
 
@@ -108,7 +108,7 @@ def parse(template: str) -> PathTemplate:
     last = body.rsplit("/", 1)[-1]
     if ":" in last and "}" not in last.split(":", 1)[1]:
         body, verb = body.rsplit(":", 1)
-        if not _LITERAL.match(verb):
+        if not _LITERAL.fullmatch(verb):
             raise TemplateError(f"invalid verb {verb!r}")
     pieces: list[str] = []
     variables: list[Variable] = []
@@ -123,7 +123,7 @@ def parse(template: str) -> PathTemplate:
                 raise TemplateError(f"invalid variable {segment!r}")
             name, _, inner = segment[1:-1].partition("=")
             path = tuple(name.split("."))
-            if not all(_IDENT.match(part) for part in path):
+            if not all(_IDENT.fullmatch(part) for part in path):
                 raise TemplateError(f"invalid field path {name!r}")
             sub = tuple(inner.split("/")) if inner else ("*",)
             if "**" in sub[:-1] or ("**" in sub and position != len(segments) - 1):
@@ -143,7 +143,7 @@ def parse(template: str) -> PathTemplate:
             pieces.append(_segment_regex(segment))
             openapi.append(segment)
     suffix = re.escape(":" + verb) if verb else ""
-    regex = re.compile("^/" + "/".join(pieces) + suffix + "$")
+    regex = re.compile("/" + "/".join(pieces) + suffix)
     return PathTemplate(
         source=template,
         regex=regex,

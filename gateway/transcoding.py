@@ -9,6 +9,9 @@ forms, and both snake_case and lowerCamelCase names are accepted.
 from __future__ import annotations
 
 import json
+import math
+import re
+from itertools import accumulate
 from typing import Any
 
 import grpc
@@ -35,6 +38,14 @@ _STRING_FORM_TYPES = {
     "google.protobuf.BoolValue",
 }
 _TRUE, _FALSE = {"true", "1"}, {"false", "0"}
+# Bounds the parser's recursion (50,000 nested arrays would overflow it), and
+# leaves a Struct room to reach the services' own depth check, which names the field.
+MAX_JSON_DEPTH = 24
+# A string runs to its closing quote, or to the end if unclosed: never fails, so linear.
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\[\s\S]?)*+"?')
+_JSON_VALUE_TYPES = {"google.protobuf.Value", "google.protobuf.Struct", "google.protobuf.ListValue"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def bad_request(message: str) -> GatewayError:
@@ -136,8 +147,11 @@ def build_request(
             bound_top_level = {field.name, field.json_name}
     elif body.strip():
         raise bad_request("this method takes no request body")
+    check_json_types(tree, descriptor)
 
     for dotted, value in path_values.items():
+        if _CONTROL.search(value):
+            raise bad_request(f"path variable '{'.'.join(dotted)}': must not contain control characters")
         chain = _resolve(descriptor, dotted, "path variable")
         _assign(tree, chain, [value], ".".join(dotted), overwrite=True)
 
@@ -167,9 +181,88 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("request body is not valid UTF-8") from None
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise bad_request(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except ValueError as error:
         raise bad_request(f"request body is not valid JSON: {error}") from None
+
+
+def json_depth(text: str) -> int:
+    """How deep arrays and objects nest, counted without parsing (brackets in strings aside)."""
+    brackets = re.sub(r"[^\[\]{}]", "", _JSON_STRING.sub("", text))
+    return max(accumulate(1 if bracket in "[{" else -1 for bracket in brackets), default=0)
+
+
+def check_json_types(tree: dict[str, Any], descriptor: Descriptor, prefix: str = "") -> None:
+    """What json_format lets through but the JSON mapping does not mean: a boolean
+    for an enum (true would be value 1), string or number, and numbers that are not
+    finite (json reads NaN, Infinity and 1e999). Unknown names are left to json_format."""
+    for name, value in tree.items():
+        field = _field(descriptor, name) if isinstance(name, str) else None
+        if field is None:
+            continue
+        path = f"{prefix}{field.name}"
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry and isinstance(value, dict):
+            for key, item in value.items():
+                _check_unicode(key, f"{path} (a key)")
+                _check_json_value(entry.fields_by_name["value"], item, f"{path}.{key}")
+        elif is_repeated(field) and isinstance(value, list):
+            for index, item in enumerate(value):
+                _check_json_value(field, item, f"{path}[{index}]")
+        else:
+            _check_json_value(field, value, path)
+
+
+def _check_json_value(field: FieldDescriptor, value: Any, path: str) -> None:
+    message_name = field.message_type.full_name if field.message_type is not None else ""
+    if message_name in _JSON_VALUE_TYPES:
+        _check_json_tree(value, path)
+        return
+    if isinstance(value, str):
+        _check_unicode(value, path)
+    elif isinstance(value, bool):
+        if field.type != FieldDescriptor.TYPE_BOOL and message_name != "google.protobuf.BoolValue":
+            raise bad_request(f"{path}: expected {_json_kind(field)}, got a boolean")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise bad_request(f"{path}: must be a finite number")
+    elif isinstance(value, dict) and field.message_type is not None and message_name not in _STRING_FORM_TYPES:
+        check_json_types(value, field.message_type, f"{path}.")
+
+
+def _check_json_tree(value: Any, path: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise bad_request(f"{path}: must be a finite number (not NaN or Infinity)")
+    if isinstance(value, str):
+        _check_unicode(value, path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_unicode(key, f"{path} (a key)")
+            _check_json_tree(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json_tree(item, f"{path}[{index}]")
+
+
+def _check_unicode(value: str, path: str) -> None:
+    """JSON's \\u escapes can spell a lone surrogate, which no UTF-8 message can carry."""
+    if _SURROGATE.search(value):
+        raise bad_request(f"{path}: is not valid Unicode (a lone surrogate escape)")
+
+
+def _json_kind(field: FieldDescriptor) -> str:
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return "an enum value name"
+    if field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
+        return "a string"
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return "a string" if message_of(field).full_name in _STRING_FORM_TYPES else "an object"
+    return "a number"
 
 
 def _first_line(text: str) -> str:

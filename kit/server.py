@@ -1,7 +1,7 @@
 """Builds and runs a service's grpc.aio server, the same way for every service.
 
-Interceptors (request, then access), the servicers, standard health checking
-wired to the database and the revocation list, keepalive agreed with the
+Interceptors (request, access, then validation), the servicers, standard health
+checking wired to the database and the revocation list, keepalive agreed with the
 clients (kit.clients), server reflection, background tasks, and a graceful
 stop on SIGTERM or SIGINT.
 """
@@ -25,6 +25,7 @@ from kit.clients import server_keepalive_options
 from kit.db import Database
 from kit.interceptors.access import AccessInterceptor
 from kit.interceptors.request import RequestInterceptor
+from kit.interceptors.validation import ValidationInterceptor
 from kit.revocations import RevokedSessions
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
@@ -93,10 +94,11 @@ async def serve(host: ServiceHost) -> None:
     descriptors = [descriptor for descriptor, _, _ in host.servicers]
     server = grpc.aio.server(
         interceptors=[
-            RequestInterceptor(trust_forwarded_for=host.settings.trust_forwarded_for),
+            RequestInterceptor(gateway_token=host.settings.gateway_token.get_secret_value()),
             AccessInterceptor(
                 access_rules(*descriptors), host.verifier, host.settings.internal_api_token.get_secret_value()
             ),
+            ValidationInterceptor(),
         ],
         options=(("grpc.so_reuseport", 0), *server_keepalive_options()),
     )

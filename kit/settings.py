@@ -27,14 +27,14 @@ class ServiceSettings(BaseSettings):
     audit_service_addr: str = Field(default="127.0.0.1:50053", validation_alias="AUDIT_SERVICE_ADDR")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_tracebacks: bool = Field(default=False, validation_alias="LOG_TRACEBACKS")
-    # Only behind a proxy that sets it (the gateway): otherwise any client
-    # could write whatever address it likes into the audit trail.
-    trust_forwarded_for: bool = Field(default=False, validation_alias="TRUST_FORWARDED_FOR")
     # How long a service keeps trusting its revoked-session list after the
     # stream from auth broke; then authenticated RPCs answer UNAVAILABLE.
     revocation_max_staleness_seconds: float = Field(
         default=5.0, gt=0, le=60, validation_alias="REVOCATION_MAX_STALENESS_SECONDS"
     )
+    # Shared with the gateway, which presents it with the client address and
+    # user agent it forwards; without it those headers are never believed.
+    gateway_token: SecretStr = Field(default=SecretStr(""), validation_alias="GATEWAY_TOKEN")
 
     @field_validator("database_url")
     @classmethod
@@ -45,6 +45,13 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _long_enough(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("gateway_token")
+    @classmethod
+    def _empty_or_long_enough(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
 

@@ -32,6 +32,7 @@ OPERATOR_EMAIL = "operator@tenantry.test"
 OPERATOR_PASSWORD = "operator-password-1"
 INTERNAL_API_TOKEN = "test-internal-token-0123456789"
 AUDIT_CHAIN_KEY = "test-audit-chain-key-0123456789"
+GATEWAY_TOKEN = "test-gateway-token-0123456789"
 OWNER_PASSWORD = "owner-password-1"
 MEMBER_PASSWORD = "member-password-1"
 
@@ -71,6 +72,7 @@ class Stack:
             addresses,
             audit_chain_key=AUDIT_CHAIN_KEY,
             audit_data_dir=self.audit_data_dir,
+            gateway_token=GATEWAY_TOKEN,
         )
         env.update(
             {

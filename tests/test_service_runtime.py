@@ -12,7 +12,16 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tenantry.tenants.v1 import tenants_service_pb2
 
 from devtools.stack import ServiceProcess, free_port, service_env
-from tests.stack import AUDIT_CHAIN_KEY, INTERNAL_API_TOKEN, OPERATOR_PASSWORD, OWNER_PASSWORD, Stack, bearer, rpc_error
+from tests.stack import (
+    AUDIT_CHAIN_KEY,
+    GATEWAY_TOKEN,
+    INTERNAL_API_TOKEN,
+    OPERATOR_PASSWORD,
+    OWNER_PASSWORD,
+    Stack,
+    bearer,
+    rpc_error,
+)
 
 SERVICE_NAMES = {
     "auth": ["tenantry.auth.v1.AuthService", "tenantry.auth.v1.AuthInternalService"],
@@ -106,7 +115,8 @@ def test_logs_are_one_json_object_per_line_without_secrets(stack: Stack) -> None
         metadata=(*bearer(tenant.owner_token), ("x-request-id", "log-check-1")),
     )
     time.sleep(0.2)
-    secrets = [OWNER_PASSWORD, OPERATOR_PASSWORD, INTERNAL_API_TOKEN, tenant.owner_token, tenant.owner_refresh]
+    secrets = [OWNER_PASSWORD, OPERATOR_PASSWORD, INTERNAL_API_TOKEN, GATEWAY_TOKEN]
+    secrets += [tenant.owner_token, tenant.owner_refresh]
     rpc_lines = []
     for name in ("auth", "tenants", "audit"):
         text = (stack.log_dir / f"{name}.log").read_text()

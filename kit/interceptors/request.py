@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
 import time
@@ -20,7 +21,11 @@ from kit.interceptors.base import Metadata, WrappingInterceptor
 
 log = logging.getLogger("tenantry.rpc")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The gateway presents GATEWAY_TOKEN in this header; only then are the client
+# address and user agent it forwards believed (any gRPC caller could write
+# x-forwarded-for, and the audit trail records it).
+GATEWAY_TOKEN_HEADER = "x-gateway-token"
 
 
 def peer_ip(peer: str | None) -> str | None:
@@ -36,17 +41,18 @@ def peer_ip(peer: str | None) -> str | None:
 
 
 class RequestInterceptor(WrappingInterceptor):
-    def __init__(self, *, trust_forwarded_for: bool = False) -> None:
-        self._trust_forwarded_for = trust_forwarded_for
+    def __init__(self, *, gateway_token: str = "") -> None:
+        self._gateway_token = gateway_token.encode()
 
     @asynccontextmanager
     async def guard(self, method: str, metadata: Metadata, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         offered = metadata.get("x-request-id", "")
+        from_gateway = self._from_gateway(metadata)
         request = RequestContext(
-            request_id=offered if _REQUEST_ID.match(offered) else str(uuid.uuid4()),
+            request_id=offered if _REQUEST_ID.fullmatch(offered) else str(uuid.uuid4()),
             method=method,
-            peer_ip=self._client_ip(metadata, context),
-            user_agent=self._user_agent(metadata),
+            peer_ip=self._client_ip(metadata, context, from_gateway=from_gateway),
+            user_agent=self._user_agent(metadata, from_gateway=from_gateway),
         )
         token = enter_request(request)
         context.set_trailing_metadata((("x-request-id", request.request_id),))
@@ -90,12 +96,16 @@ class RequestInterceptor(WrappingInterceptor):
             )
             leave_request(token)
 
-    def _user_agent(self, metadata: Metadata) -> str | None:
-        forwarded = metadata.get("x-client-user-agent") if self._trust_forwarded_for else None
+    def _from_gateway(self, metadata: Metadata) -> bool:
+        offered = metadata.get(GATEWAY_TOKEN_HEADER, "").encode()
+        return bool(self._gateway_token) and hmac.compare_digest(offered, self._gateway_token)
+
+    def _user_agent(self, metadata: Metadata, *, from_gateway: bool) -> str | None:
+        forwarded = metadata.get("x-client-user-agent") if from_gateway else None
         return (forwarded or metadata.get("user-agent") or "")[:512] or None
 
-    def _client_ip(self, metadata: Metadata, context: grpc.aio.ServicerContext) -> str | None:
+    def _client_ip(self, metadata: Metadata, context: grpc.aio.ServicerContext, *, from_gateway: bool) -> str | None:
         forwarded = metadata.get("x-forwarded-for")
-        if self._trust_forwarded_for and forwarded:
+        if from_gateway and forwarded:
             return forwarded.split(",")[0].strip()[:64] or None
         return peer_ip(context.peer())

@@ -40,7 +40,7 @@ from services.tenants import repository
 from services.tenants.models import Tenant
 
 TIERS = ("free", "basic", "premium")
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 MAX_SETTINGS_BYTES = 64 * 1024
 UPDATABLE_FIELDS = ("name", "settings")
 AUTH_CALL_TIMEOUT = 5.0
@@ -108,7 +108,7 @@ def registration_of(field: str, settings: dict[str, Any]) -> RegistrationSetting
 
 
 def validate_new_tenant(new: NewTenant) -> NewTenant:
-    if not SLUG.match(new.slug):
+    if not SLUG.fullmatch(new.slug):
         raise InvalidArgument(
             "slug", "must be 3 to 63 lowercase letters, digits or inner hyphens, starting and ending alphanumeric"
         )

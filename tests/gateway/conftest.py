@@ -9,7 +9,7 @@ import pytest
 
 from devtools.stack import ServiceProcess, free_port, gateway_env
 from tests.gateway.echo_server import build_descriptor_set, start_echo_server
-from tests.stack import Stack
+from tests.stack import GATEWAY_TOKEN, Stack
 
 ALLOWED_ORIGIN = "https://app.example.test"
 
@@ -80,8 +80,12 @@ def balanced_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def tenantry_gateway_env(stack: Stack) -> dict[str, str]:
     addresses = {name: process.address for name, process in stack.processes.items()}
-    env = gateway_env(addresses, "127.0.0.1:0")
-    return {"GATEWAY_UPSTREAMS": env["GATEWAY_UPSTREAMS"], "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000"}
+    env = gateway_env(addresses, "127.0.0.1:0", gateway_token=GATEWAY_TOKEN)
+    return {
+        "GATEWAY_UPSTREAMS": env["GATEWAY_UPSTREAMS"],
+        "GATEWAY_TOKEN": env["GATEWAY_TOKEN"],
+        "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000",
+    }
 
 
 @pytest.fixture(scope="session")

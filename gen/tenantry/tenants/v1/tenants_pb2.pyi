@@ -72,6 +72,7 @@ class Tenant(_message.Message):
     OWNER_STATUS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
+    """1 to 200 characters, surrounding spaces trimmed."""
     slug: _builtins.str
     """Unique, URL-safe (lowercase letters, digits, inner hyphens; 3 to 63
     characters). Fixed at creation: tokens and URLs may embed it.
@@ -85,7 +86,9 @@ class Tenant(_message.Message):
     """
     @_builtins.property
     def settings(self) -> _struct_pb2.Struct:
-        """Free-form tenant configuration (a JSON object)."""
+        """Free-form tenant configuration (a JSON object): at most 64 KiB of JSON,
+        nested at most 20 levels, numbers finite.
+        """
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...

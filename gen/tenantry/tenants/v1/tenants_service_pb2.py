@@ -23,19 +23,40 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from tenantry.common.v1 import access_pb2 as tenantry_dot_common_dot_v1_dot_access__pb2
 from tenantry.tenants.v1 import tenants_pb2 as tenantry_dot_tenants_dot_v1_dot_tenants__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)tenantry/tenants/v1/tenants_service.proto\x12\x13tenantry.tenants.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ftenantry/common/v1/access.proto\x1a!tenantry/tenants/v1/tenants.proto\"A\n\x0bTenantOwner\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x11\n\tfull_name\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"\xcf\x01\n\x13\x43reateTenantRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04slug\x18\x02 \x01(\t\x12@\n\x11subscription_tier\x18\x03 \x01(\x0e\x32%.tenantry.tenants.v1.SubscriptionTier\x12)\n\x08settings\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12/\n\x05owner\x18\x05 \x01(\x0b\x32 .tenantry.tenants.v1.TenantOwner\"\x14\n\x12GetMyTenantRequest\"u\n\x15UpdateMyTenantRequest\x12+\n\x06tenant\x18\x01 \x01(\x0b\x32\x1b.tenantry.tenants.v1.Tenant\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x13ListTenantsResponse\x12,\n\x07tenants\x18\x01 \x03(\x0b\x32\x1b.tenantry.tenants.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\")\n\x14SuspendTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\",\n\x17ReactivateTenantRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t2\xb0\x07\n\rTenantService\x12\x90\x01\n\x0c\x43reateTenant\x12(.tenantry.tenants.v1.CreateTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"9\x8a\xb5\x18\x1b\x08\x02\x1a\x17platform.tenants.manage\x82\xd3\xe4\x93\x02\x14\"\x0f/api/v1/tenants:\x01*\x12\x82\x01\n\x0bGetMyTenant\x12\'.tenantry.tenants.v1.GetMyTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"-\x8a\xb5\x18\x0f\x08\x02\x1a\x0btenant.read\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/tenants/me\x12\x92\x01\n\x0eUpdateMyTenant\x12*.tenantry.tenants.v1.UpdateMyTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"7\x8a\xb5\x18\x11\x08\x02\x1a\rtenant.update\x82\xd3\xe4\x93\x02\x1c\x32\x12/api/v1/tenants/me:\x06tenant\x12\x96\x01\n\x0bListTenants\x12\'.tenantry.tenants.v1.ListTenantsRequest\x1a(.tenantry.tenants.v1.ListTenantsResponse\"4\x8a\xb5\x18\x19\x08\x02\x1a\x15platform.tenants.read\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/tenants\x12\xa6\x01\n\rSuspendTenant\x12).tenantry.tenants.v1.SuspendTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"M\x8a\xb5\x18\x1b\x08\x02\x1a\x17platform.tenants.manage\x82\xd3\xe4\x93\x02(\"#/api/v1/tenants/{tenant_id}:suspend:\x01*\x12\xaf\x01\n\x10ReactivateTenant\x12,.tenantry.tenants.v1.ReactivateTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"P\x8a\xb5\x18\x1b\x08\x02\x1a\x17platform.tenants.manage\x82\xd3\xe4\x93\x02+\"&/api/v1/tenants/{tenant_id}:reactivate:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)tenantry/tenants/v1/tenants_service.proto\x12\x13tenantry.tenants.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1ftenantry/common/v1/access.proto\x1a!tenantry/tenants/v1/tenants.proto\"T\n\x0bTenantOwner\x12\x13\n\x05\x65mail\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\tfull_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x08password\x18\x03 \x01(\tB\x05\xe2\x41\x02\x02\x04\"\xe1\x01\n\x13\x43reateTenantRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04slug\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12@\n\x11subscription_tier\x18\x03 \x01(\x0e\x32%.tenantry.tenants.v1.SubscriptionTier\x12)\n\x08settings\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x35\n\x05owner\x18\x05 \x01(\x0b\x32 .tenantry.tenants.v1.TenantOwnerB\x04\xe2\x41\x01\x02\"\x14\n\x12GetMyTenantRequest\"\x81\x01\n\x15UpdateMyTenantRequest\x12\x31\n\x06tenant\x18\x01 \x01(\x0b\x32\x1b.tenantry.tenants.v1.TenantB\x04\xe2\x41\x01\x02\x12\x35\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskB\x04\xe2\x41\x01\x02\";\n\x12ListTenantsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\\\n\x13ListTenantsResponse\x12,\n\x07tenants\x18\x01 \x03(\x0b\x32\x1b.tenantry.tenants.v1.Tenant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x14SuspendTenantRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"2\n\x17ReactivateTenantRequest\x12\x17\n\ttenant_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x32\xb0\x07\n\rTenantService\x12\x90\x01\n\x0c\x43reateTenant\x12(.tenantry.tenants.v1.CreateTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"9\x8a\xb5\x18\x1b\x08\x02\x1a\x17platform.tenants.manage\x82\xd3\xe4\x93\x02\x14\"\x0f/api/v1/tenants:\x01*\x12\x82\x01\n\x0bGetMyTenant\x12\'.tenantry.tenants.v1.GetMyTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"-\x8a\xb5\x18\x0f\x08\x02\x1a\x0btenant.read\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/tenants/me\x12\x92\x01\n\x0eUpdateMyTenant\x12*.tenantry.tenants.v1.UpdateMyTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"7\x8a\xb5\x18\x11\x08\x02\x1a\rtenant.update\x82\xd3\xe4\x93\x02\x1c\x32\x12/api/v1/tenants/me:\x06tenant\x12\x96\x01\n\x0bListTenants\x12\'.tenantry.tenants.v1.ListTenantsRequest\x1a(.tenantry.tenants.v1.ListTenantsResponse\"4\x8a\xb5\x18\x19\x08\x02\x1a\x15platform.tenants.read\x82\xd3\xe4\x93\x02\x11\x12\x0f/api/v1/tenants\x12\xa6\x01\n\rSuspendTenant\x12).tenantry.tenants.v1.SuspendTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"M\x8a\xb5\x18\x1b\x08\x02\x1a\x17platform.tenants.manage\x82\xd3\xe4\x93\x02(\"#/api/v1/tenants/{tenant_id}:suspend:\x01*\x12\xaf\x01\n\x10ReactivateTenant\x12,.tenantry.tenants.v1.ReactivateTenantRequest\x1a\x1b.tenantry.tenants.v1.Tenant\"P\x8a\xb5\x18\x1b\x08\x02\x1a\x17platform.tenants.manage\x82\xd3\xe4\x93\x02+\"&/api/v1/tenants/{tenant_id}:reactivate:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tenantry.tenants.v1.tenants_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_TENANTOWNER'].fields_by_name['email']._loaded_options = None
+  _globals['_TENANTOWNER'].fields_by_name['email']._serialized_options = b'\342A\001\002'
+  _globals['_TENANTOWNER'].fields_by_name['full_name']._loaded_options = None
+  _globals['_TENANTOWNER'].fields_by_name['full_name']._serialized_options = b'\342A\001\002'
+  _globals['_TENANTOWNER'].fields_by_name['password']._loaded_options = None
+  _globals['_TENANTOWNER'].fields_by_name['password']._serialized_options = b'\342A\002\002\004'
+  _globals['_CREATETENANTREQUEST'].fields_by_name['name']._loaded_options = None
+  _globals['_CREATETENANTREQUEST'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_CREATETENANTREQUEST'].fields_by_name['slug']._loaded_options = None
+  _globals['_CREATETENANTREQUEST'].fields_by_name['slug']._serialized_options = b'\342A\001\002'
+  _globals['_CREATETENANTREQUEST'].fields_by_name['owner']._loaded_options = None
+  _globals['_CREATETENANTREQUEST'].fields_by_name['owner']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEMYTENANTREQUEST'].fields_by_name['tenant']._loaded_options = None
+  _globals['_UPDATEMYTENANTREQUEST'].fields_by_name['tenant']._serialized_options = b'\342A\001\002'
+  _globals['_UPDATEMYTENANTREQUEST'].fields_by_name['update_mask']._loaded_options = None
+  _globals['_UPDATEMYTENANTREQUEST'].fields_by_name['update_mask']._serialized_options = b'\342A\001\002'
+  _globals['_SUSPENDTENANTREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_SUSPENDTENANTREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\342A\001\002'
+  _globals['_REACTIVATETENANTREQUEST'].fields_by_name['tenant_id']._loaded_options = None
+  _globals['_REACTIVATETENANTREQUEST'].fields_by_name['tenant_id']._serialized_options = b'\342A\001\002'
   _globals['_TENANTSERVICE'].methods_by_name['CreateTenant']._loaded_options = None
   _globals['_TENANTSERVICE'].methods_by_name['CreateTenant']._serialized_options = b'\212\265\030\033\010\002\032\027platform.tenants.manage\202\323\344\223\002\024\"\017/api/v1/tenants:\001*'
   _globals['_TENANTSERVICE'].methods_by_name['GetMyTenant']._loaded_options = None
@@ -48,22 +69,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENANTSERVICE'].methods_by_name['SuspendTenant']._serialized_options = b'\212\265\030\033\010\002\032\027platform.tenants.manage\202\323\344\223\002(\"#/api/v1/tenants/{tenant_id}:suspend:\001*'
   _globals['_TENANTSERVICE'].methods_by_name['ReactivateTenant']._loaded_options = None
   _globals['_TENANTSERVICE'].methods_by_name['ReactivateTenant']._serialized_options = b'\212\265\030\033\010\002\032\027platform.tenants.manage\202\323\344\223\002+\"&/api/v1/tenants/{tenant_id}:reactivate:\001*'
-  _globals['_TENANTOWNER']._serialized_start=228
-  _globals['_TENANTOWNER']._serialized_end=293
-  _globals['_CREATETENANTREQUEST']._serialized_start=296
-  _globals['_CREATETENANTREQUEST']._serialized_end=503
-  _globals['_GETMYTENANTREQUEST']._serialized_start=505
-  _globals['_GETMYTENANTREQUEST']._serialized_end=525
-  _globals['_UPDATEMYTENANTREQUEST']._serialized_start=527
-  _globals['_UPDATEMYTENANTREQUEST']._serialized_end=644
-  _globals['_LISTTENANTSREQUEST']._serialized_start=646
-  _globals['_LISTTENANTSREQUEST']._serialized_end=705
-  _globals['_LISTTENANTSRESPONSE']._serialized_start=707
-  _globals['_LISTTENANTSRESPONSE']._serialized_end=799
-  _globals['_SUSPENDTENANTREQUEST']._serialized_start=801
-  _globals['_SUSPENDTENANTREQUEST']._serialized_end=842
-  _globals['_REACTIVATETENANTREQUEST']._serialized_start=844
-  _globals['_REACTIVATETENANTREQUEST']._serialized_end=888
-  _globals['_TENANTSERVICE']._serialized_start=891
-  _globals['_TENANTSERVICE']._serialized_end=1835
+  _globals['_TENANTOWNER']._serialized_start=261
+  _globals['_TENANTOWNER']._serialized_end=345
+  _globals['_CREATETENANTREQUEST']._serialized_start=348
+  _globals['_CREATETENANTREQUEST']._serialized_end=573
+  _globals['_GETMYTENANTREQUEST']._serialized_start=575
+  _globals['_GETMYTENANTREQUEST']._serialized_end=595
+  _globals['_UPDATEMYTENANTREQUEST']._serialized_start=598
+  _globals['_UPDATEMYTENANTREQUEST']._serialized_end=727
+  _globals['_LISTTENANTSREQUEST']._serialized_start=729
+  _globals['_LISTTENANTSREQUEST']._serialized_end=788
+  _globals['_LISTTENANTSRESPONSE']._serialized_start=790
+  _globals['_LISTTENANTSRESPONSE']._serialized_end=882
+  _globals['_SUSPENDTENANTREQUEST']._serialized_start=884
+  _globals['_SUSPENDTENANTREQUEST']._serialized_end=931
+  _globals['_REACTIVATETENANTREQUEST']._serialized_start=933
+  _globals['_REACTIVATETENANTREQUEST']._serialized_end=983
+  _globals['_TENANTSERVICE']._serialized_start=986
+  _globals['_TENANTSERVICE']._serialized_end=1930
 # @@protoc_insertion_point(module_scope)

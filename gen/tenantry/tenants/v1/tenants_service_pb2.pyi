@@ -29,9 +29,15 @@ class TenantOwner(_message.Message):
     FULL_NAME_FIELD_NUMBER: _builtins.int
     PASSWORD_FIELD_NUMBER: _builtins.int
     email: _builtins.str
+    """An email address, at most 254 characters; compared after NFKC and case
+    folding.
+    """
     full_name: _builtins.str
+    """1 to 200 characters."""
     password: _builtins.str
-    """8 to 72 bytes; ignored when the email already belongs to a user."""
+    """8 to 72 bytes of UTF-8, no NUL; not used when the email already belongs
+    to a user.
+    """
     def __init__(
         self,
         *,
@@ -57,11 +63,17 @@ class CreateTenantRequest(_message.Message):
     SETTINGS_FIELD_NUMBER: _builtins.int
     OWNER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
+    """1 to 200 characters, surrounding spaces trimmed."""
     slug: _builtins.str
+    """3 to 63 lowercase letters, digits or inner hyphens, starting and ending
+    with a letter or digit.
+    """
     subscription_tier: _tenants_pb2.SubscriptionTier.ValueType
     """Defaults to SUBSCRIPTION_TIER_FREE."""
     @_builtins.property
-    def settings(self) -> _struct_pb2.Struct: ...
+    def settings(self) -> _struct_pb2.Struct:
+        """At most 64 KiB of JSON, nested at most 20 levels, numbers finite."""
+
     @_builtins.property
     def owner(self) -> Global___TenantOwner: ...
     def __init__(
@@ -105,7 +117,9 @@ class UpdateMyTenantRequest(_message.Message):
     @_builtins.property
     def tenant(self) -> _tenants_pb2.Tenant: ...
     @_builtins.property
-    def update_mask(self) -> _field_mask_pb2.FieldMask: ...
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: "name", "settings"."""
+
     def __init__(
         self,
         *,
@@ -127,7 +141,7 @@ class ListTenantsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
-    """At most 100; 0 means 50."""
+    """0 to 100 (larger is read as 100); 0 means 50."""
     page_token: _builtins.str
     def __init__(
         self,
@@ -172,6 +186,7 @@ class SuspendTenantRequest(_message.Message):
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
+    """A UUID."""
     def __init__(
         self,
         *,
@@ -191,6 +206,7 @@ class ReactivateTenantRequest(_message.Message):
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
+    """A UUID."""
     def __init__(
         self,
         *,
