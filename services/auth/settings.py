@@ -29,6 +29,8 @@ class AuthSettings(ServiceSettings):
     smtp_password: SecretStr | None = Field(default=None, validation_alias="SMTP_PASSWORD")
     smtp_from: str = Field(default="Tenantry <no-reply@tenantry.local>", validation_alias="SMTP_FROM")
     smtp_tls: Literal["none", "starttls", "tls"] = Field(default="starttls", validation_alias="SMTP_TLS")
+    # A PEM file of CAs to trust for the server's certificate (a private relay); unset: the system's.
+    smtp_ca_file: str | None = Field(default=None, validation_alias="SMTP_CA_FILE")
     smtp_timeout_seconds: float = Field(default=15, gt=0, le=300, validation_alias="SMTP_TIMEOUT_SECONDS")
     # A message that fails for a passing reason is tried again after base * 2^(attempts - 1)
     # seconds, at most max, and given up (status failed) after so many attempts.

@@ -65,6 +65,7 @@ def email_sender_jobs(database: Database, settings: AuthSettings) -> list[Job]:
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         tls=settings.smtp_tls,
         timeout=settings.smtp_timeout_seconds,
+        ca_file=settings.smtp_ca_file,
     )
     policy = DeliveryPolicy(
         from_address=settings.smtp_from,
