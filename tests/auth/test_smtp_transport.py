@@ -106,7 +106,7 @@ def test_plain_text_to_a_server_requiring_starttls_waits_for_the_setup_to_be_fix
     finally:
         server.stop()
     # 530, "STARTTLS first": SMTP_TLS is wrong, not the message, so it is not failed for good
-    # and does not use up its attempts.
+    # and that alone never fails it.
     assert delivery.outcome is Outcome.RETRY and not delivery.answered
     assert (delivery.error or "").startswith("530")
     assert server.to(recipient) == []

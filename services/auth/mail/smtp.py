@@ -41,7 +41,7 @@ class Delivery:
     outcome: Outcome
     error: str | None = None
     # False when the server was not reached, the connection broke, or the server refused
-    # Tenantry's setup: nothing about the message, so it never uses up its attempts.
+    # Tenantry's setup: nothing about the message, so that alone never fails it.
     answered: bool = True
 
 

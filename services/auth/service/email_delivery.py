@@ -3,11 +3,11 @@
 It claims a batch of due messages in one short transaction (the claim counts the attempt and
 leases the rows, so other replicas skip them), sends them with no database connection held,
 then records each outcome: sent (the payload with its links and tokens is cleared), failed for
-good on a 5xx answer or after the last attempt the server answered (the payload is cleared
+good on a 5xx answer, or on a 4xx once EMAIL_MAX_ATTEMPTS are spent (the payload is cleared
 too), or tried again after an exponential backoff. While the SMTP server is down (or refuses
-the login) messages wait in the outbox however long it takes: an outage never uses up a
-message's attempts, so none is lost. Delivery is at least once: a replica that dies after the server took a message but
-before recording it sends it again once its lease ends.
+the login) messages wait in the outbox however long it takes: an outage alone never fails a
+message, so none is lost. Delivery is at least once: a replica that dies after the server
+took a message but before recording it sends it again once its lease ends.
 
 New emails wake the sender of the replica that queued them as their transaction commits;
 the others find them by polling.
