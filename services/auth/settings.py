@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from kit.settings import ServiceSettings
 
@@ -39,3 +39,9 @@ class AuthSettings(ServiceSettings):
     email_max_attempts: int = Field(default=20, ge=1, le=1000, validation_alias="EMAIL_MAX_ATTEMPTS")
     # New emails wake the sender at once; other replicas' emails are found by polling this often.
     email_poll_seconds: float = Field(default=5, gt=0, le=600, validation_alias="EMAIL_POLL_SECONDS")
+
+    @field_validator("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose and env files write "SMTP_USERNAME=" for "none": an empty login would be tried.
+        return None if value == "" else value

@@ -110,3 +110,27 @@ def test_plain_text_to_a_server_requiring_starttls_waits_for_the_setup_to_be_fix
     assert delivery.outcome is Outcome.RETRY and not delivery.answered
     assert (delivery.error or "").startswith("530")
     assert server.to(recipient) == []
+
+
+def test_empty_smtp_settings_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As compose and env files write them: an empty login must not be tried.
+    from services.auth.settings import AuthSettings
+
+    for name, value in {
+        "DATABASE_URL": "postgresql://user@127.0.0.1/db",
+        "INTERNAL_API_TOKEN": "0123456789abcdef0",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": "",
+        "SMTP_USERNAME": "",
+        "SMTP_PASSWORD": "",
+        "SMTP_CA_FILE": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = AuthSettings()
+    assert (settings.smtp_port, settings.smtp_username, settings.smtp_password, settings.smtp_ca_file) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert settings.smtp_host == "127.0.0.1"
