@@ -8,9 +8,11 @@ import email
 import email.message
 import email.policy
 import re
+import ssl
 import threading
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 
@@ -75,14 +77,27 @@ class _Handler:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
+    def __init__(
+        self, tls: Literal["none", "starttls", "tls"] = "none", certificate: tuple[Path, Path] | None = None
+    ) -> None:
         self.port = free_port()
+        self.tls = tls
+        self._certificate = certificate
         self._caught: list[CaughtEmail] = []
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 
     def start(self) -> None:
-        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if self.tls != "none":
+            assert self._certificate is not None, "TLS needs a certificate"
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self._certificate)
+            if self.tls == "tls":
+                options["ssl_context"] = context
+            else:
+                options.update(tls_context=context, require_starttls=True)
+        self._controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **options)
         self._controller.start()
 
     def stop(self) -> None:
@@ -105,4 +120,4 @@ class SmtpServer:
     @property
     def env(self) -> dict[str, str]:
         """What an auth process needs to send here."""
-        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port), "SMTP_TLS": "none"}
+        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port), "SMTP_TLS": self.tls}

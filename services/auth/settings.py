@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from kit.settings import ServiceSettings
 
@@ -31,6 +31,8 @@ class AuthSettings(ServiceSettings):
     smtp_password: SecretStr | None = Field(default=None, validation_alias="SMTP_PASSWORD")
     smtp_from: str = Field(default="Tenantry <no-reply@tenantry.local>", validation_alias="SMTP_FROM")
     smtp_tls: Literal["none", "starttls", "tls"] = Field(default="starttls", validation_alias="SMTP_TLS")
+    # A PEM file of CAs to trust for the server's certificate (a private relay); unset: the system's.
+    smtp_ca_file: str | None = Field(default=None, validation_alias="SMTP_CA_FILE")
     smtp_timeout_seconds: float = Field(default=15, gt=0, le=300, validation_alias="SMTP_TIMEOUT_SECONDS")
     # A message that fails for a passing reason is tried again after base * 2^(attempts - 1)
     # seconds, at most max, and given up (status failed) after so many attempts.
@@ -39,3 +41,9 @@ class AuthSettings(ServiceSettings):
     email_max_attempts: int = Field(default=20, ge=1, le=1000, validation_alias="EMAIL_MAX_ATTEMPTS")
     # New emails wake the sender at once; other replicas' emails are found by polling this often.
     email_poll_seconds: float = Field(default=5, gt=0, le=600, validation_alias="EMAIL_POLL_SECONDS")
+
+    @field_validator("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose and env files write "SMTP_USERNAME=" for "none": an empty login would be tried.
+        return None if value == "" else value

@@ -295,6 +295,8 @@ def test_openapi_document_is_valid_and_matches_the_routes(gateway: str) -> None:
         ("/api/v1/tenants/me/roles/{name}", "PATCH"),
         ("/api/v1/tenants/me/roles/{name}", "DELETE"),
         ("/api/v1/permissions", "GET"),
+        ("/api/v1/tenants/me/emails", "GET"),
+        ("/api/v1/emails", "GET"),
         ("/api/v1/tenants/{tenant_id}:suspend", "POST"),
         ("/api/v1/tenants/{tenant_id}:reactivate", "POST"),
         ("/api/v1/audit/events", "GET"),

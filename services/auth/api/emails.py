@@ -45,21 +45,22 @@ class EmailApi(emails_service_pb2_grpc.EmailServiceServicer):
     async def ListEmails(
         self, request: emails_service_pb2.ListEmailsRequest, context: grpc.aio.ServicerContext
     ) -> emails_service_pb2.ListEmailsResponse:
-        size = page_size(request.page_size)
-        before = decode_cursor(request.page_token)
-        async with self._database.unit_of_work() as session:
-            page = await email_log.list_tenant_emails(session, require_principal(), before=before, page_size=size)
-        return emails_service_pb2.ListEmailsResponse(
-            emails=[email_message(row) for row in page.emails], next_page_token=page.next_page_token
-        )
+        return await self._page(request.page_size, request.page_token, every_tenant=False)
 
     async def ListAllEmails(
         self, request: emails_service_pb2.ListAllEmailsRequest, context: grpc.aio.ServicerContext
     ) -> emails_service_pb2.ListEmailsResponse:
-        size = page_size(request.page_size)
-        before = decode_cursor(request.page_token)
+        return await self._page(request.page_size, request.page_token, every_tenant=True)
+
+    async def _page(
+        self, requested_size: int, page_token: str, *, every_tenant: bool
+    ) -> emails_service_pb2.ListEmailsResponse:
+        size = page_size(requested_size)
+        before = decode_cursor(page_token)
         async with self._database.unit_of_work() as session:
-            page = await email_log.list_all_emails(session, require_principal(), before=before, page_size=size)
+            page = await email_log.list_emails(
+                session, require_principal(), every_tenant=every_tenant, before=before, page_size=size
+            )
         return emails_service_pb2.ListEmailsResponse(
             emails=[email_message(row) for row in page.emails], next_page_token=page.next_page_token
         )

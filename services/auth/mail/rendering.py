@@ -3,7 +3,8 @@
 A .txt file starts with a "Subject: ..." line and a blank line, then the plain-text body;
 the .html file is the HTML body. Both are string.Template texts ($name or ${name}) filled
 from the message's payload, plus ${product}. Every value put into HTML is escaped; values
-named *_at are ISO times and are shown as "2026-11-22 04:28 UTC".
+named *_at are ISO times and are shown as "2026-11-22 04:28 UTC". A payload may carry a
+tenant's own product_name (${product}) and sender_name (the From display name).
 """
 
 from __future__ import annotations

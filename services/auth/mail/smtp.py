@@ -1,6 +1,6 @@
 """Hands messages to an SMTP server (aiosmtplib: plain, STARTTLS or implicit TLS) and says,
 per message, whether it was accepted, failed for good (a 5xx answer to it), or may be tried
-again (the server unreachable, a 4xx, a dropped connection, a refused login)."""
+again (the server unreachable, a 4xx, a dropped connection, a refused login or sender)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class SmtpSettings:
     password: str | None
     tls: Literal["none", "starttls", "tls"]
     timeout: float
+    # Trusted CAs for the server's certificate (PEM); None: the system's.
+    ca_file: str | None = None
 
     @property
     def resolved_port(self) -> int:
@@ -38,8 +40,8 @@ class Outcome(StrEnum):
 class Delivery:
     outcome: Outcome
     error: str | None = None
-    # False when the server was not reached (or the connection broke): an outage, which
-    # says nothing about the message, so it never uses up the message's attempts.
+    # False when the server was not reached, the connection broke, or the server refused
+    # Tenantry's setup: nothing about the message, so that alone never fails it.
     answered: bool = True
 
 
@@ -59,6 +61,7 @@ class SmtpTransport:
             password=settings.password,
             use_tls=settings.tls == "tls",
             start_tls=settings.tls == "starttls",
+            cert_bundle=settings.ca_file,
             timeout=settings.timeout,
         )
         try:
@@ -91,8 +94,7 @@ class SmtpTransport:
             code = min((refused.code for refused in error.recipients), default=0)
         else:
             code = error.code
-        # A login the server refuses is the operator's to fix, not the message's fault.
-        if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+        if _is_setup_refusal(error, code):
             return Delivery(Outcome.RETRY, self._describe(error), answered=False)
         return Delivery(Outcome.FAILED if code >= 500 else Outcome.RETRY, self._describe(error))
 
@@ -107,3 +109,12 @@ class SmtpTransport:
         if self._settings.password:
             text = text.replace(self._settings.password, "***")
         return " ".join(text.split())[:MAX_ERROR_LENGTH]
+
+
+def _is_setup_refusal(error: Exception, code: int) -> bool:
+    """Refusals of how Tenantry is set up, not of the message: a refused login, STARTTLS or a
+    login required first (530), SMTP_FROM not allowed. Every message would meet them, so they
+    wait for the operator's fix as they would for a server that is down, instead of failing."""
+    if isinstance(error, aiosmtplib.SMTPAuthenticationError) or code == 530:
+        return True
+    return isinstance(error, aiosmtplib.SMTPSenderRefused) and code in (550, 553)

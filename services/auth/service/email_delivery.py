@@ -3,11 +3,11 @@
 It claims a batch of due messages in one short transaction (the claim counts the attempt and
 leases the rows, so other replicas skip them), sends them with no database connection held,
 then records each outcome: sent (the payload with its links and tokens is cleared), failed for
-good on a 5xx answer or after the last attempt the server answered (the payload is cleared
+good on a 5xx answer, or on a 4xx once EMAIL_MAX_ATTEMPTS are spent (the payload is cleared
 too), or tried again after an exponential backoff. While the SMTP server is down (or refuses
-the login) messages wait in the outbox however long it takes: an outage never uses up a
-message's attempts, so none is lost. Delivery is at least once: a replica that dies after the server took a message but
-before recording it sends it again once its lease ends.
+the login) messages wait in the outbox however long it takes: an outage alone never fails a
+message, so none is lost. Delivery is at least once: a replica that dies after the server
+took a message but before recording it sends it again once its lease ends.
 
 New emails wake the sender of the replica that queued them as their transaction commits;
 the others find them by polling.
@@ -65,6 +65,7 @@ def email_sender_jobs(database: Database, settings: AuthSettings) -> list[Job]:
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         tls=settings.smtp_tls,
         timeout=settings.smtp_timeout_seconds,
+        ca_file=settings.smtp_ca_file,
     )
     policy = DeliveryPolicy(
         from_address=settings.smtp_from,

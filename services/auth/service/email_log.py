@@ -22,19 +22,19 @@ class EmailPage:
     next_page_token: str
 
 
-async def list_tenant_emails(
-    session: AsyncSession, principal: Principal, *, before: tuple[datetime, UUID] | None, page_size: int
+async def list_emails(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    every_tenant: bool,
+    before: tuple[datetime, UUID] | None,
+    page_size: int,
 ) -> EmailPage:
-    rows = await emails.list_emails(session, tenant_id=tenant_of(principal), before=before, limit=page_size + 1)
-    return EmailPage(*one_page(rows, page_size, lambda row: (row.created_at, row.id)))
-
-
-async def list_all_emails(
-    session: AsyncSession, principal: Principal, *, before: tuple[datetime, UUID] | None, page_size: int
-) -> EmailPage:
-    # The contract asks for platform.emails.read; the platform scope the unit of
-    # work binds for operators is what lets the rows through row-level security.
-    if not principal.is_platform_admin:
+    """The caller's tenant's log, or (every_tenant, operators only) everyone's."""
+    if every_tenant and not principal.is_platform_admin:
         raise PermissionDenied("the delivery log of every tenant is for platform operators")
-    rows = await emails.list_emails(session, tenant_id=None, before=before, limit=page_size + 1)
+    # For operators, the platform scope their unit of work binds is what lets
+    # every tenant's rows through row-level security.
+    tenant_id = None if every_tenant else tenant_of(principal)
+    rows = await emails.list_emails(session, tenant_id=tenant_id, before=before, limit=page_size + 1)
     return EmailPage(*one_page(rows, page_size, lambda row: (row.created_at, row.id)))
