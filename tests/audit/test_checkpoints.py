@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from google.protobuf import json_format
 
 from tests.audit.tampering import (
     append,
@@ -55,6 +57,19 @@ def test_an_intact_verification_returns_a_checkpoint_that_checks_out_offline(sta
         checkpoint.head_hash,
     )
     assert created_at == checkpoint.created_at.ToDatetime().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_a_json_client_can_check_the_checkpoint_it_was_given(stack: Stack, tenant: Tenant) -> None:
+    # What the REST gateway sends: the proto3 JSON mapping, bytes in base64, int64 as strings.
+    document = json_format.MessageToDict(verify(stack, tenant.owner_token), preserving_proto_field_name=True)
+    checkpoint, key = document["latest_checkpoint"], document["checkpoint_key"]
+    public_key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key["public_key"]))
+    payload = base64.b64decode(checkpoint["signed_payload"])
+    public_key.verify(base64.b64decode(checkpoint["signature"]), payload)
+    assert payload.decode().split("\n")[2] == checkpoint["sequence"] == document["events_checked"]
+    tampered = payload.replace(checkpoint["head_hash"].encode(), hashlib.sha256(b"other").hexdigest().encode())
+    with pytest.raises(InvalidSignature):
+        public_key.verify(base64.b64decode(checkpoint["signature"]), tampered)
 
 
 def test_cutting_the_newest_events_and_rewinding_the_head_is_found(stack: Stack, tenant: Tenant) -> None:
