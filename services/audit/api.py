@@ -8,7 +8,7 @@ import grpc
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
 
 from kit.audit_events import to_audit_event
-from kit.context import current_principal
+from kit.context import current_principal, require_principal
 from kit.convert import from_struct, from_timestamp, parse_uuid, timestamp
 from kit.db import Database, scope_of_caller
 from kit.errors import InvalidArgument, PermissionDenied
@@ -16,6 +16,9 @@ from kit.pagination import decode_cursor, page_size
 from services.audit.checkpoints import ALGORITHM, Checkpoint, CheckpointKey
 from services.audit.repository import EventFilter
 from services.audit.service import AuditTrail
+
+# The category of account events (logins, resets, sessions), which each person may read of their own.
+AUTH_CATEGORY = "auth"
 
 
 def event_values(index: int, event: audit_pb2.AuditEvent) -> dict[str, Any]:
@@ -66,6 +69,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
             action=request.action or None,
             resource_type=request.resource_type or None,
             user_id=parse_uuid("user_id", request.user_id, required=False),
+            category=request.category or None,
             start_time=from_timestamp(request.start_time) if request.HasField("start_time") else None,
             end_time=from_timestamp(request.end_time) if request.HasField("end_time") else None,
             after=decode_cursor(request.page_token),
@@ -75,6 +79,27 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
         size = page_size(request.page_size, maximum=200)
         async with self._database.unit_of_work() as session:
             page = await self._trail.list(session, where, size)
+        return audit_service_pb2.ListAuditEventsResponse(
+            events=[to_audit_event(row) for row in page.events], next_page_token=page.next_page_token
+        )
+
+    async def ListMyAuditEvents(
+        self, request: audit_service_pb2.ListMyAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> audit_service_pb2.ListAuditEventsResponse:
+        principal = require_principal()
+        scope = scope_of_caller()
+        if not scope:
+            raise PermissionDenied("the token names no tenant")
+        where = EventFilter(
+            scope=scope,
+            user_id=principal.user_id,
+            category=AUTH_CATEGORY,
+            with_tenantless=True,
+            after=decode_cursor(request.page_token),
+        )
+        size = page_size(request.page_size, maximum=200)
+        async with self._database.unit_of_work() as session:
+            page = await self._trail.list_own(session, principal.user_id, where, size)
         return audit_service_pb2.ListAuditEventsResponse(
             events=[to_audit_event(row) for row in page.events], next_page_token=page.next_page_token
         )

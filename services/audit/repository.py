@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Text, cast, func, select, text, tuple_, update
+from sqlalchemy import Text, cast, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,10 @@ class EventFilter:
     action: str | None = None
     resource_type: str | None = None
     user_id: UUID | None = None
+    # details->>'category', e.g. "auth".
+    category: str | None = None
+    # Also the events recorded outside any tenant (needs the user bound as the subject).
+    with_tenantless: bool = False
     start_time: datetime | None = None
     end_time: datetime | None = None
     after: tuple[datetime, UUID] | None = None
@@ -98,6 +102,8 @@ async def list_events(session: AsyncSession, where: EventFilter, limit: int) -> 
     # what the index serves, and a second line of defence.
     if where.scope == PLATFORM_SCOPE:
         query = query.where(AuditEventRow.tenant_id.is_(None))
+    elif where.with_tenantless:
+        query = query.where(or_(AuditEventRow.tenant_id == UUID(where.scope), AuditEventRow.tenant_id.is_(None)))
     else:
         query = query.where(AuditEventRow.tenant_id == UUID(where.scope))
     if where.action:
@@ -106,6 +112,8 @@ async def list_events(session: AsyncSession, where: EventFilter, limit: int) -> 
         query = query.where(AuditEventRow.resource_type == where.resource_type)
     if where.user_id:
         query = query.where(AuditEventRow.user_id == where.user_id)
+    if where.category:
+        query = query.where(AuditEventRow.details["category"].astext == where.category)
     if where.start_time:
         query = query.where(AuditEventRow.created_at >= where.start_time)
     if where.end_time:

@@ -167,6 +167,11 @@ class AuditTrail:
         async with self._database.unit_of_work(scope="") as session:
             return await repository.ensure_monthly_partitions(session, datetime.now(UTC).date(), self._months_ahead + 1)
 
+    async def list_own(self, session: AsyncSession, user_id: UUID, where: EventFilter, page_size: int) -> EventPage:
+        """A person's own account events; the subject binding lets through those outside the tenant."""
+        await bind_scope(session, tenant=where.scope, subject=user_id)
+        return await self.list(session, where, page_size)
+
     async def list(self, session: AsyncSession, where: EventFilter, page_size: int) -> EventPage:
         rows = await repository.list_events(session, where, page_size + 1)
         return EventPage(*one_page(rows, page_size, lambda row: (row.created_at, row.id)))

@@ -31,12 +31,17 @@ class ListAuditEventsRequest(_message.Message):
     END_TIME_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     action: _builtins.str
     resource_type: _builtins.str
     user_id: _builtins.str
     page_size: _builtins.int
     """At most 200; 0 means 50."""
     page_token: _builtins.str
+    category: _builtins.str
+    """The events' category, e.g. "auth" for account events (logins, resets,
+    verification, sessions).
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Inclusive lower bound."""
@@ -55,14 +60,38 @@ class ListAuditEventsRequest(_message.Message):
         end_time: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        category: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "resource_type", b"resource_type", "start_time", b"start_time", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "category", b"category", "end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "resource_type", b"resource_type", "start_time", b"start_time", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditEventsRequest: _TypeAlias = ListAuditEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListMyAuditEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """At most 200; 0 means 50."""
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMyAuditEventsRequest: _TypeAlias = ListMyAuditEventsRequest  # noqa: Y015
 
 @_typing.final
 class ListAuditEventsResponse(_message.Message):

@@ -40,6 +40,11 @@ class AuditServiceStub:
                 request_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsRequest.SerializeToString,
                 response_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.ListMyAuditEvents = channel.unary_unary(
+                '/tenantry.audit.v1.AuditService/ListMyAuditEvents',
+                request_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListMyAuditEventsRequest.SerializeToString,
+                response_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
         self.VerifyAuditTrail = channel.unary_unary(
                 '/tenantry.audit.v1.AuditService/VerifyAuditTrail',
                 request_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailRequest.SerializeToString,
@@ -56,6 +61,17 @@ class AuditServiceServicer:
         filters. Platform operators see platform-level events. Owners, admins and
         platform operators. Errors: INVALID_ARGUMENT (bad filter, page_size or
         page_token), PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyAuditEvents(self, request, context):
+        """The caller's own account events in the current tenant (logins, failed
+        logins, lockouts, resets, verification, sessions ended), newest first:
+        the events of category "auth" whose user is the caller. Any
+        authenticated caller. Errors: INVALID_ARGUMENT (bad page_size or
+        page_token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,6 +99,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
                     request_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'ListMyAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyAuditEvents,
+                    request_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListMyAuditEventsRequest.FromString,
                     response_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsResponse.SerializeToString,
             ),
             'VerifyAuditTrail': grpc.unary_unary_rpc_method_handler(
@@ -118,6 +139,33 @@ class AuditService:
             target,
             '/tenantry.audit.v1.AuditService/ListAuditEvents',
             tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsRequest.SerializeToString,
+            tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenantry.audit.v1.AuditService/ListMyAuditEvents',
+            tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListMyAuditEventsRequest.SerializeToString,
             tenantry_dot_audit_dot_v1_dot_audit__service__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,

@@ -39,6 +39,13 @@ class AuditServiceStub:
     platform operators. Errors: INVALID_ARGUMENT (bad filter, page_size or
     page_token), PERMISSION_DENIED.
     """
+    ListMyAuditEvents: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.ListMyAuditEventsRequest, _audit_service_pb2.ListAuditEventsResponse]
+    """The caller's own account events in the current tenant (logins, failed
+    logins, lockouts, resets, verification, sessions ended), newest first:
+    the events of category "auth" whose user is the caller. Any
+    authenticated caller. Errors: INVALID_ARGUMENT (bad page_size or
+    page_token).
+    """
     VerifyAuditTrail: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.VerifyAuditTrailRequest, _audit_service_pb2.VerifyAuditTrailResponse]
     """Recomputes the caller's tenant's hash chain (each event's keyed hash
     covers the one before it) and reports the first event that does not
@@ -62,6 +69,13 @@ class AuditServiceAsyncStub(AuditServiceStub):
     filters. Platform operators see platform-level events. Owners, admins and
     platform operators. Errors: INVALID_ARGUMENT (bad filter, page_size or
     page_token), PERMISSION_DENIED.
+    """
+    ListMyAuditEvents: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.ListMyAuditEventsRequest, _audit_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """The caller's own account events in the current tenant (logins, failed
+    logins, lockouts, resets, verification, sessions ended), newest first:
+    the events of category "auth" whose user is the caller. Any
+    authenticated caller. Errors: INVALID_ARGUMENT (bad page_size or
+    page_token).
     """
     VerifyAuditTrail: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.VerifyAuditTrailRequest, _audit_service_pb2.VerifyAuditTrailResponse]  # type: ignore[assignment]
     """Recomputes the caller's tenant's hash chain (each event's keyed hash
@@ -89,6 +103,19 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         filters. Platform operators see platform-level events. Owners, admins and
         platform operators. Errors: INVALID_ARGUMENT (bad filter, page_size or
         page_token), PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def ListMyAuditEvents(
+        self,
+        request: _audit_service_pb2.ListMyAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_audit_service_pb2.ListAuditEventsResponse]]:
+        """The caller's own account events in the current tenant (logins, failed
+        logins, lockouts, resets, verification, sessions ended), newest first:
+        the events of category "auth" whose user is the caller. Any
+        authenticated caller. Errors: INVALID_ARGUMENT (bad page_size or
+        page_token).
         """
 
     @_abc_1.abstractmethod
