@@ -50,3 +50,15 @@ def validate_text(field: str, value: str, *, maximum: int, required: bool = True
     if len(value) > maximum:
         raise InvalidArgument(field, f"must be at most {maximum} characters")
     return value
+
+
+def display_name(field: str, value: str, *, maximum: int = 100) -> str | None:
+    """A name shown to people, e.g. in an email's From header: one line of printable text, or None when empty."""
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > maximum:
+        raise InvalidArgument(field, f"must be at most {maximum} characters")
+    if any(unicodedata.category(character).startswith("C") for character in value):
+        raise InvalidArgument(field, "must not contain control or format characters")
+    return value

@@ -56,6 +56,9 @@ class TenantDirectoryEntry(Base):
     # The tenant's settings.registration: may people register themselves, and with which role.
     registration_enabled: Mapped[bool] = mapped_column(default=False)
     registration_role: Mapped[str | None] = mapped_column(String(40))
+    # settings.email: the display name its emails come from, and the product they name.
+    email_sender_name: Mapped[str | None] = mapped_column(String(100))
+    email_product_name: Mapped[str | None] = mapped_column(String(100))
 
 
 class Membership(Base):

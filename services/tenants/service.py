@@ -86,25 +86,37 @@ def validate_settings(field: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class RegistrationSettings:
-    """settings.registration: whether people may register themselves, and with which role (auth enforces it)."""
+class AccountSettings:
+    """What auth acts on in the tenant's settings: settings.registration (may people register
+    themselves, and with which role) and settings.email (the names its emails carry)."""
 
-    enabled: bool
+    registration_enabled: bool
     default_role: str
+    email_sender_name: str
+    email_product_name: str
 
 
-def registration_of(field: str, settings: dict[str, Any]) -> RegistrationSettings:
-    value = settings.get("registration", {})
-    if not isinstance(value, dict):
-        raise InvalidArgument(
-            f"{field}.registration", 'must be an object like {"enabled": true, "default_role": "citizen"}'
-        )
-    enabled, role = value.get("enabled", False), value.get("default_role", "")
+def account_settings_of(field: str, settings: dict[str, Any]) -> AccountSettings:
+    registration = _object(f"{field}.registration", settings.get("registration", {}))
+    email = _object(f"{field}.email", settings.get("email", {}))
+    enabled = registration.get("enabled", False)
     if not isinstance(enabled, bool):
         raise InvalidArgument(f"{field}.registration.enabled", "must be true or false")
-    if not isinstance(role, str):
-        raise InvalidArgument(f"{field}.registration.default_role", "must be a role name")
-    return RegistrationSettings(enabled, role)
+    names = {
+        "default_role": (f"{field}.registration.default_role", registration.get("default_role", "")),
+        "sender_name": (f"{field}.email.sender_name", email.get("sender_name", "")),
+        "product_name": (f"{field}.email.product_name", email.get("product_name", "")),
+    }
+    for name_field, value in names.values():
+        if not isinstance(value, str):
+            raise InvalidArgument(name_field, "must be a string")
+    return AccountSettings(enabled, names["default_role"][1], names["sender_name"][1], names["product_name"][1])
+
+
+def _object(field: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidArgument(field, "must be a JSON object")
+    return value
 
 
 def validate_new_tenant(new: NewTenant) -> NewTenant:
@@ -130,7 +142,7 @@ def validate_new_tenant(new: NewTenant) -> NewTenant:
 
 def _registration_off(settings: dict[str, Any]) -> dict[str, Any]:
     # The role self-registered people get is the tenant's own, which does not exist yet.
-    if registration_of("settings", settings).enabled:
+    if account_settings_of("settings", settings).registration_enabled:
         raise InvalidArgument(
             "settings.registration.enabled", "turn it on with UpdateMyTenant once the tenant has the role to give"
         )
@@ -222,13 +234,17 @@ class TenantRegistry:
             changes["name"] = validate_text("tenant.name", changes["name"], maximum=200)
         if "settings" in changes:
             validate_settings("tenant.settings", changes["settings"])
-            registration = registration_of("tenant.settings", changes["settings"])
+            account = account_settings_of("tenant.settings", changes["settings"])
             await self._call_auth(
-                self._auth.SetTenantRegistration,
-                auth_service_pb2.SetTenantRegistrationRequest(
-                    tenant_id=str(tenant_id), enabled=registration.enabled, default_role=registration.default_role
+                self._auth.SetTenantAccountSettings,
+                auth_service_pb2.SetTenantAccountSettingsRequest(
+                    tenant_id=str(tenant_id),
+                    registration_enabled=account.registration_enabled,
+                    default_role=account.default_role,
+                    email_sender_name=account.email_sender_name,
+                    email_product_name=account.email_product_name,
                 ),
-                field_prefix="tenant.settings.registration.",
+                field_prefix="tenant.settings.",
             )
         async with self._database.unit_of_work() as session:
             return await self._record_update(session, tenant_id, changes)

@@ -353,3 +353,27 @@ def test_a_person_reads_their_own_account_events_and_nobody_elses(
         f"{gateway}/api/v1/audit/events", params={"category": "auth"}, headers=auth(token), timeout=30
     ).json()["events"]
     assert tenant_auth and all(e["details"]["category"] == "auth" for e in tenant_auth)
+
+
+def test_a_tenant_names_the_sender_and_product_of_its_emails(
+    gateway: str, accounts_stack: Stack, smtp: SmtpServer
+) -> None:
+    tenant = accounts_stack.create_tenant("brand")
+
+    def set_email_settings(email_settings: dict[str, Any]) -> requests.Response:
+        return requests.patch(
+            f"{gateway}/api/v1/tenants/me",
+            params={"update_mask": "settings"},
+            headers=auth(tenant.owner_token),
+            json={"settings": {"email": email_settings}},
+            timeout=30,
+        )
+
+    injected = set_email_settings({"sender_name": "Evil\r\nBcc: victim@example.test"})
+    assert injected.status_code == 400
+    assert injected.json()["message"].startswith("tenant.settings.email.sender_name:")
+    assert set_email_settings({"sender_name": "City of Joburg", "product_name": "e-Services"}).status_code == 200
+    invitee = new_email("branded")
+    accounts_stack.invite(tenant.owner_token, invitee, "viewer")
+    message = caught(smtp, invitee, "e-Services")
+    assert "City of Joburg" in str(message.message["From"])

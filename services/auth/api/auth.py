@@ -155,15 +155,20 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
             owner_status=MEMBERSHIP_STATUSES[owner.status],
         )
 
-    async def SetTenantRegistration(
-        self, request: auth_service_pb2.SetTenantRegistrationRequest, context: grpc.aio.ServicerContext
-    ) -> auth_service_pb2.SetTenantRegistrationResponse:
+    async def SetTenantAccountSettings(
+        self, request: auth_service_pb2.SetTenantAccountSettingsRequest, context: grpc.aio.ServicerContext
+    ) -> auth_service_pb2.SetTenantAccountSettingsResponse:
         tenant_id = required_uuid("tenant_id", request.tenant_id)
         async with self._database.unit_of_work(scope="") as session:
-            await self._memberships.set_tenant_registration(
-                session, tenant_id=tenant_id, enabled=request.enabled, default_role=request.default_role
+            await self._memberships.set_tenant_account_settings(
+                session,
+                tenant_id=tenant_id,
+                registration_enabled=request.registration_enabled,
+                default_role=request.default_role,
+                email_sender_name=request.email_sender_name,
+                email_product_name=request.email_product_name,
             )
-        return auth_service_pb2.SetTenantRegistrationResponse()
+        return auth_service_pb2.SetTenantAccountSettingsResponse()
 
     async def SetTenantStatus(
         self, request: auth_service_pb2.SetTenantStatusRequest, context: grpc.aio.ServicerContext

@@ -42,11 +42,24 @@ async def set_tenant_active(session: AsyncSession, tenant_id: UUID, is_active: b
     return result.scalar_one_or_none() is not None
 
 
-async def set_registration(session: AsyncSession, tenant_id: UUID, *, enabled: bool, role: str | None) -> bool:
+async def set_account_settings(
+    session: AsyncSession,
+    tenant_id: UUID,
+    *,
+    enabled: bool,
+    role: str | None,
+    email_sender_name: str | None,
+    email_product_name: str | None,
+) -> bool:
     result = await session.execute(
         update(TenantDirectoryEntry)
         .where(TenantDirectoryEntry.tenant_id == tenant_id)
-        .values(registration_enabled=enabled, registration_role=role)
+        .values(
+            registration_enabled=enabled,
+            registration_role=role,
+            email_sender_name=email_sender_name,
+            email_product_name=email_product_name,
+        )
         .returning(TenantDirectoryEntry.tenant_id)
     )
     return result.scalar_one_or_none() is not None

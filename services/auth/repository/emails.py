@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import after_commit
 from services.auth.mail.rendering import DEFAULT_LANGUAGE, LANGUAGES
-from services.auth.models import EmailMessage, User
+from services.auth.models import EmailMessage, TenantDirectoryEntry, User
 
 # Set once a unit of work that queued an email commits: wakes this process's sender at once.
 email_queued = asyncio.Event()
@@ -34,6 +34,8 @@ async def enqueue_email(
     one if templates exist in it, else the default: looked up inside the insert,
     so a caller's answer never depends on whether the recipient is registered."""
     message_id = uuid.uuid4()
+    if tenant_id is not None:
+        payload = {**await _branding(session, tenant_id), **payload}
     preferred = (
         select(User.preferred_language)
         .where(User.email == recipient, User.preferred_language.in_(LANGUAGES))
@@ -55,6 +57,20 @@ async def enqueue_email(
     )
     after_commit(session, email_queued.set)
     return message_id
+
+
+async def _branding(session: AsyncSession, tenant_id: UUID) -> dict[str, str]:
+    """The sender and product names the tenant chose for its emails (rendering uses them)."""
+    row = (
+        await session.execute(
+            select(TenantDirectoryEntry.email_sender_name, TenantDirectoryEntry.email_product_name).where(
+                TenantDirectoryEntry.tenant_id == tenant_id
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return {}
+    return {name: value for name, value in (("sender_name", row[0]), ("product_name", row[1])) if value}
 
 
 async def claim_due_emails(

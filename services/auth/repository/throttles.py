@@ -19,13 +19,18 @@ async def count_hit(session: AsyncSession, key: str, *, now: datetime, window_st
     """Counts one attempt in the window that began after window_start (an
     older window starts afresh); returns the attempts in the window."""
     fresh = Throttle.window_started_at < window_start
-    statement = insert(Throttle).values(key=key, hits=1, window_started_at=now).on_conflict_do_update(
-        index_elements=["key"],
-        set_={
-            "hits": case((fresh, 1), else_=Throttle.hits + 1),
-            "window_started_at": case((fresh, now), else_=Throttle.window_started_at),
-        },
-    ).returning(Throttle.hits)
+    statement = (
+        insert(Throttle)
+        .values(key=key, hits=1, window_started_at=now)
+        .on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "hits": case((fresh, 1), else_=Throttle.hits + 1),
+                "window_started_at": case((fresh, now), else_=Throttle.window_started_at),
+            },
+        )
+        .returning(Throttle.hits)
+    )
     return int((await session.execute(statement)).scalar_one())
 
 

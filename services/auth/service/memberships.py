@@ -15,7 +15,7 @@ from kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFo
 from kit.outbox import Outbox
 from kit.pagination import one_page
 from kit.permissions import missing
-from kit.validation import normalize_email, validate_password, validate_text
+from kit.validation import display_name, normalize_email, validate_password, validate_text
 from services.auth.repository import directory, invitations, memberships, users
 from services.auth.repository.memberships import MemberView
 from services.auth.service.invitations import InvitationService
@@ -217,17 +217,31 @@ class MembershipService:
         )
         return revoked
 
-    async def set_tenant_registration(
-        self, session: AsyncSession, *, tenant_id: UUID, enabled: bool, default_role: str
+    async def set_tenant_account_settings(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: UUID,
+        registration_enabled: bool,
+        default_role: str,
+        email_sender_name: str,
+        email_product_name: str,
     ) -> None:
         await bind_scope(session, tenant=tenant_id)
+        branding = {
+            "email_sender_name": display_name("email.sender_name", email_sender_name),
+            "email_product_name": display_name("email.product_name", email_product_name),
+        }
         role = None
+        enabled = registration_enabled
         if enabled or default_role:
             try:
                 role = await validate_registration_role(session, tenant_id, default_role)
             except NotFound:
-                raise InvalidArgument("default_role", f"the tenant has no role '{default_role[:40]}'") from None
-        if not await directory.set_registration(session, tenant_id, enabled=enabled, role=role):
+                raise InvalidArgument(
+                    "registration.default_role", f"the tenant has no role '{default_role[:40]}'"
+                ) from None
+        if not await directory.set_account_settings(session, tenant_id, enabled=enabled, role=role, **branding):
             raise NotFound("tenant_id: no such tenant")
 
     async def set_tenant_status(self, session: AsyncSession, *, tenant_id: UUID, is_active: bool) -> int:

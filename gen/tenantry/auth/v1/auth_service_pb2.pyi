@@ -473,32 +473,39 @@ class SetTenantStatusRequest(_message.Message):
 Global___SetTenantStatusRequest: _TypeAlias = SetTenantStatusRequest  # noqa: Y015
 
 @_typing.final
-class SetTenantRegistrationRequest(_message.Message):
+class SetTenantAccountSettingsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TENANT_ID_FIELD_NUMBER: _builtins.int
-    ENABLED_FIELD_NUMBER: _builtins.int
+    REGISTRATION_ENABLED_FIELD_NUMBER: _builtins.int
     DEFAULT_ROLE_FIELD_NUMBER: _builtins.int
+    EMAIL_SENDER_NAME_FIELD_NUMBER: _builtins.int
+    EMAIL_PRODUCT_NAME_FIELD_NUMBER: _builtins.int
     tenant_id: _builtins.str
-    enabled: _builtins.bool
+    registration_enabled: _builtins.bool
     default_role: _builtins.str
+    email_sender_name: _builtins.str
+    """The display name emails are sent from, and the product they name; empty: Tenantry's defaults."""
+    email_product_name: _builtins.str
     def __init__(
         self,
         *,
         tenant_id: _builtins.str = ...,
-        enabled: _builtins.bool = ...,
+        registration_enabled: _builtins.bool = ...,
         default_role: _builtins.str = ...,
+        email_sender_name: _builtins.str = ...,
+        email_product_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_role", b"default_role", "enabled", b"enabled", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_role", b"default_role", "email_product_name", b"email_product_name", "email_sender_name", b"email_sender_name", "registration_enabled", b"registration_enabled", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SetTenantRegistrationRequest: _TypeAlias = SetTenantRegistrationRequest  # noqa: Y015
+Global___SetTenantAccountSettingsRequest: _TypeAlias = SetTenantAccountSettingsRequest  # noqa: Y015
 
 @_typing.final
-class SetTenantRegistrationResponse(_message.Message):
+class SetTenantAccountSettingsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     def __init__(
@@ -510,7 +517,7 @@ class SetTenantRegistrationResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___SetTenantRegistrationResponse: _TypeAlias = SetTenantRegistrationResponse  # noqa: Y015
+Global___SetTenantAccountSettingsResponse: _TypeAlias = SetTenantAccountSettingsResponse  # noqa: Y015
 
 @_typing.final
 class SetTenantStatusResponse(_message.Message):

@@ -457,10 +457,10 @@ class AuthInternalServiceStub:
                 request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerRequest.SerializeToString,
                 response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerResponse.FromString,
                 _registered_method=True)
-        self.SetTenantRegistration = channel.unary_unary(
-                '/tenantry.auth.v1.AuthInternalService/SetTenantRegistration',
-                request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationRequest.SerializeToString,
-                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationResponse.FromString,
+        self.SetTenantAccountSettings = channel.unary_unary(
+                '/tenantry.auth.v1.AuthInternalService/SetTenantAccountSettings',
+                request_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantAccountSettingsRequest.SerializeToString,
+                response_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantAccountSettingsResponse.FromString,
                 _registered_method=True)
         self.SetTenantStatus = channel.unary_unary(
                 '/tenantry.auth.v1.AuthInternalService/SetTenantStatus',
@@ -502,12 +502,14 @@ class AuthInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def SetTenantRegistration(self, request, context):
-        """Records whether people may register themselves in a tenant, and with
-        which role (the tenant's settings.registration). Idempotent. Errors:
+    def SetTenantAccountSettings(self, request, context):
+        """Records the tenant settings auth acts on: whether people may register
+        themselves and with which role (settings.registration), and the sender
+        and product names of its emails (settings.email). Idempotent. Errors:
         NOT_FOUND (no such tenant), INVALID_ARGUMENT (default_role is not a role
-        of the tenant, or grants any Tenantry permission: self-registered people
-        get application permissions only).
+        of the tenant, or grants a Tenantry permission beyond tenant.read: people
+        who sign themselves up get application permissions only; a name too long
+        or holding control characters).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -545,10 +547,10 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
                     request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerRequest.FromString,
                     response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.ProvisionTenantOwnerResponse.SerializeToString,
             ),
-            'SetTenantRegistration': grpc.unary_unary_rpc_method_handler(
-                    servicer.SetTenantRegistration,
-                    request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationRequest.FromString,
-                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationResponse.SerializeToString,
+            'SetTenantAccountSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantAccountSettings,
+                    request_deserializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantAccountSettingsRequest.FromString,
+                    response_serializer=tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantAccountSettingsResponse.SerializeToString,
             ),
             'SetTenantStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SetTenantStatus,
@@ -628,7 +630,7 @@ class AuthInternalService:
             _registered_method=True)
 
     @staticmethod
-    def SetTenantRegistration(request,
+    def SetTenantAccountSettings(request,
             target,
             options=(),
             channel_credentials=None,
@@ -641,9 +643,9 @@ class AuthInternalService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/tenantry.auth.v1.AuthInternalService/SetTenantRegistration',
-            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationRequest.SerializeToString,
-            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantRegistrationResponse.FromString,
+            '/tenantry.auth.v1.AuthInternalService/SetTenantAccountSettings',
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantAccountSettingsRequest.SerializeToString,
+            tenantry_dot_auth_dot_v1_dot_auth__service__pb2.SetTenantAccountSettingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -267,12 +267,14 @@ class AuthInternalServiceStub:
     Errors: INVALID_ARGUMENT, ALREADY_EXISTS (the tenant id or slug is
     registered to another tenant).
     """
-    SetTenantRegistration: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantRegistrationRequest, _auth_service_pb2.SetTenantRegistrationResponse]
-    """Records whether people may register themselves in a tenant, and with
-    which role (the tenant's settings.registration). Idempotent. Errors:
+    SetTenantAccountSettings: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantAccountSettingsRequest, _auth_service_pb2.SetTenantAccountSettingsResponse]
+    """Records the tenant settings auth acts on: whether people may register
+    themselves and with which role (settings.registration), and the sender
+    and product names of its emails (settings.email). Idempotent. Errors:
     NOT_FOUND (no such tenant), INVALID_ARGUMENT (default_role is not a role
-    of the tenant, or grants any Tenantry permission: self-registered people
-    get application permissions only).
+    of the tenant, or grants a Tenantry permission beyond tenant.read: people
+    who sign themselves up get application permissions only; a name too long
+    or holding control characters).
     """
     SetTenantStatus: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantStatusRequest, _auth_service_pb2.SetTenantStatusResponse]
     """Records whether a tenant may be used. Suspending revokes every session of
@@ -308,12 +310,14 @@ class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
     Errors: INVALID_ARGUMENT, ALREADY_EXISTS (the tenant id or slug is
     registered to another tenant).
     """
-    SetTenantRegistration: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantRegistrationRequest, _auth_service_pb2.SetTenantRegistrationResponse]  # type: ignore[assignment]
-    """Records whether people may register themselves in a tenant, and with
-    which role (the tenant's settings.registration). Idempotent. Errors:
+    SetTenantAccountSettings: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantAccountSettingsRequest, _auth_service_pb2.SetTenantAccountSettingsResponse]  # type: ignore[assignment]
+    """Records the tenant settings auth acts on: whether people may register
+    themselves and with which role (settings.registration), and the sender
+    and product names of its emails (settings.email). Idempotent. Errors:
     NOT_FOUND (no such tenant), INVALID_ARGUMENT (default_role is not a role
-    of the tenant, or grants any Tenantry permission: self-registered people
-    get application permissions only).
+    of the tenant, or grants a Tenantry permission beyond tenant.read: people
+    who sign themselves up get application permissions only; a name too long
+    or holding control characters).
     """
     SetTenantStatus: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SetTenantStatusRequest, _auth_service_pb2.SetTenantStatusResponse]  # type: ignore[assignment]
     """Records whether a tenant may be used. Suspending revokes every session of
@@ -360,16 +364,18 @@ class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
-    def SetTenantRegistration(
+    def SetTenantAccountSettings(
         self,
-        request: _auth_service_pb2.SetTenantRegistrationRequest,
+        request: _auth_service_pb2.SetTenantAccountSettingsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_auth_service_pb2.SetTenantRegistrationResponse, _abc.Awaitable[_auth_service_pb2.SetTenantRegistrationResponse]]:
-        """Records whether people may register themselves in a tenant, and with
-        which role (the tenant's settings.registration). Idempotent. Errors:
+    ) -> _typing.Union[_auth_service_pb2.SetTenantAccountSettingsResponse, _abc.Awaitable[_auth_service_pb2.SetTenantAccountSettingsResponse]]:
+        """Records the tenant settings auth acts on: whether people may register
+        themselves and with which role (settings.registration), and the sender
+        and product names of its emails (settings.email). Idempotent. Errors:
         NOT_FOUND (no such tenant), INVALID_ARGUMENT (default_role is not a role
-        of the tenant, or grants any Tenantry permission: self-registered people
-        get application permissions only).
+        of the tenant, or grants a Tenantry permission beyond tenant.read: people
+        who sign themselves up get application permissions only; a name too long
+        or holding control characters).
         """
 
     @_abc_1.abstractmethod

@@ -1,5 +1,5 @@
 """Account flows: emailed single-use tokens (verification, password reset), throttles, the client of each
-session, and which tenants let people register themselves.
+session, which tenants let people register themselves, and the names a tenant's emails carry.
 
 Revision ID: 0004
 Revises: 0003
@@ -52,7 +52,9 @@ def upgrade() -> None:
         """
         ALTER TABLE auth.tenant_directory
             ADD COLUMN registration_enabled boolean NOT NULL DEFAULT false,
-            ADD COLUMN registration_role varchar(40)
+            ADD COLUMN registration_role varchar(40),
+            ADD COLUMN email_sender_name varchar(100),
+            ADD COLUMN email_product_name varchar(100)
         """
     )
     # An account's own emails (a password reset, say) belong to no tenant. Any
@@ -63,7 +65,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP POLICY account_emails ON auth.email_outbox")
-    op.execute("ALTER TABLE auth.tenant_directory DROP COLUMN registration_enabled, DROP COLUMN registration_role")
+    op.execute(
+        "ALTER TABLE auth.tenant_directory DROP COLUMN registration_enabled, DROP COLUMN registration_role, "
+        "DROP COLUMN email_sender_name, DROP COLUMN email_product_name"
+    )
     op.execute("ALTER TABLE auth.sessions DROP COLUMN ip_address, DROP COLUMN user_agent")
     op.execute("DROP TABLE auth.throttles")
     op.execute("DROP TABLE auth.account_tokens")
