@@ -10,6 +10,7 @@ from tenantry.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 from kit.auth_client import remote_verifier
 from kit.clients import internal_channel
 from kit.db import Database
+from kit.errors import Unavailable
 from kit.server import ServiceHost
 from kit.settings import ServiceSettings
 from services.audit.api import AuditApi, AuditIngestApi
@@ -42,6 +43,8 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 created = await trail.ensure_partitions()
                 if created:
                     log.info("audit partitions created", extra={"count": created})
+            except Unavailable:
+                pass  # the database is down: logged once by the Database, tried again next round
             except Exception:
                 log.error("audit partition upkeep failed", exc_info=True)
             await asyncio.sleep(PARTITION_UPKEEP_SECONDS)
@@ -51,6 +54,8 @@ def build(settings: ServiceSettings) -> ServiceHost:
             await asyncio.sleep(settings.checkpoint_interval_seconds)
             try:
                 await trail.checkpoint_moved_chains()
+            except Unavailable:
+                pass  # the database is down: logged once by the Database, tried again next round
             except Exception:
                 log.error("audit checkpoint pass failed", exc_info=True)
 

@@ -14,44 +14,23 @@ import jwt
 import pytest
 import requests
 
-from kit import migrations
-from tests.gateway.conftest import start_gateway, tenantry_gateway_env
+from tests.gateway.conftest import gateway_in_front
 from tests.smtp_server import CaughtEmail, SmtpServer
-from tests.stack import OWNER_PASSWORD, Stack, Tenant, eventually, rpc_error
+from tests.stack import OWNER_PASSWORD, Stack, Tenant, eventually, own_stack, rpc_error
 
 SENDER_ENV = {"EMAIL_POLL_SECONDS": "0.2", "PUBLIC_BASE_URL": "https://app.tenantry.test"}
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def accounts_stack(fresh_database: Any, smtp: SmtpServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    url = fresh_database()
-    for service in ("audit", "auth", "tenants"):
-        migrations.upgrade(service, url)
-    running = Stack(url, tmp_path_factory.mktemp("accounts-stack"), extra_env={**smtp.env, **SENDER_ENV})
-    try:
-        running.start()
+    with own_stack(fresh_database(), tmp_path_factory.mktemp("accounts-stack"), {**smtp.env, **SENDER_ENV}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 def gateway(accounts_stack: Stack) -> Iterator[str]:
-    process = start_gateway("gateway-accounts", tenantry_gateway_env(accounts_stack), accounts_stack.log_dir)
-    try:
-        yield f"http://{process.address}"
-    finally:
-        process.stop()
+    with gateway_in_front(accounts_stack, "gateway-accounts") as url:
+        yield url
 
 
 def new_email(prefix: str = "person") -> str:

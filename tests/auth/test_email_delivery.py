@@ -16,10 +16,9 @@ import requests
 from tenantry.auth.v1 import emails_service_pb2, emails_service_pb2_grpc
 
 from devtools.stack import ServiceProcess, free_port
-from kit import migrations
-from tests.gateway.conftest import start_gateway, tenantry_gateway_env
+from tests.gateway.conftest import gateway_in_front
 from tests.smtp_server import CaughtEmail, SmtpServer
-from tests.stack import MEMBER_PASSWORD, Stack, Tenant, bearer, eventually, rpc_error
+from tests.stack import MEMBER_PASSWORD, Stack, Tenant, bearer, eventually, own_stack, rpc_error
 
 # Fast retries, so an outage and its end fit in a test.
 SENDER_ENV = {
@@ -34,35 +33,15 @@ SENDER_ENV = {
 
 
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def mail_stack(fresh_database: Any, smtp: SmtpServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    url = fresh_database()
-    for service in ("audit", "auth", "tenants"):
-        migrations.upgrade(service, url)
-    running = Stack(url, tmp_path_factory.mktemp("mail-stack"), extra_env={**smtp.env, **SENDER_ENV})
-    try:
-        running.start()
+    with own_stack(fresh_database(), tmp_path_factory.mktemp("mail-stack"), {**smtp.env, **SENDER_ENV}) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 def mail_gateway(mail_stack: Stack) -> Iterator[str]:
-    process = start_gateway("gateway-mail", tenantry_gateway_env(mail_stack), mail_stack.log_dir)
-    try:
-        yield f"http://{process.address}"
-    finally:
-        process.stop()
+    with gateway_in_front(mail_stack, "gateway-mail") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

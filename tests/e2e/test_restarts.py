@@ -21,7 +21,7 @@ from tenantry.audit.v1 import audit_service_pb2
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from tests.gateway.conftest import start_gateway, tenantry_gateway_env
+from tests.gateway.conftest import gateway_in_front, start_gateway, tenantry_gateway_env
 from tests.stack import OWNER_PASSWORD, Stack, Tenant, bearer, eventually, own_stack, rpc_error
 
 # Short, so the staleness test need not wait long; the default is 5 s.
@@ -37,11 +37,8 @@ def restart_stack(fresh_database, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(scope="module")
 def restart_gateway(restart_stack: Stack) -> Iterator[str]:
-    process = start_gateway("gateway-restarts", tenantry_gateway_env(restart_stack), restart_stack.log_dir)
-    try:
-        yield f"http://{process.address}"
-    finally:
-        process.stop()
+    with gateway_in_front(restart_stack, "gateway-restarts") as url:
+        yield url
 
 
 def health(address: str) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,10 +89,17 @@ def tenantry_gateway_env(stack: Stack) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def gateway(stack: Stack) -> Iterator[str]:
-    process = start_gateway("gateway", tenantry_gateway_env(stack), stack.log_dir)
+@contextmanager
+def gateway_in_front(stack: Stack, name: str) -> Iterator[str]:
+    """A gateway process in front of the stack's services; its base URL."""
+    process = start_gateway(name, tenantry_gateway_env(stack), stack.log_dir)
     try:
         yield f"http://{process.address}"
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(stack: Stack) -> Iterator[str]:
+    with gateway_in_front(stack, "gateway") as url:
+        yield url

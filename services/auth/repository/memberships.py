@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import Select, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,21 +55,23 @@ async def lock_tenant_members(session: AsyncSession, tenant_id: UUID) -> None:
     )
 
 
+def _membership_views() -> Select:  # type: ignore[type-arg]
+    """The columns of a MembershipView, in its order."""
+    return select(
+        Membership.tenant_id,
+        TenantDirectoryEntry.slug,
+        Membership.role,
+        Membership.status,
+        TenantDirectoryEntry.is_active,
+        Membership.created_at,
+        Membership.last_login_at,
+    ).join(TenantDirectoryEntry, TenantDirectoryEntry.tenant_id == Membership.tenant_id)
+
+
 async def memberships_of_user(session: AsyncSession, user_id: UUID) -> list[MembershipView]:
     """Every membership of the user, across tenants (needs the subject bound)."""
     rows = await session.execute(
-        select(
-            Membership.tenant_id,
-            TenantDirectoryEntry.slug,
-            Membership.role,
-            Membership.status,
-            TenantDirectoryEntry.is_active,
-            Membership.created_at,
-            Membership.last_login_at,
-        )
-        .join(TenantDirectoryEntry, TenantDirectoryEntry.tenant_id == Membership.tenant_id)
-        .where(Membership.user_id == user_id)
-        .order_by(TenantDirectoryEntry.slug)
+        _membership_views().where(Membership.user_id == user_id).order_by(TenantDirectoryEntry.slug)
     )
     return [MembershipView(*row) for row in rows]
 
@@ -77,17 +79,7 @@ async def memberships_of_user(session: AsyncSession, user_id: UUID) -> list[Memb
 async def find_membership(session: AsyncSession, tenant_id: UUID, user_id: UUID) -> MembershipView | None:
     row = (
         await session.execute(
-            select(
-                Membership.tenant_id,
-                TenantDirectoryEntry.slug,
-                Membership.role,
-                Membership.status,
-                TenantDirectoryEntry.is_active,
-                Membership.created_at,
-                Membership.last_login_at,
-            )
-            .join(TenantDirectoryEntry, TenantDirectoryEntry.tenant_id == Membership.tenant_id)
-            .where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
+            _membership_views().where(Membership.tenant_id == tenant_id, Membership.user_id == user_id)
         )
     ).one_or_none()
     return MembershipView(*row) if row else None

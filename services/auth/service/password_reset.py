@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from kit.context import Principal
 from kit.db import Database, bind_scope
 from kit.errors import InvalidArgument, Unauthenticated
 from kit.outbox import Outbox
 from kit.validation import normalize_email, validate_password
+from services.auth.models import User
 from services.auth.repository import account_tokens, users
 from services.auth.service.account_emails import PASSWORD_RESET, AccountEmails
 from services.auth.service.opaque_tokens import hash_opaque_token, scope_of_opaque_token
@@ -86,14 +89,7 @@ class PasswordReset:
             await users.mark_email_verified(session, user_id, now)
             revoked = await self._sessions.revoke_user_sessions(session, user_id, "password_reset")
             await forgive(session, LOGIN_FAILURES, user.email)
-            await self._emails.send(
-                session,
-                user,
-                PASSWORD_CHANGED,
-                tenant_id=None,
-                changed_at=now.isoformat(),
-                link=self._emails.link("/forgot-password"),
-            )
+            await self._notify_changed(session, user, now)
             await self._outbox.record(
                 session,
                 action="auth.password.reset",
@@ -102,6 +98,17 @@ class PasswordReset:
                 user_id=user_id,
                 details={"category": "auth", "outcome": "success", "reason": "link_used", "sessions_revoked": revoked},
             )
+
+    async def _notify_changed(self, session: AsyncSession, user: User, now: datetime) -> None:
+        """Tells the owner, with a way back if it was not them."""
+        await self._emails.send(
+            session,
+            user,
+            PASSWORD_CHANGED,
+            tenant_id=None,
+            changed_at=now.isoformat(),
+            link=self._emails.link("/forgot-password"),
+        )
 
     async def change(
         self, database: Database, principal: Principal, *, current_password: str, new_password: str
@@ -134,14 +141,7 @@ class PasswordReset:
             revoked = await self._sessions.revoke_user_sessions(
                 session, user.id, "password_changed", keep_session_id=principal.session_id
             )
-            await self._emails.send(
-                session,
-                user,
-                PASSWORD_CHANGED,
-                tenant_id=None,
-                changed_at=now.isoformat(),
-                link=self._emails.link("/forgot-password"),
-            )
+            await self._notify_changed(session, user, now)
             await self._outbox.record(
                 session,
                 action="auth.password.changed",
