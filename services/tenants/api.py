@@ -77,7 +77,8 @@ class TenantApi(tenants_service_pb2_grpc.TenantServiceServicer):
             )
         )
         message = tenant_message(created.tenant)
-        message.owner_status = OWNER_STATUSES.get(created.owner_status, tenants_pb2.OWNER_STATUS_UNSPECIFIED)
+        if created.owner_status:  # a retry that found the tenant made says nothing of its owner
+            message.owner_status = OWNER_STATUSES[created.owner_status]
         return message
 
     async def GetMyTenant(

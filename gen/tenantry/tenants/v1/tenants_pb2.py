@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tenantry/tenants/v1/tenants.proto\x12\x13tenantry.tenants.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x02\n\x06Tenant\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\x04slug\x18\x03 \x01(\tB\x04\xe2\x41\x01\x05\x12@\n\x11subscription_tier\x18\x04 \x01(\x0e\x32%.tenantry.tenants.v1.SubscriptionTier\x12)\n\x08settings\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\tis_active\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12<\n\x0cowner_status\x18\t \x01(\x0e\x32 .tenantry.tenants.v1.OwnerStatusB\x04\xe2\x41\x01\x03*\x8d\x01\n\x10SubscriptionTier\x12!\n\x1dSUBSCRIPTION_TIER_UNSPECIFIED\x10\x00\x12\x1a\n\x16SUBSCRIPTION_TIER_FREE\x10\x01\x12\x1b\n\x17SUBSCRIPTION_TIER_BASIC\x10\x02\x12\x1d\n\x19SUBSCRIPTION_TIER_PREMIUM\x10\x03*^\n\x0bOwnerStatus\x12\x1c\n\x18OWNER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13OWNER_STATUS_ACTIVE\x10\x01\x12\x18\n\x14OWNER_STATUS_INVITED\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!tenantry/tenants/v1/tenants.proto\x12\x13tenantry.tenants.v1\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x03\n\x06Tenant\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\x04slug\x18\x03 \x01(\tB\x04\xe2\x41\x01\x05\x12@\n\x11subscription_tier\x18\x04 \x01(\x0e\x32%.tenantry.tenants.v1.SubscriptionTier\x12)\n\x08settings\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\tis_active\x18\x06 \x01(\x08\x42\x04\xe2\x41\x01\x03\x12\x34\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x34\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x41\n\x0cowner_status\x18\t \x01(\x0e\x32 .tenantry.tenants.v1.OwnerStatusB\x04\xe2\x41\x01\x03H\x00\x88\x01\x01\x42\x0f\n\r_owner_status*\x8d\x01\n\x10SubscriptionTier\x12!\n\x1dSUBSCRIPTION_TIER_UNSPECIFIED\x10\x00\x12\x1a\n\x16SUBSCRIPTION_TIER_FREE\x10\x01\x12\x1b\n\x17SUBSCRIPTION_TIER_BASIC\x10\x02\x12\x1d\n\x19SUBSCRIPTION_TIER_PREMIUM\x10\x03*^\n\x0bOwnerStatus\x12\x1c\n\x18OWNER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13OWNER_STATUS_ACTIVE\x10\x01\x12\x18\n\x14OWNER_STATUS_INVITED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,10 +46,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TENANT'].fields_by_name['updated_at']._serialized_options = b'\342A\001\003'
   _globals['_TENANT'].fields_by_name['owner_status']._loaded_options = None
   _globals['_TENANT'].fields_by_name['owner_status']._serialized_options = b'\342A\001\003'
-  _globals['_SUBSCRIPTIONTIER']._serialized_start=522
-  _globals['_SUBSCRIPTIONTIER']._serialized_end=663
-  _globals['_OWNERSTATUS']._serialized_start=665
-  _globals['_OWNERSTATUS']._serialized_end=759
+  _globals['_SUBSCRIPTIONTIER']._serialized_start=544
+  _globals['_SUBSCRIPTIONTIER']._serialized_end=685
+  _globals['_OWNERSTATUS']._serialized_start=687
+  _globals['_OWNERSTATUS']._serialized_end=781
   _globals['_TENANT']._serialized_start=155
-  _globals['_TENANT']._serialized_end=519
+  _globals['_TENANT']._serialized_end=541
 # @@protoc_insertion_point(module_scope)

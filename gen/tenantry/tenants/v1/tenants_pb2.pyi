@@ -12,10 +12,10 @@ import builtins as _builtins
 import sys
 import typing as _typing
 
-if sys.version_info >= (3, 11):
-    from typing import TypeAlias as _TypeAlias, Never as _Never
+if sys.version_info >= (3, 10):
+    from typing import TypeAlias as _TypeAlias
 else:
-    from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
+    from typing_extensions import TypeAlias as _TypeAlias
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -105,12 +105,14 @@ class Tenant(_message.Message):
         is_active: _builtins.bool = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
-        owner_status: Global___OwnerStatus.ValueType = ...,
+        owner_status: Global___OwnerStatus.ValueType | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "settings", b"settings", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_owner_status", b"_owner_status", "created_at", b"created_at", "owner_status", b"owner_status", "settings", b"settings", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "id", b"id", "is_active", b"is_active", "name", b"name", "owner_status", b"owner_status", "settings", b"settings", "slug", b"slug", "subscription_tier", b"subscription_tier", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_owner_status", b"_owner_status", "created_at", b"created_at", "id", b"id", "is_active", b"is_active", "name", b"name", "owner_status", b"owner_status", "settings", b"settings", "slug", b"slug", "subscription_tier", b"subscription_tier", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__owner_status: _TypeAlias = _typing.Literal["owner_status"]  # noqa: Y015
+    _WhichOneofArgType__owner_status: _TypeAlias = _typing.Literal["_owner_status", b"_owner_status"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__owner_status) -> _WhichOneofReturnType__owner_status | None: ...
 
 Global___Tenant: _TypeAlias = Tenant  # noqa: Y015
