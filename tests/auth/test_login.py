@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import grpc
@@ -9,7 +10,7 @@ import jwt
 import pytest
 from tenantry.auth.v1 import auth_service_pb2
 
-from tests.stack import OPERATOR_EMAIL, OPERATOR_PASSWORD, OWNER_PASSWORD, Stack, rpc_error
+from tests.stack import OPERATOR_EMAIL, OPERATOR_PASSWORD, OWNER_PASSWORD, Stack, eventually, rpc_error
 
 
 def claims_of(token: str) -> dict:  # type: ignore[type-arg]
@@ -98,3 +99,14 @@ def test_login_to_a_tenant_the_user_is_not_in_is_denied(stack: Stack) -> None:
     mine, other = stack.create_tenant(), stack.create_tenant()
     error = rpc_error(lambda: stack.login(mine.owner_email, OWNER_PASSWORD, other.slug))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_an_unknown_email_too_long_for_a_resource_id_is_refused_and_audited(stack: Stack) -> None:
+    email = f"someone@{'d' * 230}.test"  # 244 characters: a valid address, longer than resource_id's 200
+    error = rpc_error(lambda: stack.login(email, "wrong-password-1"))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+    digest = "sha256:" + hashlib.sha256(email.encode()).hexdigest()
+    recorded = eventually(
+        lambda: stack.sql("SELECT details->>'email' FROM audit.events WHERE resource_id = %s", (digest,))
+    )
+    assert recorded == [(email,)]
