@@ -226,6 +226,14 @@ def test_a_person_lists_and_ends_their_sessions_and_an_admin_ends_a_members(
     )
     assert ended.status_code == 200
     assert post(gateway, "/api/v1/auth/refresh", {"refresh_token": phone["refresh_token"]}).status_code == 401
+    refused = eventually(
+        lambda: (
+            requests.get(f"{gateway}/api/v1/tenants/me", headers=auth(phone["access_token"]), timeout=30).status_code
+            == 401
+        ),
+        timeout=1.0,
+    )
+    assert refused  # the ended session's access token, within a second
     foreign = requests.delete(
         f"{gateway}/api/v1/auth/sessions/{uuid.uuid4()}", headers=auth(laptop["access_token"]), timeout=30
     )
