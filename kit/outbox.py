@@ -105,13 +105,17 @@ class Outbox:
                 resource_type=resource_type,
                 resource_id=str(resource_id),
                 details=details or {},
-                ip_address=_valid_ip(request.peer_ip) if request else None,
+                ip_address=valid_ip(request.peer_ip) if request else None,
                 user_agent=request.user_agent if request else None,
                 request_id=request.request_id if request else None,
                 created_at=datetime.now(UTC),
             )
         )
         after_commit(session, self._pending.set)
+
+    def wake_relay(self) -> None:
+        """Tells the relay that events were committed by a path outside record()."""
+        self._pending.set()
 
     async def relay(
         self,
@@ -185,7 +189,7 @@ def relay_jobs(outbox: Outbox, database: Database, settings: ServiceSettings) ->
     return relay, close
 
 
-def _valid_ip(value: str | None) -> str | None:
+def valid_ip(value: str | None) -> str | None:
     if not value:
         return None
     try:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Text, cast, func, or_, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, cast, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE
@@ -31,35 +31,104 @@ class EventFilter:
     after: tuple[datetime, UUID] | None = None
 
 
-async def insert_events(session: AsyncSession, events: list[dict[str, Any]]) -> None:
-    """Inserts new events; the caller has locked the chain head and left out stored ids."""
-    await session.execute(insert(AuditEventRow).values(events))
+# The events' columns, in the order the arrays below carry them.
+_EVENT_ARRAYS = """
+    unnest(
+        CAST(:ids AS uuid[]), CAST(:created_at AS timestamptz[]), CAST(:tenant_ids AS uuid[]),
+        CAST(:user_ids AS uuid[]), CAST(:actions AS text[]), CAST(:resource_types AS text[]),
+        CAST(:resource_ids AS text[]), CAST(:details AS text[]), CAST(:ip_addresses AS text[]),
+        CAST(:user_agents AS text[]), CAST(:request_ids AS text[]), CAST(:sequences AS bigint[]),
+        CAST(:chain_hashes AS bytea[])
+    ) AS event(id, created_at, tenant_id, user_id, action, resource_type, resource_id, details,
+               ip_address, user_agent, request_id, sequence, chain_hash)
+"""
+
+# One statement for a whole scope's share of a batch: the rows go in as
+# arrays (no per-row SQL to build or parse) and the chain head moves with them.
+_INSERT_AND_ADVANCE = text(
+    f"""
+    WITH inserted AS (
+        INSERT INTO audit.events (id, created_at, tenant_id, user_id, action, resource_type, resource_id,
+                                  details, ip_address, user_agent, request_id, sequence, chain_hash)
+        SELECT id, created_at, tenant_id, user_id, action, resource_type, resource_id,
+               CAST(details AS jsonb), CAST(ip_address AS inet), user_agent, request_id, sequence, chain_hash
+        FROM {_EVENT_ARRAYS}
+        RETURNING 1
+    )
+    UPDATE audit.chain_heads SET sequence = :head_sequence, chain_hash = :head_hash
+    WHERE scope = :scope AND (SELECT count(*) FROM inserted) = :expected
+    """
+)
+
+# Each candidate is looked up by the whole primary key in a LATERAL subquery
+# with a LIMIT, which PostgreSQL cannot flatten into a join: whatever the
+# statistics or a generic plan, it is one index probe per event in the one
+# partition its created_at prunes to, never a scan of the tenant's month.
+_STORED_KEYS = text(
+    """
+    SELECT candidate.id
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:created_at AS timestamptz[])) AS candidate(id, created_at)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM audit.events AS stored
+        WHERE stored.id = candidate.id AND stored.created_at = candidate.created_at
+        LIMIT 1
+    ) AS found
+    """
+)
+
+# Creates the head at the chain's start if the scope has none, and locks it
+# either way, in one statement (DO UPDATE locks the conflicting row).
+_LOCK_CHAIN_HEAD = text(
+    """
+    INSERT INTO audit.chain_heads AS head (scope, sequence, chain_hash) VALUES (:scope, 0, '')
+    ON CONFLICT (scope) DO UPDATE SET scope = head.scope
+    RETURNING head.sequence, head.chain_hash
+    """
+)
 
 
-async def stored_ids(session: AsyncSession, ids: list[UUID]) -> set[UUID]:
-    rows = await session.execute(select(AuditEventRow.id).where(AuditEventRow.id.in_(ids)))
+async def insert_events(
+    session: AsyncSession, scope: str, events: list[dict[str, Any]], head: tuple[int, bytes]
+) -> None:
+    """Inserts one scope's new events and moves its chain head to head.
+
+    The caller holds the head's lock and has left out the stored events."""
+    values: dict[str, Any] = {
+        "ids": [event["id"] for event in events],
+        "created_at": [event["created_at"] for event in events],
+        "tenant_ids": [event["tenant_id"] for event in events],
+        "user_ids": [event["user_id"] for event in events],
+        "actions": [event["action"] for event in events],
+        "resource_types": [event["resource_type"] for event in events],
+        "resource_ids": [event["resource_id"] for event in events],
+        "details": [json.dumps(event["details"]) for event in events],
+        "ip_addresses": [event["ip_address"] for event in events],
+        "user_agents": [event["user_agent"] for event in events],
+        "request_ids": [event["request_id"] for event in events],
+        "sequences": [event["sequence"] for event in events],
+        "chain_hashes": [event["chain_hash"] for event in events],
+        "scope": scope,
+        "head_sequence": head[0],
+        "head_hash": head[1],
+        "expected": len(events),
+    }
+    moved = await session.execute(_INSERT_AND_ADVANCE, values)
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError(f"the chain head of {scope} did not move with its events")
+
+
+async def stored_ids(session: AsyncSession, keys: list[tuple[UUID, datetime]]) -> set[UUID]:
+    """Which of the events (id, created_at) are stored already, by primary key."""
+    rows = await session.execute(
+        _STORED_KEYS, {"ids": [key[0] for key in keys], "created_at": [key[1] for key in keys]}
+    )
     return set(rows.scalars())
 
 
 async def lock_chain_head(session: AsyncSession, scope: str) -> tuple[int, bytes]:
     """The scope's newest sequence and hash, locked until the transaction ends."""
-    await session.execute(
-        insert(ChainHead)
-        .values(scope=scope, sequence=0, chain_hash=b"")
-        .on_conflict_do_nothing(index_elements=["scope"])
-    )
-    row = (
-        await session.execute(
-            select(ChainHead.sequence, ChainHead.chain_hash).where(ChainHead.scope == scope).with_for_update()
-        )
-    ).one()
+    row = (await session.execute(_LOCK_CHAIN_HEAD, {"scope": scope})).one()
     return int(row[0]), bytes(row[1])
-
-
-async def advance_chain_head(session: AsyncSession, scope: str, sequence: int, chain_hash: bytes) -> None:
-    await session.execute(
-        update(ChainHead).where(ChainHead.scope == scope).values(sequence=sequence, chain_hash=chain_hash)
-    )
 
 
 async def chain_head(session: AsyncSession, scope: str) -> ChainLink:
