@@ -60,32 +60,6 @@ _INSERT_AND_ADVANCE = text(
     """
 )
 
-# Each candidate is looked up by the whole primary key in a LATERAL subquery
-# with a LIMIT, which PostgreSQL cannot flatten into a join: whatever the
-# statistics or a generic plan, it is one index probe per event in the one
-# partition its created_at prunes to, never a scan of the tenant's month.
-_STORED_KEYS = text(
-    """
-    SELECT candidate.id
-    FROM unnest(CAST(:ids AS uuid[]), CAST(:created_at AS timestamptz[])) AS candidate(id, created_at)
-    CROSS JOIN LATERAL (
-        SELECT 1 FROM audit.events AS stored
-        WHERE stored.id = candidate.id AND stored.created_at = candidate.created_at
-        LIMIT 1
-    ) AS found
-    """
-)
-
-# Creates the head at the chain's start if the scope has none, and locks it
-# either way, in one statement (DO UPDATE locks the conflicting row).
-_LOCK_CHAIN_HEAD = text(
-    """
-    INSERT INTO audit.chain_heads AS head (scope, sequence, chain_hash) VALUES (:scope, 0, '')
-    ON CONFLICT (scope) DO UPDATE SET scope = head.scope
-    RETURNING head.sequence, head.chain_hash
-    """
-)
-
 
 async def insert_events(
     session: AsyncSession, scope: str, events: list[dict[str, Any]], head: tuple[int, bytes]
@@ -117,18 +91,24 @@ async def insert_events(
         raise RuntimeError(f"the chain head of {scope} did not move with its events")
 
 
-async def stored_ids(session: AsyncSession, keys: list[tuple[UUID, datetime]]) -> set[UUID]:
-    """Which of the events (id, created_at) are stored already, by primary key."""
-    rows = await session.execute(
-        _STORED_KEYS, {"ids": [key[0] for key in keys], "created_at": [key[1] for key in keys]}
-    )
-    return set(rows.scalars())
+_OPEN_CHAIN_FOR_APPEND = text(
+    "SELECT * FROM audit.open_chain_for_append(:scope, CAST(:ids AS uuid[]), CAST(:created AS timestamptz[]))"
+)
 
 
-async def lock_chain_head(session: AsyncSession, scope: str) -> tuple[int, bytes]:
-    """The scope's newest sequence and hash, locked until the transaction ends."""
-    row = (await session.execute(_LOCK_CHAIN_HEAD, {"scope": scope})).one()
-    return int(row[0]), bytes(row[1])
+async def open_chain_for_append(
+    session: AsyncSession, scope: str, keys: list[tuple[UUID, datetime]]
+) -> tuple[int, bytes, set[UUID]]:
+    """Binds the scope and locks its chain head for the transaction, in one round trip
+    (see the function in migration 0005): the head's sequence and hash, and
+    which of the events (id, created_at) are stored already, by primary key."""
+    row = (
+        await session.execute(
+            _OPEN_CHAIN_FOR_APPEND,
+            {"scope": scope, "ids": [key[0] for key in keys], "created": [key[1] for key in keys]},
+        )
+    ).one()
+    return int(row[0]), bytes(row[1]), set(row[2])
 
 
 async def chain_head(session: AsyncSession, scope: str) -> ChainLink:
