@@ -59,13 +59,15 @@ def _ensure_monthly_partitions(analyze: str) -> str:
 # so a batch racing a retry of itself waits and then leaves out what it stored.
 # SECURITY INVOKER: every policy applies as to the runtime role's own queries.
 # Each event is looked up by its whole primary key in a LATERAL subquery with a
-# LIMIT, which PostgreSQL cannot flatten into a join: whatever the statistics
-# or a generic plan, one index probe in the one partition the event's time
-# prunes to, never a scan of the tenant's month.
+# LIMIT, which PostgreSQL cannot flatten into a join, so it is one probe in the
+# one partition the event's time prunes to at run time. enable_seqscan is off
+# for the function alone, so that probe is the primary key's index whatever
+# the statistics say or however old the generic plan is: a partition that
+# looked small when planned is never scanned whole once it has grown.
 OPEN_CHAIN_FOR_APPEND = """
     CREATE FUNCTION audit.open_chain_for_append(append_scope text, ids uuid[], created timestamptz[],
         OUT head_sequence bigint, OUT head_hash bytea, OUT stored_ids uuid[])
-    LANGUAGE plpgsql SECURITY INVOKER AS $$
+    LANGUAGE plpgsql SECURITY INVOKER SET enable_seqscan = off AS $$
     BEGIN
       PERFORM pg_catalog.set_config('app.tenant_id', append_scope, true);
       INSERT INTO audit.chain_heads AS head (scope, sequence, chain_hash) VALUES (append_scope, 0, '')
