@@ -15,6 +15,7 @@ import grpc
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
 from benchmarks.harness import milliseconds, percentile, tenantry
+from benchmarks.round_trips import refresh_round_trips
 from tests.stack import OWNER_PASSWORD
 
 CHAINS = 64
@@ -64,6 +65,8 @@ def main() -> None:
                 client_process, [(address, tokens[i * share : (i + 1) * share], SECONDS) for i in range(PROCESSES)]
             )
             elapsed = time.perf_counter() - started
+        fresh = running.stack.login(tenant.owner_email, OWNER_PASSWORD).refresh_token
+        counted, _ = asyncio.run(refresh_round_trips(running.stack.database_url, fresh))
     refreshes = sum(result[0] for result in results)
     latencies = [value for result in results for value in result[1]]
     failures = sum(result[2] for result in results)
@@ -73,6 +76,7 @@ def main() -> None:
         f"  p50 {milliseconds(percentile(latencies, 0.5))}  p99 {milliseconds(percentile(latencies, 0.99))}"
         f"  failures {failures}"
     )
+    print(f"  PostgreSQL round trips per refresh: {len(counted)} ({', '.join(counted)}); 11 before")
 
 
 if __name__ == "__main__":
