@@ -38,6 +38,8 @@ lint: install
 ## Benchmarks that print figures, each on a throwaway Tenantry on loopback.
 bench: install
 	$(PY) -m benchmarks.login_burst
+	$(PY) -m benchmarks.refresh
+	$(PY) -m benchmarks.audit_ingest
 
 ## Regenerate gen/ from protos/.
 proto: install

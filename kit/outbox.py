@@ -49,6 +49,8 @@ from kit.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 RELAY_BATCH_SIZE = 200
+# The longest an idle relay waits before looking for rows it was not told of.
+IDLE_POLL_LIMIT_SECONDS = 30.0
 
 Job = Callable[[], Coroutine[Any, Any, None]]
 
@@ -105,13 +107,17 @@ class Outbox:
                 resource_type=resource_type,
                 resource_id=str(resource_id),
                 details=details or {},
-                ip_address=_valid_ip(request.peer_ip) if request else None,
+                ip_address=valid_ip(request.peer_ip) if request else None,
                 user_agent=request.user_agent if request else None,
                 request_id=request.request_id if request else None,
                 created_at=datetime.now(UTC),
             )
         )
         after_commit(session, self._pending.set)
+
+    def wake_relay(self) -> None:
+        """Tells the relay that events were committed by a path outside record()."""
+        self._pending.set()
 
     async def relay(
         self,
@@ -120,18 +126,26 @@ class Outbox:
         metadata: tuple[tuple[str, str], ...],
         *,
         idle_interval: float = 1.0,
+        longest_idle_interval: float = IDLE_POLL_LIMIT_SECONDS,
     ) -> None:
-        """Ships the outbox forever: woken by new events, polling when idle, backing off on failure."""
+        """Ships the outbox forever: woken at once by events this process
+        commits, backing off on failure. The poll is only for rows another
+        process left behind (a replica that stopped before shipping), so
+        while the outbox stays empty its interval doubles, from idle_interval
+        up to longest_idle_interval: an idle service costs PostgreSQL a query
+        every half minute, not every second."""
         backoff = 0.2
+        idle = idle_interval
         while True:
             try:
                 shipped = await self.ship_batch(sessions, ingest, metadata)
                 backoff = 0.2
                 if shipped == RELAY_BATCH_SIZE:
                     continue
+                idle = idle_interval if shipped else min(idle * 2, longest_idle_interval)
                 self._pending.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._pending.wait(), timeout=idle_interval)
+                    await asyncio.wait_for(self._pending.wait(), timeout=idle)
             except (grpc.aio.AioRpcError, OSError, ConnectionError) as error:
                 reason = error.code().name if isinstance(error, grpc.aio.AioRpcError) else type(error).__name__
                 log.warning("outbox relay retrying", extra={"reason": reason})
@@ -185,7 +199,7 @@ def relay_jobs(outbox: Outbox, database: Database, settings: ServiceSettings) ->
     return relay, close
 
 
-def _valid_ip(value: str | None) -> str | None:
+def valid_ip(value: str | None) -> str | None:
     if not value:
         return None
     try:

@@ -7,6 +7,7 @@ whoever lacks the key cannot forge a replacement chain.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -40,7 +41,7 @@ def canonical(event: dict[str, Any], sequence: int) -> bytes:
         "resource_type": event["resource_type"],
         "resource_id": event["resource_id"],
         "details": _normalized(event["details"]),
-        "ip_address": str(ipaddress.ip_address(str(ip).split("/")[0])) if ip else "",
+        "ip_address": _normalized_ip(str(ip)) if ip else "",
         "user_agent": event["user_agent"] or "",
         "request_id": event["request_id"] or "",
         "created_at": event["created_at"].astimezone(UTC).isoformat(timespec="microseconds"),
@@ -53,12 +54,24 @@ def link(key: bytes, previous: bytes, event: dict[str, Any], sequence: int) -> b
     return hmac.new(key, previous + canonical(event, sequence), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=4096)
+def _normalized_ip(ip: str) -> str:
+    """The address as inet gives it back; a few client addresses recur in every batch."""
+    return str(ipaddress.ip_address(ip.split("/")[0]))
+
+
 def _normalized(value: Any) -> Any:
-    """Integral floats as integers: jsonb keeps 1e20 as 100000000000000000000."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
+    """Integral floats as integers: jsonb keeps 1e20 as 100000000000000000000.
+
+    Exact type tests: values come from JSON or a Struct, never subclasses,
+    and this runs for every field of every event ingested."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is dict:
         return {key: _normalized(item) for key, item in value.items()}
-    if isinstance(value, list):
+    if kind is list:
         return [_normalized(item) for item in value]
     return value

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Text, cast, func, or_, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, cast, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE
@@ -31,35 +31,84 @@ class EventFilter:
     after: tuple[datetime, UUID] | None = None
 
 
-async def insert_events(session: AsyncSession, events: list[dict[str, Any]]) -> None:
-    """Inserts new events; the caller has locked the chain head and left out stored ids."""
-    await session.execute(insert(AuditEventRow).values(events))
+# The events' columns, in the order the arrays below carry them.
+_EVENT_ARRAYS = """
+    unnest(
+        CAST(:ids AS uuid[]), CAST(:created_at AS timestamptz[]), CAST(:tenant_ids AS uuid[]),
+        CAST(:user_ids AS uuid[]), CAST(:actions AS text[]), CAST(:resource_types AS text[]),
+        CAST(:resource_ids AS text[]), CAST(:details AS text[]), CAST(:ip_addresses AS text[]),
+        CAST(:user_agents AS text[]), CAST(:request_ids AS text[]), CAST(:sequences AS bigint[]),
+        CAST(:chain_hashes AS bytea[])
+    ) AS event(id, created_at, tenant_id, user_id, action, resource_type, resource_id, details,
+               ip_address, user_agent, request_id, sequence, chain_hash)
+"""
 
-
-async def stored_ids(session: AsyncSession, ids: list[UUID]) -> set[UUID]:
-    rows = await session.execute(select(AuditEventRow.id).where(AuditEventRow.id.in_(ids)))
-    return set(rows.scalars())
-
-
-async def lock_chain_head(session: AsyncSession, scope: str) -> tuple[int, bytes]:
-    """The scope's newest sequence and hash, locked until the transaction ends."""
-    await session.execute(
-        insert(ChainHead)
-        .values(scope=scope, sequence=0, chain_hash=b"")
-        .on_conflict_do_nothing(index_elements=["scope"])
+# One statement for a whole scope's share of a batch: the rows go in as
+# arrays (no per-row SQL to build or parse) and the chain head moves with them.
+_INSERT_AND_ADVANCE = text(
+    f"""
+    WITH inserted AS (
+        INSERT INTO audit.events (id, created_at, tenant_id, user_id, action, resource_type, resource_id,
+                                  details, ip_address, user_agent, request_id, sequence, chain_hash)
+        SELECT id, created_at, tenant_id, user_id, action, resource_type, resource_id,
+               CAST(details AS jsonb), CAST(ip_address AS inet), user_agent, request_id, sequence, chain_hash
+        FROM {_EVENT_ARRAYS}
+        RETURNING 1
     )
+    UPDATE audit.chain_heads SET sequence = :head_sequence, chain_hash = :head_hash
+    WHERE scope = :scope AND (SELECT count(*) FROM inserted) = :expected
+    """
+)
+
+
+async def insert_events(
+    session: AsyncSession, scope: str, events: list[dict[str, Any]], head: tuple[int, bytes]
+) -> None:
+    """Inserts one scope's new events and moves its chain head to head.
+
+    The caller holds the head's lock and has left out the stored events."""
+    values: dict[str, Any] = {
+        "ids": [event["id"] for event in events],
+        "created_at": [event["created_at"] for event in events],
+        "tenant_ids": [event["tenant_id"] for event in events],
+        "user_ids": [event["user_id"] for event in events],
+        "actions": [event["action"] for event in events],
+        "resource_types": [event["resource_type"] for event in events],
+        "resource_ids": [event["resource_id"] for event in events],
+        "details": [json.dumps(event["details"]) for event in events],
+        "ip_addresses": [event["ip_address"] for event in events],
+        "user_agents": [event["user_agent"] for event in events],
+        "request_ids": [event["request_id"] for event in events],
+        "sequences": [event["sequence"] for event in events],
+        "chain_hashes": [event["chain_hash"] for event in events],
+        "scope": scope,
+        "head_sequence": head[0],
+        "head_hash": head[1],
+        "expected": len(events),
+    }
+    moved = await session.execute(_INSERT_AND_ADVANCE, values)
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise RuntimeError(f"the chain head of {scope} did not move with its events")
+
+
+_OPEN_CHAIN_FOR_APPEND = text(
+    "SELECT * FROM audit.open_chain_for_append(:scope, CAST(:ids AS uuid[]), CAST(:created AS timestamptz[]))"
+)
+
+
+async def open_chain_for_append(
+    session: AsyncSession, scope: str, keys: list[tuple[UUID, datetime]]
+) -> tuple[int, bytes, set[UUID]]:
+    """Binds the scope and locks its chain head for the transaction, in one round trip
+    (see the function in migration 0005): the head's sequence and hash, and
+    which of the events (id, created_at) are stored already, by primary key."""
     row = (
         await session.execute(
-            select(ChainHead.sequence, ChainHead.chain_hash).where(ChainHead.scope == scope).with_for_update()
+            _OPEN_CHAIN_FOR_APPEND,
+            {"scope": scope, "ids": [key[0] for key in keys], "created": [key[1] for key in keys]},
         )
     ).one()
-    return int(row[0]), bytes(row[1])
-
-
-async def advance_chain_head(session: AsyncSession, scope: str, sequence: int, chain_hash: bytes) -> None:
-    await session.execute(
-        update(ChainHead).where(ChainHead.scope == scope).values(sequence=sequence, chain_hash=chain_hash)
-    )
+    return int(row[0]), bytes(row[1]), set(row[2])
 
 
 async def chain_head(session: AsyncSession, scope: str) -> ChainLink:

@@ -92,26 +92,28 @@ class AuditTrail:
 
         Scopes are locked in sorted order, so two batches never deadlock; ids
         already stored are left out after the lock is held, so a retried
-        batch adds nothing and the chain never counts an event twice."""
+        batch adds nothing and the chain never counts an event twice. Per
+        scope it costs two round trips whatever the batch's size: bind the
+        scope, lock its head and find the stored events; insert and move the head."""
         by_scope: dict[str, dict[UUID, dict[str, Any]]] = defaultdict(dict)
         for event in events:
             by_scope[str(event["tenant_id"]) if event["tenant_id"] else PLATFORM_SCOPE].setdefault(event["id"], event)
         appended = 0
         async with self._database.unit_of_work(scope="") as session:
             for scope in sorted(by_scope):
-                await bind_scope(session, tenant=scope)
-                sequence, previous = await repository.lock_chain_head(session, scope)
-                stored = await repository.stored_ids(session, list(by_scope[scope]))
+                candidates = by_scope[scope]
+                sequence, previous, stored = await repository.open_chain_for_append(
+                    session, scope, [(event_id, event["created_at"]) for event_id, event in candidates.items()]
+                )
                 rows = []
-                for event_id, event in by_scope[scope].items():
+                for event_id, event in candidates.items():
                     if event_id in stored:
                         continue
                     sequence += 1
                     previous = chain.link(self._chain_key, previous, event, sequence)
                     rows.append({**event, "sequence": sequence, "chain_hash": previous})
                 if rows:
-                    await repository.insert_events(session, rows)
-                    await repository.advance_chain_head(session, scope, sequence, previous)
+                    await repository.insert_events(session, scope, rows, (sequence, previous))
                     appended += len(rows)
         return appended
 

@@ -47,8 +47,7 @@ class AuthApi(auth_service_pb2_grpc.AuthServiceServicer):
     async def Refresh(
         self, request: auth_service_pb2.RefreshRequest, context: grpc.aio.ServicerContext
     ) -> auth_service_pb2.TokenResponse:
-        async with self._database.unit_of_work() as session:
-            tokens = await self._sessions.refresh(session, refresh_token=request.refresh_token)
+        tokens = await self._sessions.refresh(self._database, refresh_token=request.refresh_token)
         return token_response(tokens)
 
     async def Logout(

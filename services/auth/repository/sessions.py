@@ -4,14 +4,19 @@ and refresh tokens are guarded by tenant, or by subject during login and refresh
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, DateTime, and_, cast, delete, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.db import Database, is_connection_failure
+from kit.errors import Unavailable
 from services.auth.models import RefreshToken, Session, SessionRevocation, TenantDirectoryEntry
 
 REVOCATION_CHANNEL = "tenantry_session_revoked"
@@ -196,3 +201,125 @@ async def live_revocations(session: AsyncSession, now: datetime) -> list[tuple[U
         )
     )
     return [(row[0], row[1]) for row in rows]
+
+
+# Refresh with rotation, in three round trips -----------------------------------------------------------------------
+
+# The rotation as one statement: the presented token marked used (only if
+# unused, unexpired and of a live session, so of two concurrent refreshes one
+# wins), its session touched, the next token of the family stored, the audit
+# event written to the outbox, and what the new access token needs of the
+# membership as it is now: role, status, whether the tenant is active, and a
+# custom role's permissions. No row comes back when the token was not redeemed.
+_ROTATE = """
+WITH redeemed AS (
+    UPDATE auth.refresh_tokens SET used_at = $3
+    WHERE token_hash = $1 AND user_id = $2 AND used_at IS NULL AND expires_at > $3
+      AND session_id IN (SELECT id FROM auth.sessions WHERE revoked_at IS NULL)
+    RETURNING session_id, user_id, tenant_id
+), touched AS (
+    UPDATE auth.sessions SET last_refreshed_at = $3 WHERE id = (SELECT session_id FROM redeemed)
+), issued AS (
+    INSERT INTO auth.refresh_tokens (token_hash, session_id, user_id, tenant_id, created_at, expires_at)
+    SELECT $4, session_id, user_id, tenant_id, $3, $5 FROM redeemed
+), recorded AS (
+    INSERT INTO auth.outbox (id, tenant_id, user_id, action, resource_type, resource_id, details,
+                             ip_address, user_agent, request_id, created_at)
+    SELECT $6, tenant_id, user_id, 'auth.token.refreshed', 'session', session_id::text, '{}'::jsonb,
+           $7::inet, $8, $9, $3
+    FROM redeemed
+)
+SELECT redeemed.session_id, redeemed.tenant_id, membership.role, membership.status, directory.is_active,
+       custom_role.permissions
+FROM redeemed
+LEFT JOIN auth.memberships AS membership
+       ON membership.tenant_id = redeemed.tenant_id AND membership.user_id = redeemed.user_id
+LEFT JOIN auth.tenant_directory AS directory ON directory.tenant_id = redeemed.tenant_id
+LEFT JOIN auth.roles AS custom_role ON custom_role.tenant_id = redeemed.tenant_id AND custom_role.name = membership.role
+"""
+
+
+@dataclass(frozen=True)
+class RefreshEvent:
+    """The audit event a refresh writes to the outbox; its tenant and session come from the token."""
+
+    id: UUID
+    ip_address: str | None
+    user_agent: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A redeemed refresh token's session, and its membership as it is now (None where there is none)."""
+
+    session_id: UUID
+    tenant_id: UUID | None
+    role: str | None
+    status: str | None
+    tenant_active: bool | None
+    custom_permissions: tuple[str, ...] | None
+
+
+@asynccontextmanager
+async def refresh_transaction(database: Database, subject: UUID, token_hash: bytes) -> AsyncIterator[Any]:
+    """A transaction bound for refreshing one token, on a pooled asyncpg connection.
+
+    The first round trip opens the transaction and binds, transaction-local
+    as every unit of work does, the subject written in the token and then
+    the tenant of the token's session (found under the subject binding, so a
+    token of someone else's binds nothing). These are separate statements of
+    one simple-protocol message, which PostgreSQL runs in order: row-level
+    security then applies to everything after, as it would after bind_scope.
+    Both values are ours to format (a UUID, a SHA-256 digest in hex), never
+    text from the caller. Commits when the block ends, rolls back on error."""
+    bind = (
+        f"BEGIN; SELECT set_config('app.subject_id', '{UUID(str(subject))}', true);"
+        " SELECT set_config('app.tenant_id', coalesce((SELECT tenant_id::text FROM auth.refresh_tokens"
+        f" WHERE token_hash = '\\x{bytes(token_hash).hex()}'::bytea), ''), true)"
+    )
+    try:
+        async with database.engine.connect() as pooled:
+            connection = (await pooled.get_raw_connection()).driver_connection
+            assert connection is not None
+            await connection.execute(bind)
+            try:
+                yield connection
+            except BaseException:
+                with suppress(Exception):
+                    await connection.execute("ROLLBACK")
+                raise
+            await connection.execute("COMMIT")
+    except Exception as error:
+        if is_connection_failure(error):
+            raise Unavailable("the database is unavailable; retry later") from None
+        raise
+
+
+async def rotate_refresh_token(
+    connection: Any,
+    *,
+    token_hash: bytes,
+    subject: UUID,
+    next_token_hash: bytes,
+    now: datetime,
+    expires_at: datetime,
+    event: RefreshEvent,
+) -> Rotation | None:
+    """Redeems the token and stores its successor in one statement (see _ROTATE); None if it was not redeemed."""
+    row = await connection.fetchrow(
+        _ROTATE,
+        token_hash,
+        subject,
+        now,
+        next_token_hash,
+        expires_at,
+        event.id,
+        event.ip_address,
+        event.user_agent,
+        event.request_id,
+    )
+    if row is None:
+        return None
+    permissions = row[5]
+    return Rotation(row[0], row[1], row[2], row[3], row[4], None if permissions is None else tuple(permissions))

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import PLATFORM_ADMIN_ROLE, Principal, current_request
 from kit.db import Database, after_commit, bind_scope
-from kit.errors import InvalidArgument, PermissionDenied, Unauthenticated
-from kit.outbox import Outbox
+from kit.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from kit.outbox import Outbox, valid_ip
 from kit.revocations import RevokedSessions
 from kit.tokens import ACCESS_TOKEN_CLAIM_TYPE, ACCESS_TOKEN_HEADER_TYPE, ALGORITHM, CLOCK_LEEWAY
 from kit.validation import PASSWORD_MAX_BYTES, normalize_email
@@ -24,7 +24,7 @@ from services.auth.repository import sessions as session_rows
 from services.auth.repository.memberships import MembershipView
 from services.auth.service.opaque_tokens import hash_opaque_token, new_opaque_token, scope_of_opaque_token
 from services.auth.service.passwords import PasswordHasher
-from services.auth.service.roles import PLATFORM_OPERATOR_PERMISSIONS, permissions_of
+from services.auth.service.roles import BUILT_IN, PLATFORM_OPERATOR_PERMISSIONS, permissions_of
 from services.auth.service.signing_keys import SigningKeys
 from services.auth.service.throttling import LOGIN_FAILURES, count_attempt, forgive, refuse_if_blocked
 
@@ -200,40 +200,45 @@ class SessionService:
                 return f"tenant_slug: your invitation to '{tenant_slug}' has not been accepted yet"
         return f"tenant_slug: not a member of tenant '{tenant_slug}'"
 
-    async def refresh(self, session: AsyncSession, *, refresh_token: str) -> IssuedTokens:
+    async def refresh(self, database: Database, *, refresh_token: str) -> IssuedTokens:
+        """Rotates the refresh token and issues new tokens with the grant as it is now.
+
+        Three round trips: open and bind (see refresh_transaction), rotate,
+        commit. Whatever refuses the refresh rolls the rotation back; a token
+        that was already used then ends its whole session, in a transaction
+        of its own that commits although the call fails."""
         if not refresh_token:
             raise InvalidArgument("refresh_token", "is required")
         subject = scope_of_opaque_token(refresh_token, Unauthenticated(REFRESH_FAILED))
-        await bind_scope(session, subject=subject)
         token_hash = hash_opaque_token(refresh_token)
+        next_token = new_opaque_token(subject)
         now = datetime.now(UTC)
-        redeemed = await session_rows.redeem_refresh_token(session, token_hash, now)
-        if redeemed is None:
-            await self._refuse_refresh(session, token_hash)
-            raise Unauthenticated(REFRESH_FAILED)
-        grant = await self._current_grant(session, redeemed)
-        tokens = await self._issue(session, subject, grant, redeemed.session_id, now)
-        await self._outbox.record(
-            session,
-            action="auth.token.refreshed",
-            resource_type="session",
-            resource_id=redeemed.session_id,
-            tenant_id=redeemed.tenant_id,
-            user_id=subject,
+        request = current_request()
+        event = session_rows.RefreshEvent(
+            id=uuid.uuid4(),
+            ip_address=valid_ip(request.peer_ip) if request else None,
+            user_agent=request.user_agent if request else None,
+            request_id=request.request_id if request else None,
         )
-        return tokens
-
-    async def _current_grant(self, session: AsyncSession, redeemed: session_rows.RedeemedToken) -> Grant:
-        """Role and permissions as they are now, not as they were at login."""
-        if redeemed.tenant_id is None:
-            return OPERATOR_GRANT
-        membership = await memberships.find_membership(session, redeemed.tenant_id, redeemed.user_id)
-        if membership is None or membership.status != "active" or not membership.tenant_active:
+        async with session_rows.refresh_transaction(database, subject, token_hash) as connection:
+            rotation = await session_rows.rotate_refresh_token(
+                connection,
+                token_hash=token_hash,
+                subject=subject,
+                next_token_hash=hash_opaque_token(next_token),
+                now=now,
+                expires_at=now + self._policy.refresh_ttl,
+                event=event,
+            )
+            grant = _current_grant(rotation) if rotation is not None else None
+        if rotation is None or grant is None:
+            if rotation is None:
+                async with database.unit_of_work() as session:
+                    await bind_scope(session, subject=subject)
+                    await self._refuse_refresh(session, token_hash)
             raise Unauthenticated(REFRESH_FAILED)
-        await bind_scope(session, tenant=redeemed.tenant_id, subject=redeemed.user_id)
-        return Grant(
-            redeemed.tenant_id, membership.role, await permissions_of(session, redeemed.tenant_id, membership.role)
-        )
+        self._outbox.wake_relay()
+        return self._access_tokens(subject, grant, rotation.session_id, now, next_token)
 
     async def _refuse_refresh(self, session: AsyncSession, token_hash: bytes) -> None:
         """A known token that was already used means it leaked or was replayed:
@@ -325,6 +330,11 @@ class SessionService:
             now=now,
             expires_at=now + self._policy.refresh_ttl,
         )
+        return self._access_tokens(user_id, grant, session_id, now, refresh_token)
+
+    def _access_tokens(
+        self, user_id: UUID, grant: Grant, session_id: UUID, now: datetime, refresh_token: str
+    ) -> IssuedTokens:
         issued_at = int(now.timestamp())
         expires_in = int(self._policy.access_ttl.total_seconds())
         claims = {
@@ -347,6 +357,20 @@ class SessionService:
             claims, private_key, algorithm=ALGORITHM, headers={"kid": kid, "typ": ACCESS_TOKEN_HEADER_TYPE}
         )
         return IssuedTokens(access_token=access_token, refresh_token=refresh_token, expires_in=expires_in)
+
+
+def _current_grant(rotation: session_rows.Rotation) -> Grant | None:
+    """Role and permissions as they are now, not as they were at login; None
+    when the membership or the tenant can no longer be used."""
+    if rotation.tenant_id is None:
+        return OPERATOR_GRANT
+    if rotation.role is None or rotation.status != "active" or not rotation.tenant_active:
+        return None
+    if rotation.role in BUILT_IN:
+        return Grant(rotation.tenant_id, rotation.role, BUILT_IN[rotation.role][1])
+    if rotation.custom_permissions is None:
+        raise NotFound(f"role: the tenant has no role '{rotation.role}'")
+    return Grant(rotation.tenant_id, rotation.role, rotation.custom_permissions)
 
 
 def _require_usable(membership: MembershipView) -> None:
