@@ -91,21 +91,22 @@ def _accepts(address: str) -> bool:
         return False
 
 
-async def _transactions(admin_url: str) -> int:
+async def _transactions(admin_url: str, databases: str) -> int:
     connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute("SELECT pg_stat_clear_snapshot()")
         value = await connection.fetchval(
-            "SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database WHERE datname LIKE 'tenantry_bench_%'"
+            "SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database WHERE datname LIKE $1", databases
         )
         return int(value or 0)
     finally:
         await connection.close()
 
 
-def transactions(admin_url: str) -> int:
+def transactions(admin_url: str, *, databases: str = "tenantry_bench_%") -> int:
+    """Transactions so far in the benchmark's databases (LIKE pattern)."""
     time.sleep(1.1)  # backends flush their statistics at most once a second
-    return asyncio.run(_transactions(admin_url))
+    return asyncio.run(_transactions(admin_url, databases))
 
 
 def wrk_measured(
