@@ -146,10 +146,13 @@ def http_reads(running: Running, peer: peer_process.Peer | None, settings: Setti
         their_rate = statistics.median(r.rate for r in theirs) if theirs else 0.0
         their_p99 = statistics.median(r.p99 for r in theirs) if theirs else 0.0
         errors = sum(r.errors for r in ours)
+        broken = sum(r.socket_errors for r in ours)
         rows.append(
             Row(
                 f"GET /api/v1/tenants/me via gateway vs peer GET /me, wrk c={connections}",
-                f"{rps(our_rate)}, p99 {milliseconds(our_p99)}" + (f", {errors} errors" if errors else ""),
+                f"{rps(our_rate)}, p99 {milliseconds(our_p99)}"
+                + (f", {errors} non-2xx" if errors else "")
+                + (f", {broken} socket errors" if broken else ""),
                 f"{rps(their_rate)}, p99 {milliseconds(their_p99)}" if theirs else "(no peer venv)",
                 ratio(our_rate, their_rate),
             )

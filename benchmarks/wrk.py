@@ -15,7 +15,8 @@ class HttpResult:
     rate: float
     p50: float
     p99: float
-    errors: int
+    errors: int  # non-2xx answers
+    socket_errors: int  # refused, reset or timed out (wrk's timeout: 2 s)
 
 
 def available() -> bool:
@@ -35,10 +36,11 @@ def run(url: str, *, token: str, connections: int, seconds: float, threads: int 
         capture_output=True, text=True, check=True, timeout=seconds + 30,
     ).stdout  # fmt: skip
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", output, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s*(\d+)(?:\.0+)?%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.MULTILINE))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     failed = int(errors.group(1)) if errors else 0
-    if socket_errors:
-        failed += sum(int(value) for value in socket_errors.groups())
-    return HttpResult(rate, _seconds(percentiles["50"]), _seconds(percentiles["99"]), failed)
+    broken = sum(int(value) for value in socket_errors.groups()) if socket_errors else 0
+    # A run that timed out entirely has no distribution: NaN, not a crash.
+    p50, p99 = (_seconds(percentiles[key]) if key in percentiles else float("nan") for key in ("50", "99"))
+    return HttpResult(rate, p50, p99, failed, broken)
