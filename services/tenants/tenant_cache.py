@@ -11,9 +11,10 @@ returns, and every other replica within STALENESS_BOUND_SECONDS. The listener
 confirms its connection with a round trip every PING_SECONDS; PostgreSQL
 delivers a listening session's notifications before it answers its next
 query, so once a ping sent at t has been answered, every change committed
-before t has been applied. The cache answers only while its last answered
-ping was sent less than STALENESS_BOUND_SECONDS ago; otherwise (listener down,
-database slow, connection half-open) every read goes to the database.
+before t has been applied. The cache answers only while its listener
+connection is open and its last answered ping was sent less than
+STALENESS_BOUND_SECONDS ago; otherwise (listener down, database slow or shut
+down, connection half-open) every read goes to the database.
 
 A read that misses runs concurrently with writers: it keeps its row only if
 no notification arrived between the moment it started and the moment it
@@ -54,10 +55,18 @@ class TenantCache:
         self._evictions = 0
         # monotonic send time of the last ping the listener saw answered.
         self._confirmed_at = float("-inf")
+        self._listener: asyncpg.Connection | None = None
         self.listening = asyncio.Event()
 
     def is_trusted(self) -> bool:
-        return time.monotonic() - self._confirmed_at < STALENESS_BOUND_SECONDS
+        # A listener connection seen closed (the server shut down, say) is
+        # distrusted at once, not at the next ping.
+        listener = self._listener
+        return (
+            listener is not None
+            and not listener.is_closed()
+            and time.monotonic() - self._confirmed_at < STALENESS_BOUND_SECONDS
+        )
 
     async def get(self, tenant_id: UUID, load: Callable[[], Awaitable[Tenant | None]]) -> Tenant | None:
         """The tenant from the cache while it is trusted, else from load()."""
@@ -98,6 +107,7 @@ class TenantCache:
             connection: asyncpg.Connection | None = None
             try:
                 connection = await asyncpg.connect(self._dsn, timeout=STALENESS_BOUND_SECONDS * 5)
+                self._listener = connection
                 await connection.execute(f'SET ROLE "{self._role}"')
                 await connection.add_listener(TENANT_CHANGES_CHANNEL, self._on_notification)
                 # Whatever changed while nobody listened is unknown: start empty.

@@ -271,9 +271,27 @@ def test_without_a_live_listener_the_cache_is_not_trusted(database_url: str) -> 
     assert second == "Behind its back"
 
 
+def test_a_closed_listener_connection_is_distrusted_before_its_next_ping(database_url: str) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        cache = TenantCache(asyncpg_url(database_url), role=DB_ROLE)
+        listener = asyncio.create_task(cache.follow_changes())
+        try:
+            await asyncio.wait_for(cache.listening.wait(), 5)
+            trusted_before = cache.is_trusted()
+            assert cache._listener is not None
+            cache._listener.terminate()  # as when the server goes away between two pings
+            return trusted_before, cache.is_trusted()
+        finally:
+            listener.cancel()
+
+    trusted_before, trusted_after = asyncio.run(scenario())
+    assert trusted_before
+    assert not trusted_after
+
+
 def test_a_row_read_before_a_change_is_not_stored_after_its_eviction() -> None:
     cache = TenantCache("postgresql://unused/none", role=DB_ROLE)
-    cache._confirmed_at = float("inf")  # trusted, as with a live listener
+    cache.is_trusted = lambda: True  # type: ignore[method-assign]  # as with a live listener
     tenant_id = uuid.uuid4()
     stale = Tenant(id=tenant_id, name="Before")
 
