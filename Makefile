@@ -35,8 +35,18 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy kit services devtools gateway benchmarks
 
-## Benchmarks that print figures, each on a throwaway Tenantry on loopback.
-bench: install
+PEER_VENV := benchmarks/.peer-venv
+
+# The peer monolith's own environment: FastAPI never enters Tenantry's.
+$(PEER_VENV)/.installed: benchmarks/peer/requirements.txt
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet -r benchmarks/peer/requirements.txt
+	touch $@
+
+## Benchmarks that print figures, each on a throwaway Tenantry on loopback (about 6 minutes).
+bench: install $(PEER_VENV)/.installed
+	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	$(PY) -m benchmarks.reads
 	$(PY) -m benchmarks.login_burst
 	$(PY) -m benchmarks.refresh
 	$(PY) -m benchmarks.audit_ingest

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,10 @@ from tests.stack import Stack
 class Running:
     stack: Stack
     gateway: str
+    admin_url: str = ""
+    # Seconds from starting the services to all of them (and the gateway) serving.
+    cold_start: float = 0.0
+    gateway_pid: int = 0
 
 
 @contextmanager
@@ -31,11 +36,19 @@ def tenantry(**service_env: str) -> Iterator[Running]:
         for service in ("audit", "auth", "tenants"):
             migrations.upgrade(service, url)
         stack = Stack(url, Path(folder), extra_env=service_env)
+        started = time.perf_counter()
         stack.start()
         gateway = None
         try:
             gateway = start_gateway("gateway", tenantry_gateway_env(stack), Path(folder))
-            yield Running(stack, f"http://{gateway.address}")
+            assert gateway.process is not None
+            yield Running(
+                stack,
+                f"http://{gateway.address}",
+                admin_url=admin_url,
+                cold_start=time.perf_counter() - started,
+                gateway_pid=gateway.process.pid,
+            )
         finally:
             if gateway is not None:
                 gateway.stop()

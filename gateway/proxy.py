@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 import grpc
+import orjson
 from aiohttp import web
 from google.protobuf.descriptor import Descriptor
 
@@ -48,9 +48,10 @@ class CallInfo:
 
 
 def json_response(status: int, document: Any, headers: dict[str, str] | None = None) -> web.Response:
+    # orjson: several times cheaper than json.dumps per response, the same compact JSON.
     return web.Response(
         status=status,
-        body=json.dumps(document, separators=(",", ":")).encode(),
+        body=orjson.dumps(document),
         content_type="application/json",
         headers=headers,
     )
@@ -176,7 +177,7 @@ class Proxy:
 
 
 def _line(document: Any) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+    return orjson.dumps(document) + b"\n"
 
 
 def too_large(limit: int) -> GatewayError:

@@ -146,6 +146,29 @@ class Database:
             raise
         self._reachable()
 
+    @asynccontextmanager
+    async def single_statement(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection outside any transaction, for a hot read that costs
+        one round trip: no BEGIN, no COMMIT, no separate set_config.
+
+        Only for statements that bind their own scope, such as a server-side
+        function calling set_config(..., true) before it selects: the statement
+        is then its own transaction, so row-level security applies under the
+        runtime role and the binding ends with the statement. A plain query run
+        here sees no tenant, and so, under the policies, no rows.
+        """
+        try:
+            async with self.engine.connect() as connection:
+                fairy = await connection.get_raw_connection()
+                driver = fairy.driver_connection
+                assert driver is not None
+                yield driver
+        except Exception as error:
+            if is_connection_failure(error):
+                raise self._unreachable(error) from None
+            raise
+        self._reachable()
+
     def _unreachable(self, error: BaseException) -> Unavailable:
         if self._outage_since is None:
             self._outage_since = time.monotonic()

@@ -5,6 +5,14 @@ never calls another service. What is refused: any algorithm but EdDSA (so
 `alg: none` and HS256 signed with the public key), unknown keys, a bad
 signature, a missing or wrong `iss`, `aud`, `typ`, an expired token or one not
 yet valid, and a token whose session has been revoked.
+
+A token that passed every check is remembered (by its exact text, until its
+`exp`, in a bounded table), so the same token on the next request skips the
+signature check and claim parsing. Everything that can change while the token
+lives is still checked on every call: that its key is still the one the key
+source hands out (which also keeps the revocation list's fail-closed rule: the
+remote key source answers UNAVAILABLE while revocations are not current) and
+that its session has not been revoked. Failures are never remembered.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -28,6 +37,9 @@ ACCESS_TOKEN_CLAIM_TYPE = "access"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "typ", "iat", "nbf", "exp")
 # Tolerated clock skew between services, in seconds.
 CLOCK_LEEWAY = 5
+# Verified tokens remembered per process: a few thousand live sessions per
+# replica, at well under a kilobyte each.
+VERIFIED_TOKENS_REMEMBERED = 4096
 
 
 class PublicKeySource(Protocol):
@@ -88,14 +100,55 @@ class CachedJwks:
         self._last_refresh = time.monotonic()
 
 
+@dataclass(frozen=True, slots=True)
+class _VerifiedToken:
+    principal: Principal
+    kid: str
+    key: Any
+    # The token's `exp`, in seconds since the epoch: the entry is never used at or after it.
+    expires: float
+
+
 class AccessTokenVerifier:
-    def __init__(self, keys: PublicKeySource, *, issuer: str, audience: str, revoked: RevokedSessions) -> None:
+    def __init__(
+        self,
+        keys: PublicKeySource,
+        *,
+        issuer: str,
+        audience: str,
+        revoked: RevokedSessions,
+        remembered: int = VERIFIED_TOKENS_REMEMBERED,
+    ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._revoked = revoked
+        # Insertion-ordered: when full, the oldest entry goes first.
+        self._verified: dict[str, _VerifiedToken] = {}
+        self._remembered = remembered
 
     async def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < known.expires and await self._keys.public_key(known.kid) is known.key:
+                if self._revoked.is_revoked(known.principal.session_id):
+                    raise Unauthenticated("session has ended")
+                return known.principal
+            self._verified.pop(token, None)
+        principal, kid, key = await self._verify_fully(token)
+        if self._revoked.is_revoked(principal.session_id):
+            raise Unauthenticated("session has ended")
+        self._remember(token, _VerifiedToken(principal, kid, key, principal.expires_at.timestamp()))
+        return principal
+
+    def _remember(self, token: str, verified: _VerifiedToken) -> None:
+        if self._remembered <= 0:
+            return
+        while len(self._verified) >= self._remembered:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = verified
+
+    async def _verify_fully(self, token: str) -> tuple[Principal, str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -105,7 +158,9 @@ class AccessTokenVerifier:
         if header.get("typ") != ACCESS_TOKEN_HEADER_TYPE:
             raise Unauthenticated("token is not an access token")
         kid = header.get("kid")
-        key = await self._keys.public_key(kid) if isinstance(kid, str) and kid else None
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("access token is signed with an unknown key")
+        key = await self._keys.public_key(kid)
         if key is None:
             raise Unauthenticated("access token is signed with an unknown key")
         try:
@@ -126,10 +181,7 @@ class AccessTokenVerifier:
             raise Unauthenticated("access token is invalid") from None
         if claims["typ"] != ACCESS_TOKEN_CLAIM_TYPE:
             raise Unauthenticated("token is not an access token")
-        principal = _principal_from(claims)
-        if self._revoked.is_revoked(principal.session_id):
-            raise Unauthenticated("session has ended")
-        return principal
+        return _principal_from(claims), kid, key
 
 
 def _principal_from(claims: dict[str, Any]) -> Principal:

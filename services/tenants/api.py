@@ -84,9 +84,7 @@ class TenantApi(tenants_service_pb2_grpc.TenantServiceServicer):
     async def GetMyTenant(
         self, request: tenants_service_pb2.GetMyTenantRequest, context: grpc.aio.ServicerContext
     ) -> tenants_pb2.Tenant:
-        async with self._database.unit_of_work() as session:
-            tenant = await self._registry.get_mine(session, require_principal())
-        return tenant_message(tenant)
+        return tenant_message(await self._registry.get_mine(require_principal()))
 
     async def UpdateMyTenant(
         self, request: tenants_service_pb2.UpdateMyTenantRequest, context: grpc.aio.ServicerContext

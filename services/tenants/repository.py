@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, tuple_, update
+import asyncpg
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.tenants.models import Tenant
+
+# Every change to a tenant row is NOTIFYed on this channel (payload: its id) in
+# the transaction that makes it, so every replica's cache hears of it on commit.
+TENANT_CHANGES_CHANNEL = "tenantry_tenant_changed"
+
+_TENANT_IN_SCOPE = "SELECT * FROM tenants.provisioned_tenant_in_scope($1)"
+
+
+async def provisioned_tenant_in_scope(connection: asyncpg.Connection, tenant_id: UUID) -> Tenant | None:
+    """The tenant, read with the tenant itself bound as scope: one statement,
+    one round trip (see migration 0002); run outside a transaction."""
+    row = await connection.fetchrow(_TENANT_IN_SCOPE, tenant_id)
+    if row is None:
+        return None
+    values = dict(row)
+    if isinstance(values["settings"], str):  # the pool's jsonb codec hands out text
+        values["settings"] = json.loads(values["settings"])
+    return Tenant(**values)
 
 
 async def find_by_slug(session: AsyncSession, slug: str) -> Tenant | None:
@@ -55,7 +75,10 @@ async def update_tenant(
         .values(updated_at=now, **changes)
         .returning(Tenant)
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    tenant = (await session.execute(statement)).scalar_one_or_none()
+    if tenant is not None:
+        await session.execute(select(func.pg_notify(TENANT_CHANGES_CHANNEL, str(tenant_id))))
+    return tenant
 
 
 async def list_provisioned(session: AsyncSession, *, after: tuple[datetime, UUID] | None, limit: int) -> list[Tenant]:

@@ -15,6 +15,7 @@ from services.tenants.api import TenantApi
 from services.tenants.models import DB_ROLE, outbox
 from services.tenants.service import TenantRegistry
 from services.tenants.settings import TenantsSettings
+from services.tenants.tenant_cache import TenantCache
 
 
 def build(settings: ServiceSettings) -> ServiceHost:
@@ -25,8 +26,9 @@ def build(settings: ServiceSettings) -> ServiceHost:
     verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel)
     audit_outbox = Outbox(outbox)
     relay, close_relay = relay_jobs(audit_outbox, database, settings)
+    cache = TenantCache(settings.database_url, role=DB_ROLE)
     registry = TenantRegistry(
-        database, audit_outbox, auth_service_pb2_grpc.AuthInternalServiceStub(auth_channel), metadata
+        database, audit_outbox, auth_service_pb2_grpc.AuthInternalServiceStub(auth_channel), metadata, cache
     )
 
     async def stop() -> None:
@@ -47,6 +49,6 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 TenantApi(database, registry),
             )
         ],
-        background=[follow_revocations, relay],
+        background=[follow_revocations, relay, cache.follow_changes],
         on_stop=[stop],
     )

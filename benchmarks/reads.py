@@ -1,0 +1,262 @@
+"""Authenticated reads: Tenantry against the FastAPI monolith a team would pick instead.
+
+On one throwaway PostgreSQL: Tenantry (three services and the gateway) and the
+peer (benchmarks/peer: FastAPI + fastapi-users, JWT, SQLAlchemy + asyncpg,
+bcrypt 12, uvicorn with 2 workers). wrk drives `GET /api/v1/tenants/me` through
+the gateway and the peer's `GET /me` in turn, at c=16 and c=64, ROUNDS times
+each (medians reported); a multi-process gRPC client drives GetMyTenant and
+IntrospectToken directly, and a grpc.aio echo server for the ceiling. Prints a
+table (figure, Tenantry, peer or ceiling, ratio), then CPU per read per
+process, PostgreSQL transactions per read, cold start and idle RSS.
+
+Run: `make bench` or `python -m benchmarks.reads` (BENCH_SECONDS, BENCH_ROUNDS
+shorten it). Loopback only; stops by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import asyncpg
+from tenantry.auth.v1 import auth_service_pb2
+from tenantry.tenants.v1 import tenants_service_pb2
+
+from benchmarks import grpc_load, peer_process, wrk
+from benchmarks.echo_server import ECHO_METHOD
+from benchmarks.harness import Running, milliseconds, tenantry
+from benchmarks.processes import cpu_seconds, rss_megabytes
+from devtools.stack import free_port
+from tests.stack import INTERNAL, bearer
+
+GET_MY_TENANT = "/tenantry.tenants.v1.TenantService/GetMyTenant"
+INTROSPECT = "/tenantry.auth.v1.AuthInternalService/IntrospectToken"
+
+
+@dataclass
+class Row:
+    figure: str
+    ours: str
+    theirs: str
+    ratio: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    seconds: float = float(os.environ.get("BENCH_SECONDS", "10"))
+    rounds: int = int(os.environ.get("BENCH_ROUNDS", "3"))
+    grpc_processes: int = 2
+
+
+def ratio(ours: float, theirs: float) -> str:
+    return f"{ours / theirs:.2f}x" if theirs else "-"
+
+
+def rps(value: float) -> str:
+    return f"{value:,.0f} rps"
+
+
+@contextmanager
+def echo_server() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.echo_server", str(port)])
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while not _accepts(address):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the echo server did not start")
+            time.sleep(0.05)
+        yield address
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _accepts(address: str) -> bool:
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+async def _transactions(admin_url: str, databases: str) -> int:
+    connection = await asyncpg.connect(admin_url)
+    try:
+        await connection.execute("SELECT pg_stat_clear_snapshot()")
+        value = await connection.fetchval(
+            "SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database WHERE datname LIKE $1", databases
+        )
+        return int(value or 0)
+    finally:
+        await connection.close()
+
+
+def transactions(admin_url: str, *, databases: str = "tenantry_bench_%") -> int:
+    """Transactions so far in the benchmark's databases (LIKE pattern)."""
+    time.sleep(1.1)  # backends flush their statistics at most once a second
+    return asyncio.run(_transactions(admin_url, databases))
+
+
+def wrk_measured(
+    url: str, token: str, connections: int, seconds: float, pids: dict[str, int]
+) -> tuple[wrk.HttpResult, dict[str, float]]:
+    """One wrk run, with the CPU seconds each process spent during it."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = wrk.run(url, token=token, connections=connections, seconds=seconds)
+    return result, {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+
+
+def http_reads(running: Running, peer: peer_process.Peer | None, settings: Settings) -> list[Row]:
+    ours_url = f"{running.gateway}/api/v1/tenants/me"
+    tenant = running.stack.create_tenant("bench")
+    token = tenant.owner_token
+    rows: list[Row] = []
+    pids = {name: process.process.pid for name, process in running.stack.processes.items() if process.process}
+    pids["gateway"] = running.gateway_pid
+    for connections in (16, 64):
+        ours: list[wrk.HttpResult] = []
+        theirs: list[wrk.HttpResult] = []
+        cpu: dict[str, float] = {}
+        peer_cpu = 0.0
+        before_transactions = transactions(running.admin_url) if connections == 64 else 0
+        for _ in range(settings.rounds):
+            result, used = wrk_measured(ours_url, token, connections, settings.seconds, pids)
+            ours.append(result)
+            cpu = {name: cpu.get(name, 0.0) + seconds for name, seconds in used.items()}
+            if peer is not None:
+                peer_result, peer_used = wrk_measured(
+                    f"{peer.url}/me", peer.token, connections, settings.seconds, {"peer": peer.pid}
+                )
+                theirs.append(peer_result)
+                peer_cpu += peer_used["peer"]
+        our_rate = statistics.median(r.rate for r in ours)
+        our_p99 = statistics.median(r.p99 for r in ours)
+        their_rate = statistics.median(r.rate for r in theirs) if theirs else 0.0
+        their_p99 = statistics.median(r.p99 for r in theirs) if theirs else 0.0
+        errors = sum(r.errors for r in ours)
+        broken = sum(r.socket_errors for r in ours)
+        rows.append(
+            Row(
+                f"GET /api/v1/tenants/me via gateway vs peer GET /me, wrk c={connections}",
+                f"{rps(our_rate)}, p99 {milliseconds(our_p99)}"
+                + (f", {errors} non-2xx" if errors else "")
+                + (f", {broken} socket errors" if broken else ""),
+                f"{rps(their_rate)}, p99 {milliseconds(their_p99)}" if theirs else "(no peer venv)",
+                ratio(our_rate, their_rate),
+            )
+        )
+        if connections == 64:
+            reads = sum(r.rate for r in ours) * settings.seconds
+            spent = ", ".join(f"{name} {seconds / reads * 1000:.2f} ms" for name, seconds in sorted(cpu.items()))
+            rows.append(Row("CPU per read (c=64), per process", spent, "", ""))
+            if theirs:
+                peer_reads = sum(r.rate for r in theirs) * settings.seconds
+                rows[-1].theirs = f"peer {peer_cpu / peer_reads * 1000:.2f} ms"
+            per_read = (transactions(running.admin_url) - before_transactions) / reads
+            rows.append(Row("PostgreSQL transactions per read (c=64, all processes)", f"{per_read:.3f}", "", ""))
+    return rows
+
+
+def grpc_reads(running: Running, echo: str, settings: Settings) -> list[Row]:
+    tenant = running.stack.create_tenant("bench-grpc")
+    tenants_address = running.stack.processes["tenants"].address
+    auth_address = running.stack.processes["auth"].address
+
+    def drive(target: str, method: str, request: bytes, metadata: tuple[tuple[str, str], ...] = ()) -> grpc_load.Result:
+        return grpc_load.run(
+            grpc_load.Load(
+                target, method, request, metadata, processes=settings.grpc_processes, seconds=settings.seconds
+            )
+        )
+
+    ceiling = drive(echo, ECHO_METHOD, tenants_service_pb2.GetMyTenantRequest().SerializeToString())
+    mine = drive(
+        tenants_address,
+        GET_MY_TENANT,
+        tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
+        bearer(tenant.owner_token),
+    )
+    introspection = drive(
+        auth_address,
+        INTROSPECT,
+        auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
+        INTERNAL,
+    )
+
+    def figure(result: grpc_load.Result) -> str:
+        failed = f", {result.failures} failed" if result.failures else ""
+        return f"{rps(result.rate)}, p99 {milliseconds(result.p99)}{failed}"
+
+    return [
+        Row(
+            "gRPC GetMyTenant direct, c=64",
+            figure(mine),
+            f"echo ceiling {rps(ceiling.rate)}",
+            ratio(mine.rate, ceiling.rate),
+        ),
+        Row(
+            "gRPC IntrospectToken direct, c=64",
+            figure(introspection),
+            f"echo ceiling {rps(ceiling.rate)}",
+            ratio(introspection.rate, ceiling.rate),
+        ),
+    ]
+
+
+def footprint(running: Running) -> list[Row]:
+    pids = {name: process.process.pid for name, process in running.stack.processes.items() if process.process}
+    pids["gateway"] = running.gateway_pid
+    rss = ", ".join(f"{name} {rss_megabytes(pid):.0f} MB" for name, pid in sorted(pids.items()))
+    return [
+        Row("Cold start, all serving (three services and the gateway)", f"{running.cold_start:.1f} s", "", ""),
+        Row("Idle RSS per process", rss, "", ""),
+    ]
+
+
+def print_table(rows: list[Row]) -> None:
+    print("| Figure | Tenantry | Peer or ceiling | Ratio |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print(f"| {row.figure} | {row.ours} | {row.theirs} | {row.ratio} |")
+
+
+def run(settings: Settings) -> list[Row]:
+    with tenantry(GATEWAY_RATE_LIMIT_PER_MINUTE="100000") as running:
+        rows = footprint(running)
+        with echo_server() as echo:
+            rows += grpc_reads(running, echo, settings)
+        if not wrk.available():
+            print("wrk is not installed (apt-get install wrk): HTTP figures skipped", file=sys.stderr)
+            return rows
+        if peer_process.available():
+            with peer_process.peer(running.admin_url, running.stack.log_dir) as peer:
+                rows = http_reads(running, peer, settings) + rows
+        else:
+            print("no benchmarks/.peer-venv (make bench makes it): peer figures skipped", file=sys.stderr)
+            rows = http_reads(running, None, settings) + rows
+    return rows
+
+
+def main() -> None:
+    settings = Settings()
+    started = time.perf_counter()
+    rows = run(settings)
+    print(f"\nAuthenticated reads, {settings.rounds} round(s) of {settings.seconds:.0f} s each, medians:")
+    print_table(rows)
+    print(f"(benchmark took {time.perf_counter() - started:.0f} s; {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The read benchmarks, run for a moment against the suite's stack so that they cannot rot.
+
+Figures are not checked (the suite never times anything): only that each
+driver runs, reaches its target and parses what it gets back.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from tenantry.auth.v1 import auth_service_pb2
+from tenantry.tenants.v1 import tenants_service_pb2
+
+from benchmarks import grpc_load, wrk
+from benchmarks.echo_server import ECHO_METHOD
+from benchmarks.processes import cpu_seconds, rss_megabytes
+from benchmarks.reads import GET_MY_TENANT, INTROSPECT, echo_server, print_table, ratio, transactions
+from tests.gateway.conftest import start_gateway, tenantry_gateway_env
+from tests.stack import INTERNAL, Stack, bearer
+
+
+def briefly(target: str, method: str, request: bytes, metadata: tuple[tuple[str, str], ...] = ()) -> grpc_load.Result:
+    return grpc_load.run(grpc_load.Load(target, method, request, metadata, processes=1, concurrency=2, seconds=0.5))
+
+
+def test_the_grpc_load_client_drives_the_echo_ceiling() -> None:
+    with echo_server() as address:
+        result = briefly(address, ECHO_METHOD, b"ping")
+    assert result.calls > 0
+    assert result.failures == 0
+
+
+def test_the_grpc_load_client_drives_get_my_tenant_and_introspection(stack: Stack) -> None:
+    tenant = stack.create_tenant("smoke")
+    mine = briefly(
+        stack.processes["tenants"].address,
+        GET_MY_TENANT,
+        tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
+        bearer(tenant.owner_token),
+    )
+    introspection = briefly(
+        stack.processes["auth"].address,
+        INTROSPECT,
+        auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
+        INTERNAL,
+    )
+    assert mine.calls > 0 and mine.failures == 0
+    assert introspection.calls > 0 and introspection.failures == 0
+
+
+def test_a_refused_call_counts_as_a_failure(stack: Stack) -> None:
+    result = briefly(
+        stack.processes["tenants"].address,
+        GET_MY_TENANT,
+        tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
+        bearer("not-a-token"),
+    )
+    assert result.calls == 0
+    assert result.failures > 0
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)")
+def test_wrk_drives_the_gateway_and_its_output_is_read(stack: Stack) -> None:
+    tenant = stack.create_tenant("smoke-http")
+    gateway = start_gateway("gateway-smoke", tenantry_gateway_env(stack), stack.log_dir)
+    try:
+        url = f"http://{gateway.address}/api/v1/tenants/me"
+        result = wrk.run(url, token=tenant.owner_token, connections=2, seconds=1)
+        refused = wrk.run(url, token="not-a-token", connections=2, seconds=1)
+    finally:
+        gateway.stop()
+    assert result.rate > 0 and result.errors == 0 and result.socket_errors == 0
+    assert 0 < result.p50 <= result.p99
+    assert refused.errors > 0
+
+
+def test_process_figures_and_the_table_are_produced(stack: Stack, postgres_admin_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    process = stack.processes["tenants"].process
+    assert process is not None
+    assert cpu_seconds(process.pid) > 0
+    assert 10 < rss_megabytes(process.pid) < 2000
+    assert transactions(postgres_admin_url, databases="tenantry_test_%") > 0
+    assert ratio(3, 2) == "1.50x" and ratio(1, 0) == "-"
+    from benchmarks.reads import Row
+
+    print_table([Row("figure", "ours", "theirs", "1.00x")])
+    assert "| figure | ours | theirs | 1.00x |" in capsys.readouterr().out
