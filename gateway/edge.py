@@ -22,6 +22,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
+MIN_DEADLINE_SECONDS = 0.001
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 BEARER_CHALLENGE = 'Bearer realm="tenantry"'
@@ -46,12 +47,19 @@ def authorization_header(value: str | None) -> str | None:
 
 
 def deadline(grpc_timeout: str | None, default: float) -> float:
-    """The upstream deadline: ours, or the client's grpc-timeout if shorter."""
+    """The upstream deadline: ours, or the client's grpc-timeout if shorter.
+
+    gRPC's timers work in milliseconds: a shorter deadline would be honoured or
+    not depending on how fast the upstream happens to answer, so it is refused
+    at once, the same way every time."""
     if grpc_timeout:
         found = _GRPC_TIMEOUT.fullmatch(grpc_timeout.strip())
         if found is None:
             raise GatewayError(grpc.StatusCode.INVALID_ARGUMENT, "grpc-timeout header is malformed")
-        return min(default, int(found.group(1)) * _TIMEOUT_UNITS[found.group(2)])
+        requested = int(found.group(1)) * _TIMEOUT_UNITS[found.group(2)]
+        if requested < MIN_DEADLINE_SECONDS:
+            raise GatewayError(grpc.StatusCode.DEADLINE_EXCEEDED, "grpc-timeout is shorter than any upstream call")
+        return min(default, requested)
     return default
 
 
