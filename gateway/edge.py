@@ -7,6 +7,8 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -90,6 +92,33 @@ def _is_trusted(address: str, trusted: list[IPNetwork]) -> bool:
 def traceparent(value: str | None) -> str | None:
     normalized = value.strip().lower() if value else ""
     return normalized if _TRACEPARENT.fullmatch(normalized) else None
+
+
+class InFlightLimit:
+    """At most `limit` calls of each rate-limited method in flight through this gateway.
+
+    Those methods (login, refresh, accepting an invitation) wait on password
+    hashing upstream; past the limit a caller is told 429 at once, by the
+    gateway alone, instead of queueing behind a burst that the upstream would
+    refuse anyway, only later."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._in_flight: dict[str, int] = {}
+
+    @contextmanager
+    def slot(self, method: str) -> Iterator[None]:
+        if self._in_flight.get(method, 0) >= self._limit:
+            raise GatewayError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "too many requests in progress; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        self._in_flight[method] = self._in_flight.get(method, 0) + 1
+        try:
+            yield
+        finally:
+            self._in_flight[method] -= 1
 
 
 class RateLimiter:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from functools import cache
@@ -16,6 +17,7 @@ from gateway.descriptors import Binding, Contracts
 from gateway.edge import (
     BEARER_CHALLENGE,
     EdgeAuthenticator,
+    InFlightLimit,
     RateLimiter,
     authorization_header,
     deadline,
@@ -66,6 +68,7 @@ class Proxy:
         limiter: RateLimiter,
         *,
         limited_methods: set[str],
+        max_in_flight: int = 32,
         max_body_bytes: int,
         upstream_timeout: float,
         gateway_token: str = "",
@@ -75,6 +78,7 @@ class Proxy:
         self._authenticator = authenticator
         self._limiter = limiter
         self._limited = limited_methods
+        self._in_flight = InFlightLimit(max_in_flight)
         self._max_body = max_body_bytes
         self._timeout = upstream_timeout
         self._gateway_token = gateway_token
@@ -134,8 +138,10 @@ class Proxy:
         call = self._upstreams.callable(binding.rpc)
         if binding.rpc.server_streaming:
             return await self._stream(request, info, binding, call(message, metadata=metadata, timeout=timeout))
+        name = binding.rpc.method.full_name
         try:
-            reply = await call(message, metadata=metadata, timeout=timeout)
+            with self._in_flight.slot(name) if name in self._limited else contextlib.nullcontext():
+                reply = await call(message, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as error:
             raise upstream_error(error, token_presented=authorization is not None) from None
         headers = NO_STORE if carries_tokens(binding.rpc.response_class.DESCRIPTOR) else None

@@ -24,6 +24,8 @@ class GatewaySettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1, validation_alias="GATEWAY_MAX_BODY_BYTES")
     upstream_timeout_seconds: float = Field(default=15.0, gt=0, validation_alias="GATEWAY_UPSTREAM_TIMEOUT_SECONDS")
     rate_limit_per_minute: int = Field(default=30, ge=1, validation_alias="GATEWAY_RATE_LIMIT_PER_MINUTE")
+    # Calls of each rate-limited method in flight at once; past it, 429 at once.
+    max_in_flight: int = Field(default=32, ge=1, le=100_000, validation_alias="GATEWAY_MAX_IN_FLIGHT")
     rate_limited_methods: str = Field(
         default="tenantry.auth.v1.AuthService.Login,tenantry.auth.v1.AuthService.Refresh,"
         "tenantry.auth.v1.AuthService.AcceptInvitation",
