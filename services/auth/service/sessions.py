@@ -186,7 +186,9 @@ class SessionService:
                     _require_usable(all_memberships[0])
                 raise PermissionDenied("the user is not an active member of any tenant")
             chosen = _default_among(usable, user.default_tenant_id)
-        await bind_scope(session, tenant=chosen.tenant_id, subject=user.id)
+        if chosen.role not in BUILT_IN:
+            # A tenant's own role is read under its tenant; start_session binds the same scope anyway.
+            await bind_scope(session, tenant=chosen.tenant_id, subject=user.id)
         return Grant(chosen.tenant_id, chosen.role, await permissions_of(session, chosen.tenant_id, chosen.role))
 
     async def _why_not_member(self, session: AsyncSession, user: User, tenant_slug: str) -> str:
