@@ -74,6 +74,7 @@ class Gateway:
             max_body_bytes=settings.max_body_bytes,
             upstream_timeout=settings.upstream_timeout_seconds,
             gateway_token=settings.gateway_token.get_secret_value(),
+            json_names=settings.json_names == "json",
         )
         self.openapi = openapi_document(self.contracts, title=f"{NAME} API", version=VERSION)
         self.exposed_services = sorted({binding.rpc.service for binding in self.contracts.bindings})
@@ -122,7 +123,7 @@ class Gateway:
             else:
                 response = await handler(request)
         except GatewayError as error:
-            response = json_response(error.http_status, error_body(error.code, error.message), error.headers)
+            response = json_response(error.http_status, error.body(), error.headers)
         except asyncio.CancelledError:
             raise
         except Exception:

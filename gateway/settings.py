@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,9 @@ class GatewaySettings(BaseSettings):
     jwks_method: str = Field(default="/tenantry.auth.v1.AuthService/GetJwks", validation_alias="GATEWAY_JWKS_METHOD")
     jwt_issuer: str = Field(default="tenantry", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field(default="tenantry-api", validation_alias="JWT_AUDIENCE")
+    # Response field names: "proto" (display_name, the default) or "json" (each field's json_name,
+    # lowerCamelCase unless the contract sets one). Requests accept both either way.
+    json_names: Literal["proto", "json"] = Field(default="proto", validation_alias="GATEWAY_JSON_NAMES")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_tracebacks: bool = Field(default=False, validation_alias="LOG_TRACEBACKS")
 

@@ -3,7 +3,9 @@
 Path variables, query parameters and the body are gathered into one JSON-like
 tree and parsed once with json_format, so every type (enums, 64-bit integers,
 bytes, Timestamp, Duration, FieldMask, wrappers) follows the standard JSON
-forms, and both snake_case and lowerCamelCase names are accepted.
+forms, and both snake_case and lowerCamelCase names are accepted. Query parameters
+add grpc-gateway's map syntax (`labels[key]=value`) and FieldMasks by proto or
+lowerCamelCase names (gateway/field_masks.py).
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ import re
 from itertools import accumulate
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.descriptors import Binding
-from gateway.status import GatewayError
+from gateway.field_masks import (
+    UPDATE_MASK,
+    find_field,
+    is_field_mask,
+    mask_from_body,
+    mask_paths,
+    update_target,
+)
+from gateway.status import bad_request
 
 # Message types whose JSON form is a string, so a query parameter can carry them.
 _STRING_FORM_TYPES = {
@@ -48,23 +57,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def bad_request(message: str) -> GatewayError:
-    return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def _field(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
-    found = descriptor.fields_by_name.get(name)
-    if found is None:
-        found = next((f for f in descriptor.fields if f.json_name == name), None)
-    return found
-
-
 def _resolve(descriptor: Descriptor, dotted: tuple[str, ...], origin: str) -> list[FieldDescriptor]:
     """The chain of fields a dotted name walks through; 400 naming it if it does not exist."""
     chain: list[FieldDescriptor] = []
     current: Descriptor | None = descriptor
     for index, name in enumerate(dotted):
-        found = _field(current, name) if current is not None else None
+        found = find_field(current, name) if current is not None else None
         if found is None:
             raise bad_request(f"{origin} '{'.'.join(dotted)}': no such field")
         chain.append(found)
@@ -131,8 +129,9 @@ def build_request(
     query: list[tuple[str, str]],
     body: bytes,
 ) -> Message:
-    descriptor = binding.rpc.request_class.DESCRIPTOR
+    descriptor: Descriptor = binding.rpc.request_class.DESCRIPTOR
     tree: dict[str, Any] = {}
+    document: Any = None
     bound_top_level: set[str] = set()
     if binding.body:
         document = _parse_json(body)
@@ -148,6 +147,7 @@ def build_request(
     elif body.strip():
         raise bad_request("this method takes no request body")
     check_json_types(tree, descriptor)
+    implied_mask = _implied_update_mask(binding, descriptor, document, path_values) if binding.body else []
 
     for dotted, value in path_values.items():
         if _CONTROL.search(value):
@@ -158,23 +158,114 @@ def build_request(
     grouped: dict[str, list[str]] = {}
     for name, value in query:
         grouped.setdefault(name, []).append(value)
+    # FieldMasks from the query, set after parsing: their JSON form would refuse proto names.
+    masks: dict[tuple[str, ...], list[str]] = {}
     for name, values in grouped.items():
         if "*" in bound_top_level:
             raise bad_request(f"query parameter '{name}': this method takes every field in the body")
-        dotted = tuple(name.split("."))
+        field_path, key = _map_entry_name(name)
+        dotted = tuple(field_path.split("."))
         if dotted[0] in bound_top_level:
             raise bad_request(f"query parameter '{name}': that field comes from the body")
         if tuple(dotted) in path_values:
             raise bad_request(f"query parameter '{name}': that field comes from the path")
         chain = _resolve(descriptor, dotted, "query parameter")
-        _assign(tree, chain, values, name, overwrite=False)
+        if key is not None:
+            _assign_map_entry(tree, chain, key, values, name)
+        elif is_field_mask(chain[-1]):
+            mask_of = update_target(descriptor, binding.body) if dotted == (UPDATE_MASK,) else None
+            masks[tuple(field.name for field in chain)] = mask_paths(",".join(values), mask_of, name)
+        else:
+            _assign(tree, chain, values, name, overwrite=False)
 
     message = binding.rpc.request_class()
     try:
         json_format.ParseDict(tree, message)
     except json_format.ParseError as error:
         raise bad_request(_first_line(str(error))) from None
+    for names, paths in masks.items():
+        holder = message
+        for name in names[:-1]:
+            holder = getattr(holder, name)
+        mask = getattr(holder, names[-1])
+        mask.SetInParent()
+        mask.paths.extend(paths)
+    if implied_mask and not getattr(message, UPDATE_MASK).paths:
+        getattr(message, UPDATE_MASK).paths.extend(implied_mask)
     return message
+
+
+def _implied_update_mask(
+    binding: Binding, descriptor: Descriptor, document: Any, path_values: dict[tuple[str, ...], str]
+) -> list[str]:
+    """The update_mask a PATCH or PUT body implies, used when none is given (grpc-gateway's rule);
+    read before path variables are merged into the body, as grpc-gateway reads the body alone."""
+    field = descriptor.fields_by_name.get(UPDATE_MASK)
+    if binding.http_method not in ("PATCH", "PUT") or field is None or not is_field_mask(field):
+        return []
+    if not isinstance(document, dict):
+        return []
+    target = update_target(descriptor, binding.body)
+    if binding.body == "*":
+        skip = {UPDATE_MASK} | {dotted[0] for dotted in path_values}
+    elif target is descriptor:
+        return []  # the body is one scalar or repeated field: nothing to name inside it
+    else:
+        skip = set()
+    return mask_from_body(document, target, skip)
+
+
+def _map_entry_name(name: str) -> tuple[str, str | None]:
+    """`labels[key]` is the map field `labels` and its key (which may hold any character)."""
+    bracket = name.find("[")
+    if bracket < 0:
+        return name, None
+    if not name.endswith("]") or bracket == 0:
+        raise bad_request(f"query parameter '{name}': a map entry is written field[key]=value")
+    return name[:bracket], name[bracket + 1 : -1]
+
+
+_INTEGER_KEY_RANGES = {
+    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
+}
+
+
+def _assign_map_entry(
+    tree: dict[str, Any], chain: list[FieldDescriptor], key: str, values: list[str], name: str
+) -> None:
+    entry = chain[-1].message_type
+    if entry is None or not entry.GetOptions().map_entry:
+        raise bad_request(f"query parameter '{name}': '{chain[-1].name}' is not a map field")
+    if len(values) > 1:
+        raise bad_request(f"query parameter '{name}' is given more than once")
+    key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
+    _check_unicode(key, f"query parameter '{name}' (its key)")
+    _check_unicode(values[0], f"query parameter '{name}'")
+    if key_field.type == FieldDescriptor.TYPE_BOOL and key not in ("true", "false"):
+        raise bad_request(f"query parameter '{name}': the key must be true or false")
+    bounds = _INTEGER_KEY_RANGES.get(key_field.type)
+    if bounds is not None and not (re.fullmatch(r"-?[0-9]{1,20}", key) and bounds[0] <= int(key) <= bounds[1]):
+        raise bad_request(f"query parameter '{name}': the key must be an integer from {bounds[0]} to {bounds[1]}")
+    node = tree
+    for field in chain[:-1]:
+        node = node.setdefault(field.name, {})
+        if not isinstance(node, dict):
+            raise bad_request(f"query parameter '{name}': conflicts with a value given elsewhere")
+    entries = node.setdefault(chain[-1].name, {})
+    if not isinstance(entries, dict):
+        raise bad_request(f"query parameter '{name}': conflicts with a value given elsewhere")
+    if key in entries:
+        raise bad_request(f"query parameter '{name}': the key is given more than once")
+    entries[key] = _scalar(value_field, values[0], name)
 
 
 def _parse_json(body: bytes) -> Any:
@@ -203,7 +294,7 @@ def check_json_types(tree: dict[str, Any], descriptor: Descriptor, prefix: str =
     for an enum (true would be value 1), string or number, and numbers that are not
     finite (json reads NaN, Infinity and 1e999). Unknown names are left to json_format."""
     for name, value in tree.items():
-        field = _field(descriptor, name) if isinstance(name, str) else None
+        field = find_field(descriptor, name) if isinstance(name, str) else None
         if field is None:
             continue
         path = f"{prefix}{field.name}"
@@ -269,10 +360,12 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "invalid request"
 
 
-def to_json(message: Message, response_body: str = "") -> Any:
+def to_json(message: Message, response_body: str = "", *, json_names: bool = False) -> Any:
+    """The message in protobuf JSON: fields by proto name (Tenantry's default) or by json_name."""
     document = json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        message, preserving_proto_field_name=not json_names, always_print_fields_with_no_presence=True
     )
     if response_body:
-        return document.get(response_body)
+        field = message.DESCRIPTOR.fields_by_name[response_body]
+        return document.get(field.json_name if json_names else field.name)
     return document
