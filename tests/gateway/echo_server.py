@@ -57,12 +57,9 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
     def unary(method: str) -> Any:
         def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
             if method == "FailRich":
-                fail_rich(request, context, book_class)
+                fail_rich(request, context, book_class, grpc_code(request.count))
             if method == "Fail":
-                context.abort(
-                    grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == request.count)),
-                    f"failed with {request.count}",
-                )
+                context.abort(grpc_code(request.count), f"failed with {request.count}")
             if method == "Slow":
                 time.sleep(request.wait.seconds + request.wait.nanos / 1e9)
             return reply(method, request, context)
@@ -75,9 +72,11 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
 
     def stream(request: Any, context: grpc.ServicerContext) -> Any:
         for index in range(request.count):
+            if index and request.HasField("wait"):
+                time.sleep(request.wait.seconds + request.wait.nanos / 1e9)
             yield response_class(request=request_class(id=str(index)), method="Stream")
         if request.name == "rich":
-            fail_rich(request, context, book_class)
+            fail_rich(request, context, book_class, grpc.StatusCode.INVALID_ARGUMENT)
         if request.flag:
             context.abort(grpc.StatusCode.DATA_LOSS, "stream broke")
 
@@ -108,12 +107,13 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
     return server, f"127.0.0.1:{port}"
 
 
-def fail_rich(request: Any, context: grpc.ServicerContext, book_class: Any) -> None:
+def grpc_code(number: int) -> grpc.StatusCode:
+    return next(code for code in grpc.StatusCode if code.value[0] == number)
+
+
+def fail_rich(request: Any, context: grpc.ServicerContext, book_class: Any, code: grpc.StatusCode) -> None:
     """Aborts with a google.rpc.Status in grpc-status-details-bin, as grpcio-status writes it;
     `text` picks a malformed variant ("garbage", "mismatch") or the older retry-after trailer."""
-    code = next(
-        c for c in grpc.StatusCode if c.value[0] == (request.count or grpc.StatusCode.INVALID_ARGUMENT.value[0])
-    )
     if request.text == "garbage":
         context.set_trailing_metadata((("grpc-status-details-bin", b"\xff\x00 not a status"),))
         context.abort(code, "garbled details")

@@ -1,0 +1,129 @@
+"""An upstream's google.rpc.Status (grpc-status-details-bin) reaches REST clients as `details`."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import grpc
+import requests
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2
+
+from gateway.error_details import DETAILS_TRAILER, DetailDecoder
+from tests.gateway.test_streaming import events
+
+BAD_REQUEST = {
+    "@type": "type.googleapis.com/google.rpc.BadRequest",
+    "field_violations": [
+        {"field": "book.title", "description": "must not be empty"},
+        {"field": "book.pages", "description": "must be positive"},
+    ],
+}
+ERROR_INFO = {
+    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+    "reason": "BOOK_INVALID",
+    "domain": "echo.tenantry.test",
+    "metadata": {"shelf": "s1"},
+}
+# A type of the loaded contracts only (not compiled into the gateway): decoded by its descriptor.
+BOOK = {"@type": "type.googleapis.com/tenantry.testing.echo.v1.Book", "name": "shelves/s1/books/b1"}
+# A type nobody loaded: passed on as its bytes.
+UNKNOWN = {"@type": "type.googleapis.com/acme.v1.Unknown", "value": base64.b64encode(b"\x08\x2a").decode()}
+DETAILS = [BAD_REQUEST, ERROR_INFO, BOOK, UNKNOWN]
+
+
+def test_unary_error_carries_the_details_with_their_types(echo_gateway: str) -> None:
+    reply = requests.get(f"{echo_gateway}/v1/fail-rich/3")
+    assert reply.status_code == 400
+    assert reply.json() == {"code": 3, "message": "the book is not valid", "details": DETAILS}
+
+
+def test_status_code_maps_to_http_as_before_with_details(echo_gateway: str) -> None:
+    for code, http in ((grpc.StatusCode.FAILED_PRECONDITION, 400), (grpc.StatusCode.PERMISSION_DENIED, 403)):
+        reply = requests.get(f"{echo_gateway}/v1/fail-rich/{code.value[0]}")
+        assert reply.status_code == http and reply.json()["details"][1]["reason"] == "BOOK_INVALID"
+
+
+def test_retry_info_sets_retry_after_rounded_up(echo_gateway: str) -> None:
+    reply = requests.get(f"{echo_gateway}/v1/fail-rich/8", params={"wait": "2.5s"})
+    assert reply.status_code == 429 and reply.headers["Retry-After"] == "3"
+    assert reply.json()["details"][3] == {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retry_delay": "2.500s"}
+    unavailable = requests.get(f"{echo_gateway}/v1/fail-rich/14", params={"wait": "4s"})
+    assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "4"
+    # UNAVAILABLE's message stays the gateway's own; the details are the upstream's.
+    assert unavailable.json()["message"] == "the service is unavailable; retry later"
+    assert unavailable.json()["details"][0] == BAD_REQUEST
+
+
+def test_the_retry_after_trailer_still_sets_retry_after(echo_gateway: str) -> None:
+    reply = requests.get(f"{echo_gateway}/v1/fail-rich/8", params={"text": "trailer"})
+    assert reply.status_code == 429 and reply.headers["Retry-After"] == "7"
+    assert reply.json() == {"code": 8, "message": "busy", "details": []}
+
+
+def test_a_garbled_or_contradicting_status_is_dropped_not_a_500(echo_gateway: str) -> None:
+    garbled = requests.get(f"{echo_gateway}/v1/fail-rich/3", params={"text": "garbage"})
+    assert garbled.status_code == 400 and garbled.json() == {"code": 3, "message": "garbled details", "details": []}
+    mismatch = requests.get(f"{echo_gateway}/v1/fail-rich/3", params={"text": "mismatch"})
+    assert mismatch.status_code == 400 and mismatch.json()["details"] == []
+
+
+def test_a_stream_ends_with_the_details_on_its_error_line(echo_gateway: str) -> None:
+    reply = requests.get(f"{echo_gateway}/v1/stream/2", params={"name": "rich"})
+    lines = [json.loads(line) for line in reply.text.splitlines()]
+    assert [line["request"]["id"] for line in lines[:2]] == ["0", "1"]
+    assert lines[2] == {"error": {"code": 3, "message": "the book is not valid", "details": DETAILS}}
+
+
+def test_an_event_stream_ends_with_the_details_in_its_error_event(echo_gateway: str) -> None:
+    _, received = events(f"{echo_gateway}/v1/stream/1?name=rich")
+    assert [event.type for event in received] == ["message", "error"]
+    assert json.loads(received[1].data) == {"code": 3, "message": "the book is not valid", "details": DETAILS}
+
+
+def test_a_stream_failing_at_once_answers_the_details_as_an_http_error(echo_gateway: str) -> None:
+    reply = requests.get(f"{echo_gateway}/v1/stream/0", params={"name": "rich", "wait": "1s"})
+    assert reply.status_code == 400 and reply.headers["Retry-After"] == "1"
+    assert reply.json()["details"][:2] == [BAD_REQUEST, ERROR_INFO]
+
+
+def test_details_follow_the_json_names_setting(echo_json_names_gateway: str) -> None:
+    reply = requests.get(f"{echo_json_names_gateway}/v1/fail-rich/3")
+    assert reply.json()["details"][0]["fieldViolations"][0] == {
+        "field": "book.title",
+        "description": "must not be empty",
+    }
+
+
+def _trailers(*details: Any, code: int = 3) -> list[tuple[str, Any]]:
+    from google.rpc import status_pb2
+
+    packed = []
+    for detail in details:
+        entry = any_pb2.Any()
+        entry.Pack(detail) if not isinstance(detail, any_pb2.Any) else entry.CopyFrom(detail)
+        packed.append(entry)
+    return [(DETAILS_TRAILER, status_pb2.Status(code=code, message="m", details=packed).SerializeToString())]
+
+
+def test_decoder_never_fails_on_what_an_upstream_writes() -> None:
+    decoder = DetailDecoder()
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    # Bytes that are not the type they claim: passed on as bytes.
+    lying = any_pb2.Any(type_url="type.googleapis.com/google.rpc.BadRequest", value=b"\xff\xff\xff")
+    assert decoder.from_trailers(code, _trailers(lying)).details == [
+        {"@type": lying.type_url, "value": base64.b64encode(lying.value).decode()}
+    ]
+    # A type URL without a slash, an empty one, a trailer that is text rather than bytes.
+    odd = any_pb2.Any(type_url="no-slash", value=b"")
+    assert decoder.from_trailers(code, _trailers(odd)).details == [{"@type": "no-slash", "value": ""}]
+    assert decoder.from_trailers(code, [(DETAILS_TRAILER, "text")]).details == []
+    assert decoder.from_trailers(code, None).details == []
+    # A negative retry delay is no reason to wait.
+    negative = error_details_pb2.RetryInfo()
+    negative.retry_delay.seconds = -5
+    assert decoder.from_trailers(code, _trailers(negative)).retry_after == 0
+    asyncio.get_event_loop_policy()  # the decoder needs no event loop
