@@ -31,9 +31,10 @@ def wants_event_stream(accept: str | None) -> bool:
             continue
         quality = next((p.split("=", 1)[1].strip() for p in parameters if p.strip().lower().startswith("q=")), "1")
         try:
-            return float(quality) > 0
+            if float(quality) > 0:
+                return True
         except ValueError:
-            return False
+            continue  # a malformed range counts as absent
     return False
 
 

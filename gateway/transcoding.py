@@ -172,6 +172,8 @@ def build_request(
         chain = _resolve(descriptor, dotted, "query parameter")
         if key is not None:
             _assign_map_entry(tree, chain, key, values, name)
+        elif _is_map(chain[-1]):
+            raise bad_request(f"query parameter '{name}': a map entry is written {name}[key]=value")
         elif is_field_mask(chain[-1]):
             mask_of = update_target(descriptor, binding.body) if dotted == (UPDATE_MASK,) else None
             masks[tuple(field.name for field in chain)] = mask_paths(",".join(values), mask_of, name)
@@ -215,6 +217,10 @@ def _implied_update_mask(
     return mask_from_body(document, target, skip)
 
 
+def _is_map(field: FieldDescriptor) -> bool:
+    return field.message_type is not None and field.message_type.GetOptions().map_entry
+
+
 def _map_entry_name(name: str) -> tuple[str, str | None]:
     """`labels[key]` is the map field `labels` and its key (which may hold any character)."""
     bracket = name.find("[")
@@ -243,7 +249,7 @@ def _assign_map_entry(
     tree: dict[str, Any], chain: list[FieldDescriptor], key: str, values: list[str], name: str
 ) -> None:
     entry = chain[-1].message_type
-    if entry is None or not entry.GetOptions().map_entry:
+    if entry is None or not _is_map(chain[-1]):
         raise bad_request(f"query parameter '{name}': '{chain[-1].name}' is not a map field")
     if len(values) > 1:
         raise bad_request(f"query parameter '{name}' is given more than once")

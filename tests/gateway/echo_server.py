@@ -49,7 +49,10 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
         return response_class(
             request=request,
             method=method,
-            metadata=[f"{key}={received[key]}" for key in ECHOED_METADATA if key in received] + [f"served-by={name}"],
+            metadata=[f"{key}={received[key]}" for key in ECHOED_METADATA if key in received]
+            + [f"served-by={name}"]
+            # The paths as the upstream holds them (the JSON form would re-encode them in camelCase).
+            + ([f"update_mask={','.join(request.update_mask.paths)}"] if request.update_mask.paths else []),
         )
 
     book_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("tenantry.testing.echo.v1.Book"))

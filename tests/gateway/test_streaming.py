@@ -83,6 +83,7 @@ def test_accept_negotiation() -> None:
     assert wants_event_stream("application/json;q=0.9, TEXT/EVENT-STREAM ; q=0.5")
     assert not wants_event_stream("text/event-stream;q=0")
     assert not wants_event_stream("text/event-stream;q=zero")
+    assert wants_event_stream("text/event-stream;q=zero, text/event-stream;q=0.1")
     assert not wants_event_stream("*/*") and not wants_event_stream(None)
 
 
