@@ -4,7 +4,8 @@ Each detail is an `Any`, written as protobuf JSON writes an Any: `{"@type": url,
 grpc-gateway does. Its type is looked up in the loaded contracts, then among the types this
 process knows (google.rpc's error details among them). A type found nowhere is passed on as
 `{"@type": url, "value": base64}`, and a trailer that does not parse, or whose code is not the
-call's, is dropped: whatever an upstream writes there, the answer is never a 500.
+call's, is dropped: whatever an upstream writes there, the answer is never a 500. `DebugInfo`
+(stack entries, meant for the server's own operators) is dropped too: no stack trace leaves the edge.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DETAILS_TRAILER = "grpc-status-details-bin"
 _RETRY_INFO = error_details_pb2.RetryInfo.DESCRIPTOR.full_name
+_WITHHELD = {error_details_pb2.DebugInfo.DESCRIPTOR.full_name}
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class DetailDecoder:
                 "an upstream's grpc-status-details-bin has code %d, not the call's %s; dropped", status.code, code.name
             )
             return RichStatus()
-        return RichStatus([self.to_json(detail) for detail in status.details], _retry_after(status.details))
+        shown = [detail for detail in status.details if _type_name(detail) not in _WITHHELD]
+        return RichStatus([self.to_json(detail) for detail in shown], _retry_after(status.details))
 
     def to_json(self, detail: any_pb2.Any) -> dict[str, Any]:
         for pool in self._pools:
@@ -73,9 +76,13 @@ class DetailDecoder:
         return {"@type": detail.type_url, "value": base64.b64encode(detail.value).decode("ascii")}
 
 
+def _type_name(detail: any_pb2.Any) -> str:
+    return detail.type_url.rsplit("/", 1)[-1]
+
+
 def _retry_after(details: Sequence[any_pb2.Any]) -> int | None:
     for detail in details:
-        if detail.type_url.rsplit("/", 1)[-1] != _RETRY_INFO:
+        if _type_name(detail) != _RETRY_INFO:
             continue
         info = error_details_pb2.RetryInfo()
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from typing import Any
@@ -126,4 +125,10 @@ def test_decoder_never_fails_on_what_an_upstream_writes() -> None:
     negative = error_details_pb2.RetryInfo()
     negative.retry_delay.seconds = -5
     assert decoder.from_trailers(code, _trailers(negative)).retry_after == 0
-    asyncio.get_event_loop_policy()  # the decoder needs no event loop
+
+
+def test_debug_info_never_leaves_the_gateway() -> None:
+    debug = error_details_pb2.DebugInfo(stack_entries=["File secret.py, line 1"], detail="SELECT * FROM users")
+    info = error_details_pb2.ErrorInfo(reason="R", domain="d")
+    details = DetailDecoder().from_trailers(grpc.StatusCode.INTERNAL, _trailers(debug, info, code=13)).details
+    assert details == [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R", "domain": "d"}]
