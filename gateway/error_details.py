@@ -69,9 +69,9 @@ class DetailDecoder:
                 document = json_format.MessageToDict(
                     detail, preserving_proto_field_name=not self._json_names, descriptor_pool=pool
                 )
-            except (TypeError, KeyError, json_format.Error, DecodeError):
-                continue  # not in this pool, or bytes that are not the named type: try the next
-            if isinstance(document, dict):
+            except Exception:  # an upstream's bytes: not in this pool, or not the named type; try the next
+                continue
+            if isinstance(document, dict) and "@type" in document:  # an empty Any writes as {}
                 return document
         return {"@type": detail.type_url, "value": base64.b64encode(detail.value).decode("ascii")}
 

@@ -10,6 +10,7 @@ than reconnecting to a call that cannot succeed).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,6 +19,8 @@ import orjson
 from aiohttp import web
 
 from gateway.status import GatewayError
+
+log = logging.getLogger(__name__)
 
 EVENT_STREAM = "text/event-stream"
 NDJSON = "application/x-ndjson"
@@ -74,14 +77,23 @@ async def stream_response(
     else:
         kind = {"Content-Type": NDJSON}
     response = web.StreamResponse(status=200, headers={**headers, **kind, "Vary": vary})
-    await response.prepare(request)
     try:
-        if first is not None:
-            await response.write(sse_event(encode(first)) if events else ndjson_line(encode(first)))
-            async for item in iterator:
-                await response.write(sse_event(encode(item)) if events else ndjson_line(encode(item)))
-    except grpc.aio.AioRpcError as error:
-        body = failure(error).body()
-        await response.write(sse_event(body, "error") if events else ndjson_line({"error": body}))
-    await response.write_eof()
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(sse_event(encode(first)) if events else ndjson_line(encode(first)))
+                async for item in iterator:
+                    await response.write(sse_event(encode(item)) if events else ndjson_line(encode(item)))
+        except grpc.aio.AioRpcError as error:
+            body = failure(error).body()
+            await response.write(sse_event(body, "error") if events else ndjson_line({"error": body}))
+        await response.write_eof()
+    except ConnectionResetError:
+        # The client went away (an EventSource closed): nothing to answer, and the upstream call ends below.
+        log.debug("stream client disconnected")
+    finally:
+        # A call left open would keep the upstream streaming to nobody until it ends by itself.
+        cancel = getattr(messages, "cancel", None)
+        if cancel is not None:
+            cancel()
     return response

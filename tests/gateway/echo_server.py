@@ -17,6 +17,8 @@ from devtools.protogen import _include_paths
 
 HERE = Path(__file__).resolve().parent
 SERVICE = "tenantry.testing.echo.v1.EchoService"
+# Ids of the streams whose caller went away before their end (the server runs in the tests' process).
+CANCELLED_STREAMS: list[str] = []
 ECHOED_METADATA = ("authorization", "x-tenant-id", "x-user-id", "x-request-id", "traceparent", "x-forwarded-for")
 
 
@@ -77,6 +79,9 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
         for index in range(request.count):
             if index and request.HasField("wait"):
                 time.sleep(request.wait.seconds + request.wait.nanos / 1e9)
+                if not context.is_active():
+                    CANCELLED_STREAMS.append(request.id)
+                    return
             yield response_class(request=request_class(id=str(index)), method="Stream")
         if request.name == "rich":
             fail_rich(request, context, book_class, grpc.StatusCode.INVALID_ARGUMENT)

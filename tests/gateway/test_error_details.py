@@ -9,10 +9,13 @@ from typing import Any
 import grpc
 import requests
 from google.protobuf import any_pb2
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.error_details import DETAILS_TRAILER, DetailDecoder
 from tests.gateway.test_streaming import events
+from tests.gateway.test_wire_properties import CONTRACTS
 
 BAD_REQUEST = {
     "@type": "type.googleapis.com/google.rpc.BadRequest",
@@ -98,8 +101,6 @@ def test_details_follow_the_json_names_setting(echo_json_names_gateway: str) -> 
 
 
 def _trailers(*details: Any, code: int = 3) -> list[tuple[str, Any]]:
-    from google.rpc import status_pb2
-
     packed = []
     for detail in details:
         entry = any_pb2.Any()
@@ -132,3 +133,30 @@ def test_debug_info_never_leaves_the_gateway() -> None:
     info = error_details_pb2.ErrorInfo(reason="R", domain="d")
     details = DetailDecoder().from_trailers(grpc.StatusCode.INTERNAL, _trailers(debug, info, code=13)).details
     assert details == [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R", "domain": "d"}]
+
+
+TYPE_URLS = st.sampled_from(
+    [
+        "type.googleapis.com/google.rpc.BadRequest",
+        "type.googleapis.com/google.rpc.RetryInfo",
+        "type.googleapis.com/google.rpc.DebugInfo",
+        "type.googleapis.com/google.protobuf.Any",
+        "type.googleapis.com/google.protobuf.Struct",
+        "type.googleapis.com/tenantry.testing.echo.v1.EchoRequest",
+        "",
+        "/",
+    ]
+) | st.text(max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(TYPE_URLS, st.binary(max_size=40)), max_size=4), st.binary(max_size=60))
+def test_whatever_an_upstream_writes_the_decoder_answers_a_list(details: list[tuple[str, bytes]], junk: bytes) -> None:
+    decoder = DetailDecoder(CONTRACTS.pool)
+    packed = [any_pb2.Any(type_url=url, value=value) for url, value in details]
+    status = status_pb2.Status(code=3, message="m", details=packed).SerializeToString()
+    for trailer in (status, junk, status + junk):
+        rich = decoder.from_trailers(grpc.StatusCode.INVALID_ARGUMENT, [(DETAILS_TRAILER, trailer)])
+        assert all(isinstance(detail, dict) and "@type" in detail for detail in rich.details)
+        json.dumps(rich.details)  # always encodable
+        assert rich.retry_after is None or rich.retry_after >= 0

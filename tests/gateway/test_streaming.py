@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
 import requests
 
 from gateway.streaming import sse_event, wants_event_stream
+from tests.gateway.echo_server import CANCELLED_STREAMS
 from tests.gateway.sse_client import Event, read_events
 
 SSE = {"Accept": "text/event-stream"}
@@ -93,3 +95,17 @@ def test_an_event_keeps_its_data_on_data_lines_whatever_the_text() -> None:
     assert encoded.endswith(b"\n\n") and encoded.count(b"\n\n") == 1
     assert encoded.startswith(b"event: error\ndata: ")
     assert json.loads(encoded.split(b"data: ", 1)[1]) == document
+
+
+def test_a_client_leaving_mid_stream_cancels_the_upstream_call(echo_gateway: str) -> None:
+    async def leave_after_the_first_event() -> None:
+        url = f"{echo_gateway}/v1/stream/5?wait=0.3s&id=leaver"
+        async with aiohttp.ClientSession() as session, session.get(url, headers=SSE) as response:
+            await anext(read_events(response))
+
+    asyncio.run(leave_after_the_first_event())
+    # The upstream notices at its next message, 0.3 s on; without the cancel it would stream all 5.
+    deadline = time.monotonic() + 5
+    while "leaver" not in CANCELLED_STREAMS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "leaver" in CANCELLED_STREAMS
