@@ -63,6 +63,13 @@ class DetailDecoder:
         shown = [detail for detail in status.details if _type_name(detail) not in _WITHHELD]
         return RichStatus([self.to_json(detail) for detail in shown], _retry_after(status.details))
 
+    def bad_request(self, field: str, description: str) -> dict[str, Any]:
+        """A BadRequest detail for a 400 of the gateway's own, in the same JSON as an upstream's."""
+        violation = error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.BadRequest(field_violations=[violation]))
+        return self.to_json(detail)
+
     def to_json(self, detail: any_pb2.Any) -> dict[str, Any]:
         for pool in self._pools:
             try:

@@ -71,7 +71,9 @@ def mask_paths(text: str, target: Descriptor | None, parameter: str) -> list[str
     for written in text.split(",") if text else ():
         path = written.strip()
         if not path:
-            raise bad_request(f"query parameter '{parameter}': an empty path (two commas, or one at an end)")
+            raise bad_request(
+                f"query parameter '{parameter}': an empty path (two commas, or one at an end)", field=parameter
+            )
         normalised = path if path == "*" else _normalise(path, target, parameter)
         if normalised not in paths:
             paths.append(normalised)
@@ -84,18 +86,22 @@ def _normalise(path: str, target: Descriptor | None, parameter: str) -> str:
     segments = path.split(".")
     for index, segment in enumerate(segments):
         if not _SEGMENT.fullmatch(segment):
-            raise bad_request(f"query parameter '{parameter}': '{path}' is not a field path")
+            raise bad_request(f"query parameter '{parameter}': '{path}' is not a field path", field=parameter)
         if current is None:
             # No message to look in: protobuf JSON's rule, each capital letter is '_' and its lower case.
             names.append(segment if "_" in segment else _UPPER.sub(lambda c: "_" + c.group().lower(), segment))
             continue
         field = find_field(current, segment)
         if field is None:
-            raise bad_request(f"query parameter '{parameter}': '{path}' names no field of {current.full_name}")
+            raise bad_request(
+                f"query parameter '{parameter}': '{path}' names no field of {current.full_name}", field=parameter
+            )
         names.append(field.name)
         if index < len(segments) - 1:
             if not has_fields_to_name(field):
-                raise bad_request(f"query parameter '{parameter}': '{path}': '{field.name}' has no fields to name")
+                raise bad_request(
+                    f"query parameter '{parameter}': '{path}': '{field.name}' has no fields to name", field=parameter
+                )
             current = field.message_type
     return ".".join(names)
 

@@ -139,7 +139,12 @@ class Proxy:
             metadata.append(("x-client-user-agent", user_agent))
 
         body = await self._read_body(request)
-        message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
+        try:
+            message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
+        except GatewayError as error:
+            if error.field is not None:
+                error.details = [self._details.bad_request(error.field, error.message)]
+            raise
         timeout = deadline(request.headers.get("grpc-timeout"), self._timeout)
         call = self._upstreams.callable(binding.rpc)
 

@@ -43,6 +43,7 @@ class GatewayError(Exception):
         http_status: int | None = None,
         headers: dict[str, str] | None = None,
         details: list[dict[str, Any]] | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -50,10 +51,13 @@ class GatewayError(Exception):
         self.http_status = http_status or HTTP_STATUS[code]
         self.headers = headers or {}
         self.details = details or []
+        # The request field (or parameter) a 400 of the gateway's own is about: its BadRequest detail.
+        self.field = field
 
     def body(self) -> dict[str, Any]:
         return error_body(self.code, self.message, self.details)
 
 
-def bad_request(message: str) -> GatewayError:
-    return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message)
+def bad_request(message: str, *, field: str | None = None) -> GatewayError:
+    """INVALID_ARGUMENT; with `field`, the answer carries a google.rpc.BadRequest naming it too."""
+    return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message, field=field)

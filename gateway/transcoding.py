@@ -29,6 +29,7 @@ from gateway.field_masks import (
     mask_paths,
     update_target,
 )
+from gateway.query_maps import check_map_key, is_map, map_entry_name
 from gateway.status import bad_request
 
 # Message types whose JSON form is a string, so a query parameter can carry them.
@@ -64,12 +65,14 @@ def _resolve(descriptor: Descriptor, dotted: tuple[str, ...], origin: str) -> li
     for index, name in enumerate(dotted):
         found = find_field(current, name) if current is not None else None
         if found is None:
-            raise bad_request(f"{origin} '{'.'.join(dotted)}': no such field")
+            raise bad_request(f"{origin} '{'.'.join(dotted)}': no such field", field=".".join(dotted))
         chain.append(found)
         last = index == len(dotted) - 1
         if not last:
             if found.type != FieldDescriptor.TYPE_MESSAGE or is_repeated(found):
-                raise bad_request(f"{origin} '{'.'.join(dotted)}': '{name}' is not a message field")
+                raise bad_request(
+                    f"{origin} '{'.'.join(dotted)}': '{name}' is not a message field", field=".".join(dotted)
+                )
             current = message_of(found)
     return chain
 
@@ -93,9 +96,11 @@ def _scalar(field: FieldDescriptor, value: str, name: str) -> Any:
             return True
         if value.lower() in _FALSE:
             return False
-        raise bad_request(f"parameter '{name}': expected true or false")
+        raise bad_request(f"parameter '{name}': expected true or false", field=name)
     if field.type == FieldDescriptor.TYPE_MESSAGE and message_of(field).full_name not in _STRING_FORM_TYPES:
-        raise bad_request(f"parameter '{name}': a message cannot be given as one value; name its fields (a.b=1)")
+        raise bad_request(
+            f"parameter '{name}': a message cannot be given as one value; name its fields (a.b=1)", field=name
+        )
     if field.type == FieldDescriptor.TYPE_ENUM and value.lstrip("-").isdigit():
         return int(value)
     return value
@@ -110,16 +115,16 @@ def _assign(
         if child is None:
             child = node[field.name] = {}
         elif not isinstance(child, dict):
-            raise bad_request(f"parameter '{name}': conflicts with a value given elsewhere")
+            raise bad_request(f"parameter '{name}': conflicts with a value given elsewhere", field=name)
         node = child
     field = chain[-1]
     if is_repeated(field):
         node[field.name] = [_scalar(field, value, name) for value in values]
     else:
         if len(values) > 1:
-            raise bad_request(f"query parameter '{name}' is given more than once")
+            raise bad_request(f"query parameter '{name}' is given more than once", field=name)
         if field.name in node and not overwrite:
-            raise bad_request(f"parameter '{name}' is given both in the query and the body")
+            raise bad_request(f"parameter '{name}' is given both in the query and the body", field=name)
         node[field.name] = _scalar(field, values[0], name)
 
 
@@ -151,7 +156,9 @@ def build_request(
 
     for dotted, value in path_values.items():
         if _CONTROL.search(value):
-            raise bad_request(f"path variable '{'.'.join(dotted)}': must not contain control characters")
+            raise bad_request(
+                f"path variable '{'.'.join(dotted)}': must not contain control characters", field=".".join(dotted)
+            )
         chain = _resolve(descriptor, dotted, "path variable")
         _assign(tree, chain, [value], ".".join(dotted), overwrite=True)
 
@@ -162,18 +169,18 @@ def build_request(
     masks: dict[tuple[str, ...], list[str]] = {}
     for name, values in grouped.items():
         if "*" in bound_top_level:
-            raise bad_request(f"query parameter '{name}': this method takes every field in the body")
-        field_path, key = _map_entry_name(name)
+            raise bad_request(f"query parameter '{name}': this method takes every field in the body", field=name)
+        field_path, key = map_entry_name(name)
         dotted = tuple(field_path.split("."))
         if dotted[0] in bound_top_level:
-            raise bad_request(f"query parameter '{name}': that field comes from the body")
+            raise bad_request(f"query parameter '{name}': that field comes from the body", field=name)
         if tuple(dotted) in path_values:
-            raise bad_request(f"query parameter '{name}': that field comes from the path")
+            raise bad_request(f"query parameter '{name}': that field comes from the path", field=name)
         chain = _resolve(descriptor, dotted, "query parameter")
         if key is not None:
             _assign_map_entry(tree, chain, key, values, name)
-        elif _is_map(chain[-1]):
-            raise bad_request(f"query parameter '{name}': a map entry is written {name}[key]=value")
+        elif is_map(chain[-1]):
+            raise bad_request(f"query parameter '{name}': a map entry is written {name}[key]=value", field=name)
         elif is_field_mask(chain[-1]):
             mask_of = update_target(descriptor, binding.body) if dotted == (UPDATE_MASK,) else None
             masks[tuple(field.name for field in chain)] = mask_paths(",".join(values), mask_of, name)
@@ -184,7 +191,8 @@ def build_request(
     try:
         json_format.ParseDict(tree, message)
     except json_format.ParseError as error:
-        raise bad_request(_first_line(str(error))) from None
+        text = _first_line(str(error))
+        raise bad_request(text, field=_parse_error_field(text)) from None
     for names, paths in masks.items():
         holder = message
         for name in names[:-1]:
@@ -217,60 +225,28 @@ def _implied_update_mask(
     return mask_from_body(document, target, skip)
 
 
-def _is_map(field: FieldDescriptor) -> bool:
-    return field.message_type is not None and field.message_type.GetOptions().map_entry
-
-
-def _map_entry_name(name: str) -> tuple[str, str | None]:
-    """`labels[key]` is the map field `labels` and its key (which may hold any character)."""
-    bracket = name.find("[")
-    if bracket < 0:
-        return name, None
-    if not name.endswith("]") or bracket == 0:
-        raise bad_request(f"query parameter '{name}': a map entry is written field[key]=value")
-    return name[:bracket], name[bracket + 1 : -1]
-
-
-_INTEGER_KEY_RANGES = {
-    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
-    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
-}
-
-
 def _assign_map_entry(
     tree: dict[str, Any], chain: list[FieldDescriptor], key: str, values: list[str], name: str
 ) -> None:
     entry = chain[-1].message_type
-    if entry is None or not _is_map(chain[-1]):
-        raise bad_request(f"query parameter '{name}': '{chain[-1].name}' is not a map field")
+    if entry is None or not is_map(chain[-1]):
+        raise bad_request(f"query parameter '{name}': '{chain[-1].name}' is not a map field", field=name)
     if len(values) > 1:
-        raise bad_request(f"query parameter '{name}' is given more than once")
+        raise bad_request(f"query parameter '{name}' is given more than once", field=name)
     key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
-    _check_unicode(key, f"query parameter '{name}' (its key)")
-    _check_unicode(values[0], f"query parameter '{name}'")
-    if key_field.type == FieldDescriptor.TYPE_BOOL and key not in ("true", "false"):
-        raise bad_request(f"query parameter '{name}': the key must be true or false")
-    bounds = _INTEGER_KEY_RANGES.get(key_field.type)
-    if bounds is not None and not (re.fullmatch(r"-?[0-9]{1,20}", key) and bounds[0] <= int(key) <= bounds[1]):
-        raise bad_request(f"query parameter '{name}': the key must be an integer from {bounds[0]} to {bounds[1]}")
+    _check_unicode(key, f"query parameter '{name}' (its key)", name)
+    _check_unicode(values[0], f"query parameter '{name}'", name)
+    check_map_key(key_field, key, name)
     node = tree
     for field in chain[:-1]:
         node = node.setdefault(field.name, {})
         if not isinstance(node, dict):
-            raise bad_request(f"query parameter '{name}': conflicts with a value given elsewhere")
+            raise bad_request(f"query parameter '{name}': conflicts with a value given elsewhere", field=name)
     entries = node.setdefault(chain[-1].name, {})
     if not isinstance(entries, dict):
-        raise bad_request(f"query parameter '{name}': conflicts with a value given elsewhere")
+        raise bad_request(f"query parameter '{name}': conflicts with a value given elsewhere", field=name)
     if key in entries:
-        raise bad_request(f"query parameter '{name}': the key is given more than once")
+        raise bad_request(f"query parameter '{name}': the key is given more than once", field=name)
     entries[key] = _scalar(value_field, values[0], name)
 
 
@@ -307,7 +283,7 @@ def check_json_types(tree: dict[str, Any], descriptor: Descriptor, prefix: str =
         entry = field.message_type
         if entry is not None and entry.GetOptions().map_entry and isinstance(value, dict):
             for key, item in value.items():
-                _check_unicode(key, f"{path} (a key)")
+                _check_unicode(key, f"{path} (a key)", path)
                 _check_json_value(entry.fields_by_name["value"], item, f"{path}.{key}")
         elif is_repeated(field) and isinstance(value, list):
             for index, item in enumerate(value):
@@ -325,31 +301,31 @@ def _check_json_value(field: FieldDescriptor, value: Any, path: str) -> None:
         _check_unicode(value, path)
     elif isinstance(value, bool):
         if field.type != FieldDescriptor.TYPE_BOOL and message_name != "google.protobuf.BoolValue":
-            raise bad_request(f"{path}: expected {_json_kind(field)}, got a boolean")
+            raise bad_request(f"{path}: expected {_json_kind(field)}, got a boolean", field=path)
     elif isinstance(value, float) and not math.isfinite(value):
-        raise bad_request(f"{path}: must be a finite number")
+        raise bad_request(f"{path}: must be a finite number", field=path)
     elif isinstance(value, dict) and field.message_type is not None and message_name not in _STRING_FORM_TYPES:
         check_json_types(value, field.message_type, f"{path}.")
 
 
 def _check_json_tree(value: Any, path: str) -> None:
     if isinstance(value, float) and not math.isfinite(value):
-        raise bad_request(f"{path}: must be a finite number (not NaN or Infinity)")
+        raise bad_request(f"{path}: must be a finite number (not NaN or Infinity)", field=path)
     if isinstance(value, str):
         _check_unicode(value, path)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_unicode(key, f"{path} (a key)")
+            _check_unicode(key, f"{path} (a key)", path)
             _check_json_tree(item, f"{path}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_json_tree(item, f"{path}[{index}]")
 
 
-def _check_unicode(value: str, path: str) -> None:
+def _check_unicode(value: str, path: str, field: str | None = None) -> None:
     """JSON's \\u escapes can spell a lone surrogate, which no UTF-8 message can carry."""
     if _SURROGATE.search(value):
-        raise bad_request(f"{path}: is not valid Unicode (a lone surrogate escape)")
+        raise bad_request(f"{path}: is not valid Unicode (a lone surrogate escape)", field=field or path)
 
 
 def _json_kind(field: FieldDescriptor) -> str:
@@ -360,6 +336,22 @@ def _json_kind(field: FieldDescriptor) -> str:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
         return "a string" if message_of(field).full_name in _STRING_FORM_TYPES else "an object"
     return "a number"
+
+
+_PARSE_STEP = re.compile(r"Failed to parse (\w+) field: ")
+_UNKNOWN_FIELD = re.compile(r'has no field named "([^"]*)" at "([^"]*)"')
+
+
+def _parse_error_field(text: str) -> str | None:
+    """The field path a json_format error is about, read from its wording, or None."""
+    names, rest = [], text
+    while (step := _PARSE_STEP.match(rest)) is not None:
+        names.append(step.group(1))
+        rest = rest[step.end() :]
+    unknown = _UNKNOWN_FIELD.search(rest)
+    if unknown is not None:
+        return ".".join([*unknown.group(2).split(".")[1:], unknown.group(1)])
+    return ".".join(names) or None
 
 
 def _first_line(text: str) -> str:

@@ -160,3 +160,32 @@ def test_whatever_an_upstream_writes_the_decoder_answers_a_list(details: list[tu
         assert all(isinstance(detail, dict) and "@type" in detail for detail in rich.details)
         json.dumps(rich.details)  # always encodable
         assert rich.retry_after is None or rich.retry_after >= 0
+
+
+def _violations(reply: requests.Response) -> list[dict[str, str]]:
+    assert reply.status_code == 400, reply.text
+    details = reply.json()["details"]
+    assert [detail["@type"] for detail in details] == ["type.googleapis.com/google.rpc.BadRequest"]
+    return details[0].get("field_violations") or details[0]["fieldViolations"]  # type: ignore[no-any-return]
+
+
+def test_the_gateway_s_own_400s_name_the_field_in_a_bad_request_detail(echo_gateway: str) -> None:
+    flag = requests.get(f"{echo_gateway}/v1/echo/a", params={"flag": "maybe"})
+    assert _violations(flag) == [{"field": "flag", "description": "parameter 'flag': expected true or false"}]
+    assert _violations(requests.post(f"{echo_gateway}/v1/echo", json={"count": "many"}))[0]["field"] == "count"
+    nested = requests.post(f"{echo_gateway}/v1/echo", json={"nested": {"inner": {"b": "x"}}})
+    assert _violations(nested)[0]["field"] == "nested.inner.b"
+    unknown = requests.post(f"{echo_gateway}/v1/echo", json={"nested": {"zz": 1}})
+    assert _violations(unknown)[0]["field"] == "nested.zz"
+    assert _violations(requests.post(f"{echo_gateway}/v1/echo", data=b'{"count": NaN}'))[0]["field"] == "count"
+    mask = requests.patch(f"{echo_gateway}/v1/shelves/s1", params={"update_mask": "nope"}, json={})
+    assert _violations(mask)[0]["field"] == "update_mask"
+    key = requests.get(f"{echo_gateway}/v1/echo/a", params={"sizes[x]": "1"})
+    assert _violations(key)[0]["field"] == "sizes[x]"
+    # A body that is no JSON at all is about no one field.
+    assert requests.post(f"{echo_gateway}/v1/echo", data="{nope").json()["details"] == []
+
+
+def test_the_gateway_s_own_details_follow_the_json_names_setting(echo_json_names_gateway: str) -> None:
+    reply = requests.get(f"{echo_json_names_gateway}/v1/echo/a", params={"flag": "maybe"})
+    assert reply.json()["details"][0]["fieldViolations"][0]["field"] == "flag"
