@@ -109,3 +109,26 @@ def test_a_client_leaving_mid_stream_cancels_the_upstream_call(echo_gateway: str
     while "leaver" not in CANCELLED_STREAMS and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "leaver" in CANCELLED_STREAMS
+
+
+def test_the_test_client_parses_by_the_whatwg_rules() -> None:
+    """The reader itself: CRLF, CR and LF line ends split anywhere, comments, multi-line data, a BOM."""
+
+    class Chunks:
+        def __init__(self, chunks: list[bytes]) -> None:
+            self.content = self
+            self._chunks = chunks
+
+        async def iter_any(self) -> Any:
+            for chunk in self._chunks:
+                yield chunk
+
+    text = "\ufeff: comment\r\nevent: a\rdata: 1\ndata:2\r\n\r\nid: 7\ndata:  x\n\nevent: lost\n\ndata: unterminated"
+    raw = text.encode()
+
+    async def read(chunks: list[bytes]) -> list[Event]:
+        return [event async for event in read_events(Chunks(chunks))]  # type: ignore[arg-type]
+
+    expected = [Event("a", "1\n2", ""), Event("message", " x", "7")]
+    assert asyncio.run(read([raw])) == expected
+    assert asyncio.run(read([raw[i : i + 1] for i in range(len(raw))])) == expected  # a byte at a time
