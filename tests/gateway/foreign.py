@@ -22,10 +22,9 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
-from grpc_tools import protoc
 from tenantry.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 
-from devtools.protogen import _include_paths
+from devtools.descriptor_set import build
 
 PROTOS = Path(__file__).resolve().parent / "protos"
 TICKETS_PROTO = "acme/tickets/v1/tickets.proto"
@@ -34,19 +33,8 @@ ISSUER, AUDIENCE = "tenantry", "tenantry-api"
 
 
 def build_set(target: Path, *protos: str) -> Path:
-    """A descriptor set as a team would build it: protoc with its imports and comments."""
-    args = [
-        "grpc_tools.protoc",
-        f"-I{PROTOS}",
-        *(f"-I{path}" for path in _include_paths()),
-        f"--descriptor_set_out={target}",
-        "--include_imports",
-        "--include_source_info",
-        *protos,
-    ]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc failed on {protos}")
-    return target
+    """A descriptor set as a team would build it: with its imports and comments."""
+    return build(target, [PROTOS], protos)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.descriptor_set import build
 from devtools.stack import ROOT, free_port, python_path
 from gateway.access_policy import PolicyAccess, parse_access_policy
 from gateway.descriptor_sets import descriptor_set_paths
@@ -118,20 +119,10 @@ def test_two_sets_holding_different_versions_of_a_file_are_refused(tickets_set: 
     changed = changed_root / TICKETS_PROTO
     changed.parent.mkdir(parents=True)
     changed.write_text((PROTOS / TICKETS_PROTO).read_text().replace("int32 priority = 4;", "int64 priority = 4;"))
-    other = folder / "changed.binpb"
-    build_set_from(changed_root, other, TICKETS_PROTO)
+    other = build(folder / "changed.binpb", [changed_root], [TICKETS_PROTO])
     with pytest.raises(ValueError, match=r"different versions of acme/tickets/v1/tickets\.proto") as refused:
         Contracts([tickets_set, other])
     assert str(tickets_set) in str(refused.value) and str(other) in str(refused.value)
-
-
-def build_set_from(root: Path, target: Path, proto: str) -> None:
-    from grpc_tools import protoc
-
-    from devtools.protogen import _include_paths
-
-    args = ["protoc", f"-I{root}", *(f"-I{path}" for path in _include_paths())]
-    assert protoc.main([*args, f"--descriptor_set_out={target}", "--include_imports", proto]) == 0
 
 
 def test_a_set_without_its_imports_is_refused_saying_how_to_build_it(folder: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import jwt
 import pytest
 import requests
+from openapi_spec_validator import validate
 
 from devtools.stack import free_port
 from tests.gateway.conftest import start_gateway
@@ -181,7 +182,9 @@ def test_a_denied_method_is_not_served_even_with_a_token(foreign: Foreign) -> No
     assert reply.status_code == 404 and reply.json()["code"] == 5
     assert len(foreign.tickets.calls) == calls
     document = requests.get(f"{foreign.url}/openapi.json").json()
+    validate(document)
     assert "/v1/tickets:purge" not in document["paths"]
+    assert document["paths"]["/v1/config"]["get"]["security"] == [{}, {"bearerAuth": []}]
 
 
 def test_a_method_entry_beats_its_service_entry(foreign: Foreign) -> None:
