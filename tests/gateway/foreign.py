@@ -141,15 +141,15 @@ def jwks_auth_upstream(issuer: TokenIssuer) -> Iterator[tuple[str, list[float]]]
 
 
 @contextmanager
-def jwks_http_server(issuer: TokenIssuer) -> Iterator[tuple[str, list[float]]]:
-    """An HTTP JWKS document of the issuer's key; its URL and its fetches."""
+def jwks_http_server(issuer: TokenIssuer, status: int = 200) -> Iterator[tuple[str, list[float]]]:
+    """An HTTP JWKS document of the issuer's key (or an error status); its URL and its fetches."""
     fetches: list[float] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             fetches.append(time.monotonic())
             body = json.dumps({"keys": [issuer.jwk()]}).encode()
-            self.send_response(200 if self.path == "/.well-known/jwks.json" else 404)
+            self.send_response(status if self.path == "/.well-known/jwks.json" else 404)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

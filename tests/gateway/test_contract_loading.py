@@ -15,7 +15,9 @@ from devtools.stack import ROOT, free_port, python_path
 from gateway.access_policy import PolicyAccess, parse_access_policy
 from gateway.descriptor_sets import descriptor_set_paths
 from gateway.descriptors import Contracts
+from gateway.jwks import JwksSource
 from gateway.routes import RouteTable, check_no_clashes
+from gateway.upstreams import Upstreams
 from tests.gateway.foreign import CONF_PROTO, PROTOS, TICKETS_PROTO, build_set
 
 TENANTRY_SET = ROOT / "gen" / "tenantry.binpb"
@@ -188,3 +190,9 @@ def test_the_gateway_process_refuses_a_bad_policy_naming_the_entry(tickets_set: 
     )
     assert started.returncode != 0
     assert "GATEWAY_ACCESS_POLICY: entry 'acme.tickets.v1=everyone'" in started.stderr
+
+
+@pytest.mark.parametrize("url", ["ftp://keys.example/jwks.json", "jwks.json", "http:///jwks.json"])
+def test_a_jwks_url_that_is_not_http_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="GATEWAY_JWKS_URL"):
+        JwksSource(Upstreams({}), url=url, method="/tenantry.auth.v1.AuthService/GetJwks")

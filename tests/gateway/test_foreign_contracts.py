@@ -5,6 +5,7 @@ contract is not loaded (or from a JWKS URL)."""
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
-from devtools.stack import free_port
+from devtools.stack import ROOT, free_port
 from tests.gateway.conftest import start_gateway
 from tests.gateway.foreign import (
     CONF_PROTO,
@@ -28,6 +29,7 @@ from tests.gateway.foreign import (
     recording_upstream,
 )
 
+TENANTRY_SET = ROOT / "gen" / "tenantry.binpb"
 POLICY = (
     "conf.v1=public;"
     "acme.tickets.v1.TicketService=authenticated;"
@@ -255,5 +257,55 @@ def test_no_keys_to_be_had_is_503_naming_the_reason(
             assert reply.status_code == 503 and reply.headers["Retry-After"] == "1"
             assert "signing keys" in reply.json()["message"]
             assert not tickets.calls
+        finally:
+            gateway.stop()
+
+
+def test_a_failing_jwks_source_is_not_hammered(
+    sets: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tickets_set, _ = sets
+    with recording_upstream(tickets_set) as tickets, jwks_http_server(TokenIssuer(), status=500) as (url, fetches):
+        gateway = start_gateway(
+            "gateway-failing-jwks",
+            {
+                "GATEWAY_DESCRIPTOR_SET": str(tickets_set),
+                "GATEWAY_UPSTREAMS": f"acme.tickets.v1={tickets.address}",
+                "GATEWAY_JWKS_URL": url,
+            },
+            tmp_path_factory.mktemp("failing-jwks"),
+        )
+        try:
+            started = time.monotonic()
+            for _ in range(30):
+                reply = requests.get(f"http://{gateway.address}/v1/tickets/t1", headers=bearer(TokenIssuer().token()))
+                assert reply.status_code == 503
+            elapsed = time.monotonic() - started
+            # One fetch, then none for half a second after each failure, however many tokens arrive.
+            assert 1 <= len(fetches) <= elapsed / 0.5 + 1
+            assert not tickets.calls
+        finally:
+            gateway.stop()
+
+
+def test_permissions_a_contract_names_are_checked_at_the_edge(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tenantry's own contract, in front of a recording upstream that checks nothing itself."""
+    issuer = TokenIssuer()
+    with recording_upstream(TENANTRY_SET) as tenants, jwks_auth_upstream(issuer) as (auth_address, _):
+        gateway = start_gateway(
+            "gateway-permissions",
+            {"GATEWAY_UPSTREAMS": f"tenantry.tenants.v1={tenants.address};tenantry.auth.v1={auth_address}"},
+            tmp_path_factory.mktemp("permissions"),
+        )
+        url = f"http://{gateway.address}/api/v1/tenants/me"
+        try:
+            refused = requests.get(url, headers=bearer(issuer.token(perms=["members.read"])))
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["message"] == "requires the permission: tenant.read"
+            assert not tenants.calls
+            tenant = str(uuid.uuid4())
+            allowed = requests.get(url, headers=bearer(issuer.token(perms=["tenant.*"], tid=tenant)))
+            assert allowed.status_code == 200, allowed.text
+            assert tenants.last().metadata["x-tenant-id"] == tenant
         finally:
             gateway.stop()
