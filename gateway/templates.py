@@ -54,7 +54,7 @@ class PathTemplate:
             return None
         values: dict[tuple[str, ...], str] = {}
         for index, variable in enumerate(self.variables):
-            raw = found.group(f"v{index}") or ""  # a '**' that matched no segment
+            raw = found.group(f"v{index}")
             values[variable.field_path] = _decode(raw, keep_slashes=variable.multi_segment)
         return values
 
@@ -64,7 +64,9 @@ class PathTemplate:
         return (0 if self.verb else 1, self.wildcard_count, -self.literal_count)
 
 
-def _decode(raw: str, *, keep_slashes: bool) -> str:
+def _decode(raw: str | None, *, keep_slashes: bool) -> str:
+    if raw is None:
+        return ""  # a '**' variable that matched no segment (its group did not take part)
     if keep_slashes:
         raw = re.sub("%2[Ff]", "%252F", raw)
     return unquote(raw)
