@@ -56,7 +56,8 @@ class AccessPolicy:
             if not any(_names(key, method) for method in methods):
                 raise ValueError(
                     f"{SETTING}: entry '{key}={access.value}' names no RPC of the loaded descriptor sets "
-                    "that lacks a (tenantry.common.v1.access) rule; a contract's own rule always wins"
+                    "that has a google.api.http binding and no (tenantry.common.v1.access) rule "
+                    "(a contract's own rule always wins)"
                 )
 
 
