@@ -8,6 +8,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,81 +212,64 @@ def test_every_additional_binding_is_served(foreign: Foreign) -> None:
     assert [call.request["reference"] for call in foreign.tickets.calls[-3:]] == ["R-1", "R-2", "R-3"]
 
 
-def test_keys_from_a_jwks_url(sets: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> None:
-    tickets_set, _ = sets
-    issuer = TokenIssuer("url-key")
-    with recording_upstream(tickets_set) as tickets, jwks_http_server(issuer) as (url, fetches):
-        gateway = start_gateway(
-            "gateway-jwks-url",
-            {
-                "GATEWAY_DESCRIPTOR_SET": str(tickets_set),
-                "GATEWAY_UPSTREAMS": f"acme.tickets.v1={tickets.address}",
-                "GATEWAY_JWKS_URL": url,
-            },
-            tmp_path_factory.mktemp("jwks-url"),
-        )
-        base = f"http://{gateway.address}"
+@contextmanager
+def tickets_gateway(tickets_set: Path, jwks_url: str, folder: Path) -> Iterator[tuple[str, RecordingUpstream]]:
+    """A gateway for the tickets set alone, no policy, keys from jwks_url; its URL and upstream."""
+    with recording_upstream(tickets_set) as tickets:
+        environment = {
+            "GATEWAY_DESCRIPTOR_SET": str(tickets_set),
+            "GATEWAY_UPSTREAMS": f"acme.tickets.v1={tickets.address}",
+            "GATEWAY_JWKS_URL": jwks_url,
+        }
+        gateway = start_gateway(f"gateway-{folder.name}", environment, folder)
         try:
-            # No policy: everything without a contract rule needs a token (fail closed).
-            assert requests.get(f"{base}/v1/attachments").status_code == 401
-            assert requests.post(f"{base}/v1/tickets:purge", json={}).status_code == 401
-            reply = requests.get(f"{base}/v1/tickets/t9", headers=bearer(issuer.token()))
-            assert reply.status_code == 200, reply.text
-            assert len(fetches) == 1
-            forged = requests.get(f"{base}/v1/tickets/t9", headers=bearer(TokenIssuer("url-key").token()))
-            assert forged.status_code == 401
+            yield f"http://{gateway.address}", tickets
         finally:
             gateway.stop()
+
+
+def test_keys_from_a_jwks_url(sets: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> None:
+    issuer = TokenIssuer("url-key")
+    with (
+        jwks_http_server(issuer) as (url, fetches),
+        tickets_gateway(sets[0], url, tmp_path_factory.mktemp("jwks-url")) as (base, _),
+    ):
+        # No policy: everything without a contract rule needs a token (fail closed).
+        assert requests.get(f"{base}/v1/attachments").status_code == 401
+        assert requests.post(f"{base}/v1/tickets:purge", json={}).status_code == 401
+        reply = requests.get(f"{base}/v1/tickets/t9", headers=bearer(issuer.token()))
+        assert reply.status_code == 200, reply.text
+        assert len(fetches) == 1
+        forged = requests.get(f"{base}/v1/tickets/t9", headers=bearer(TokenIssuer("url-key").token()))
+        assert forged.status_code == 401
 
 
 def test_no_keys_to_be_had_is_503_naming_the_reason(
     sets: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    tickets_set, _ = sets
-    with recording_upstream(tickets_set) as tickets:
-        gateway = start_gateway(
-            "gateway-no-jwks",
-            {
-                "GATEWAY_DESCRIPTOR_SET": str(tickets_set),
-                "GATEWAY_UPSTREAMS": f"acme.tickets.v1={tickets.address}",
-                "GATEWAY_JWKS_URL": f"http://127.0.0.1:{free_port()}/.well-known/jwks.json",
-            },
-            tmp_path_factory.mktemp("no-jwks"),
-        )
-        try:
-            reply = requests.get(f"http://{gateway.address}/v1/tickets/t1", headers=bearer(TokenIssuer().token()))
-            assert reply.status_code == 503 and reply.headers["Retry-After"] == "1"
-            assert "signing keys" in reply.json()["message"]
-            assert not tickets.calls
-        finally:
-            gateway.stop()
+    nowhere = f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"
+    with tickets_gateway(sets[0], nowhere, tmp_path_factory.mktemp("no-jwks")) as (base, tickets):
+        reply = requests.get(f"{base}/v1/tickets/t1", headers=bearer(TokenIssuer().token()))
+        assert reply.status_code == 503 and reply.headers["Retry-After"] == "1"
+        assert "signing keys" in reply.json()["message"]
+        assert not tickets.calls
 
 
 def test_a_failing_jwks_source_is_not_hammered(
     sets: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    tickets_set, _ = sets
-    with recording_upstream(tickets_set) as tickets, jwks_http_server(TokenIssuer(), status=500) as (url, fetches):
-        gateway = start_gateway(
-            "gateway-failing-jwks",
-            {
-                "GATEWAY_DESCRIPTOR_SET": str(tickets_set),
-                "GATEWAY_UPSTREAMS": f"acme.tickets.v1={tickets.address}",
-                "GATEWAY_JWKS_URL": url,
-            },
-            tmp_path_factory.mktemp("failing-jwks"),
-        )
-        try:
-            started = time.monotonic()
-            for _ in range(30):
-                reply = requests.get(f"http://{gateway.address}/v1/tickets/t1", headers=bearer(TokenIssuer().token()))
-                assert reply.status_code == 503
-            elapsed = time.monotonic() - started
-            # One fetch, then none for half a second after each failure, however many tokens arrive.
-            assert 1 <= len(fetches) <= elapsed / 0.5 + 1
-            assert not tickets.calls
-        finally:
-            gateway.stop()
+    with (
+        jwks_http_server(TokenIssuer(), status=500) as (url, fetches),
+        tickets_gateway(sets[0], url, tmp_path_factory.mktemp("failing-jwks")) as (base, tickets),
+    ):
+        started = time.monotonic()
+        for _ in range(30):
+            reply = requests.get(f"{base}/v1/tickets/t1", headers=bearer(TokenIssuer().token()))
+            assert reply.status_code == 503
+        elapsed = time.monotonic() - started
+        # One fetch, then none for half a second after each failure, however many tokens arrive.
+        assert 1 <= len(fetches) <= elapsed / 0.5 + 1
+        assert not tickets.calls
 
 
 def test_permissions_a_contract_names_are_checked_at_the_edge(tmp_path_factory: pytest.TempPathFactory) -> None:
