@@ -12,15 +12,17 @@ from contextlib import contextmanager
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
 
+from gateway.descriptors import Rpc
 from gateway.status import GatewayError
 from kit.context import Principal
 from kit.errors import DomainError
+from kit.permissions import missing
 from kit.revocations import RevokedSessions
 from kit.tokens import AccessTokenVerifier, CachedJwks
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Metadata = list[tuple[str, str]]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
@@ -148,27 +150,33 @@ class RateLimiter:
 
 
 class EdgeAuthenticator:
-    """Verifies bearer tokens against the auth service's JWKS, fetched through the
-    contracts like any other call and cached; an unknown kid triggers a refresh.
-    Revocation is left to the services, which the token is passed on to."""
+    """Verifies bearer tokens against the JWKS of the configured source
+    (gateway.jwks), cached; an unknown kid triggers a refresh. Revocation is
+    left to the services, which the token is passed on to."""
 
     def __init__(self, fetch_jwks: Any, *, issuer: str, audience: str) -> None:
-        async def fetch_or_unavailable() -> list[dict[str, str]]:
-            # Whatever stopped the fetch, the token may be valid: 503, never 401.
-            try:
-                return list(await fetch_jwks())
-            except GatewayError:
-                raise GatewayError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    "cannot verify tokens: the auth service's keys are unreachable; retry later",
-                    headers={"Retry-After": "1"},
-                ) from None
-
-        self.jwks = CachedJwks(fetch_or_unavailable, min_refresh_interval=1.0)
+        # The fetch answers UNAVAILABLE itself when no keys can be had: the token may well be valid.
+        self.jwks = CachedJwks(fetch_jwks, min_refresh_interval=1.0)
         # Services check revocation; the gateway's own list stays empty and complete.
         unchecked = RevokedSessions()
         unchecked.mark_complete()
         self._verifier = AccessTokenVerifier(self.jwks, issuer=issuer, audience=audience, revoked=unchecked)
+
+    async def identify(self, rpc: Rpc, authorization: str | None) -> tuple[Principal | None, Metadata]:
+        """Who calls, as the upstream is told: the verified token, x-user-id and
+        x-tenant-id, or for a public RPC the credential as sent (its service
+        verifies it). An RPC public by the gateway's policy has no such service
+        rule behind it: a token sent to it is verified here, and passed on only then."""
+        if rpc.public and not (rpc.by_policy and authorization is not None):
+            return None, [] if authorization is None else [("authorization", authorization)]
+        token, principal = await self.authenticate(authorization)
+        lacking = missing(principal.permissions, rpc.permissions)
+        if lacking:
+            raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, f"requires the permission: {', '.join(lacking)}")
+        metadata = [("authorization", f"Bearer {token}"), ("x-user-id", str(principal.user_id))]
+        if principal.tenant_id:
+            metadata.append(("x-tenant-id", str(principal.tenant_id)))
+        return principal, metadata
 
     async def authenticate(self, authorization: str | None) -> tuple[str, Principal]:
         scheme, _, token = (authorization or "").partition(" ")
@@ -188,8 +196,3 @@ class EdgeAuthenticator:
                 if error.code == grpc.StatusCode.UNAUTHENTICATED
                 else {},
             ) from None
-
-
-def jwks_keys(response: Any) -> list[dict[str, str]]:
-    document = json_format.MessageToDict(response, preserving_proto_field_name=True)
-    return list(document.get("keys", []))

@@ -121,15 +121,8 @@ class Proxy:
         if self._gateway_token:
             metadata.append((GATEWAY_TOKEN_HEADER, self._gateway_token))
         authorization = authorization_header(request.headers.get("Authorization"))
-        if not binding.rpc.public:
-            token, principal = await self._authenticator.authenticate(authorization)
-            info.principal = principal
-            metadata.append(("authorization", f"Bearer {token}"))
-            metadata.append(("x-user-id", str(principal.user_id)))
-            if principal.tenant_id:
-                metadata.append(("x-tenant-id", str(principal.tenant_id)))
-        elif authorization is not None:
-            metadata.append(("authorization", authorization))
+        info.principal, identity = await self._authenticator.identify(binding.rpc, authorization)
+        metadata += identity
         trace = traceparent(request.headers.get("traceparent"))
         if trace:
             metadata.append(("traceparent", trace))

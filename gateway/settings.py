@@ -19,8 +19,15 @@ class GatewaySettings(BaseSettings):
     listen_host: str = Field(default="127.0.0.1", validation_alias="GATEWAY_HOST")
     listen_port: int = Field(default=8080, ge=1, le=65535, validation_alias="GATEWAY_PORT")
     upstreams: str = Field(default=DEFAULT_UPSTREAMS, validation_alias="GATEWAY_UPSTREAMS")
-    # Default: the set `make proto` writes beside the generated code.
+    # One or more FileDescriptorSets, separated by ',' or ':' (Tenantry's and each
+    # team's). Default: the set `make proto` writes beside the generated code.
     descriptor_set: str = Field(default="", validation_alias="GATEWAY_DESCRIPTOR_SET")
+    # For RPCs whose contract names no (tenantry.common.v1.access) rule:
+    # "conf.v1=public;acme.tickets.v1.TicketService=authenticated"; see gateway.access_policy.
+    access_policy: str = Field(default="", validation_alias="GATEWAY_ACCESS_POLICY")
+    # Where the edge gets token keys: an HTTP JWKS document, or when empty the
+    # JWKS method's RPC (generated stubs) on its service's upstream.
+    jwks_url: str = Field(default="", validation_alias="GATEWAY_JWKS_URL")
     cors_origins: str = Field(default="", validation_alias="CORS_ORIGINS")
     max_body_bytes: int = Field(default=1_048_576, ge=1, validation_alias="GATEWAY_MAX_BODY_BYTES")
     upstream_timeout_seconds: float = Field(default=15.0, gt=0, validation_alias="GATEWAY_UPSTREAM_TIMEOUT_SECONDS")

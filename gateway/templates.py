@@ -93,7 +93,9 @@ class PathTemplate:
         return (0 if self.verb else 1, self.wildcard_count, -self.literal_count)
 
 
-def _decode(raw: str, *, keep_slashes: bool) -> str:
+def _decode(raw: str | None, *, keep_slashes: bool) -> str:
+    if raw is None:
+        return ""  # a '**' variable that matched no segment (its group did not take part)
     if keep_slashes:
         raw = re.sub("%2[Ff]", "%252F", raw)
     return unquote(raw)
@@ -124,10 +126,25 @@ def _segment_regex(segment: str) -> str:
     if segment == "*":
         return "[^/]+"
     if segment == "**":
-        return ".*"
+        return _ZERO_OR_MORE_MARK + ".*"
     if not _LITERAL.fullmatch(segment):
         raise TemplateError(f"invalid literal segment {segment!r}")
     return re.escape(segment)
+
+
+# Marks a piece that may match no segment at all, along with the '/' before it
+# (http.proto: "**" matches zero or more segments, so /v1/files matches /v1/files/{name=**}).
+_ZERO_OR_MORE_MARK = "\x00"
+
+
+def _join(pieces: list[str]) -> str:
+    joined = pieces[0].removeprefix(_ZERO_OR_MORE_MARK)
+    for piece in pieces[1:]:
+        if piece.startswith(_ZERO_OR_MORE_MARK):
+            joined += f"(?:/{piece.removeprefix(_ZERO_OR_MORE_MARK)})?"
+        else:
+            joined += "/" + piece
+    return joined
 
 
 def parse(template: str) -> PathTemplate:
@@ -159,7 +176,8 @@ def parse(template: str) -> PathTemplate:
                 raise TemplateError("'**' must be the last segment")
             wildcards += sum(part in ("*", "**") for part in sub)
             literals += sum(part not in ("*", "**") for part in sub)
-            pieces.append(f"(?P<v{len(variables)}>{'/'.join(_segment_regex(part) for part in sub)})")
+            group = f"(?P<v{len(variables)}>{_join([_segment_regex(part) for part in sub])})"
+            pieces.append(f"{_ZERO_OR_MORE_MARK}{group}" if sub == ("**",) else group)
             variables.append(Variable(path, sub))
             openapi.append("{" + name + "}")
         else:
@@ -172,7 +190,7 @@ def parse(template: str) -> PathTemplate:
             pieces.append(_segment_regex(segment))
             openapi.append(segment)
     suffix = re.escape(":" + verb) if verb else ""
-    regex = re.compile("/" + "/".join(pieces) + suffix)
+    regex = re.compile(_join(["", *pieces]) + suffix)
     return PathTemplate(
         source=template,
         regex=regex,
