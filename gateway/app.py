@@ -76,7 +76,9 @@ class Gateway:
             gateway_token=settings.gateway_token.get_secret_value(),
             json_names=settings.json_names == "json",
         )
-        self.openapi = openapi_document(self.contracts, title=f"{NAME} API", version=VERSION)
+        self.openapi = openapi_document(
+            self.contracts, title=f"{NAME} API", version=VERSION, json_names=settings.json_names == "json"
+        )
         self.exposed_services = sorted({binding.rpc.service for binding in self.contracts.bindings})
         self.native = {
             "/": self.root,
