@@ -18,19 +18,20 @@ from typing import Any
 from uuid import UUID
 
 import grpc
+from google.rpc.error_details_pb2 import BadRequest, PreconditionFailure
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 
 from kit.clients import with_request_id
-from kit.context import Principal
+from kit.context import Principal, tenant_required
 from kit.db import PLATFORM_SCOPE, Database, after_commit
+from kit.error_details import Precondition, Reason, details_in
 from kit.errors import (
     AlreadyExists,
     DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     Unavailable,
 )
 from kit.outbox import Outbox
@@ -48,11 +49,6 @@ AUTH_CALL_TIMEOUT = 5.0
 
 OWNER_STATUSES = {auth_pb2.MEMBERSHIP_STATUS_ACTIVE: "active", auth_pb2.MEMBERSHIP_STATUS_INVITED: "invited"}
 
-_PASSED_THROUGH = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-}
 
 
 @dataclass(frozen=True)
@@ -322,16 +318,34 @@ class TenantRegistry:
 
 
 def _translate(error: grpc.aio.AioRpcError, field_prefix: str) -> DomainError:
-    passed = _PASSED_THROUGH.get(error.code())
-    if passed is InvalidArgument:
-        field, _, problem = (error.details() or "").partition(": ")
+    """Auth's refusal of what the caller sent, as this service's own (its field under field_prefix,
+    its details kept); any other failure of auth is an outage here."""
+    code, message = error.code(), error.details() or ""
+    details = details_in(error.trailing_metadata())  # type: ignore[arg-type]
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        violation = next((v for d in details if isinstance(d, BadRequest) for v in d.field_violations), None)
+        if violation is not None:
+            return InvalidArgument(field_prefix + violation.field, violation.description)
+        field, _, problem = message.partition(": ")
         return InvalidArgument(field_prefix + field, problem)
-    if passed is not None:
-        return passed(error.details() or "conflict")
-    return Unavailable("the auth service is unavailable; retry the request")
+    if code == grpc.StatusCode.ALREADY_EXISTS:
+        return AlreadyExists(message or "conflict")
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        failed = next((v for d in details if isinstance(d, PreconditionFailure) for v in d.violations), None)
+        kind = Precondition(failed.type) if failed is not None and failed.type in Precondition else None
+        return FailedPrecondition(
+            message or "conflict",
+            violation=kind or Precondition.ACCOUNT_CHANGED,
+            subject=failed.subject if failed is not None else "owner",
+        )
+    return Unavailable(
+        "the auth service is unavailable; retry the request",
+        reason=Reason.AUTH_SERVICE_UNAVAILABLE,
+        retry_after_seconds=1,
+    )
 
 
 def _tenant_of(principal: Principal) -> UUID:
     if principal.tenant_id is None:
-        raise PermissionDenied("the token names no tenant")
+        raise tenant_required()
     return principal.tenant_id

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kit.db import Database, bind_scope
+from kit.error_details import Reason
 from kit.errors import InvalidArgument, PermissionDenied
 from kit.outbox import Outbox
 from kit.permissions import grants
@@ -64,7 +65,7 @@ class Registration:
                 or not tenant.registration_enabled
                 or not tenant.registration_role
             ):
-                raise PermissionDenied(REGISTRATION_CLOSED)
+                raise PermissionDenied(REGISTRATION_CLOSED, reason=Reason.REGISTRATION_CLOSED)
         # Hashed either way, so that a registered email answers in the same time.
         password_hash = await self._hasher.hash(password)
         async with database.unit_of_work(scope=str(tenant.tenant_id)) as session:
