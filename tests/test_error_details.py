@@ -22,7 +22,7 @@ from tenantry.tenants.v1 import tenants_service_pb2
 
 from kit.error_details import DOMAIN, Precondition, Reason
 from tests.auth.test_token_attacks import real_key, sign  # noqa: F401  (real_key is a fixture)
-from tests.stack import Stack, Tenant, bearer, eventually, rpc_error
+from tests.stack import INTERNAL, Stack, Tenant, bearer, eventually, rpc_error
 
 T = TypeVar("T", bound=Message)
 
@@ -248,3 +248,17 @@ def test_details_carry_no_secrets_or_internals(stack: Stack, tenant: Tenant) -> 
     serialized = b"".join(value for key, value in wrong.trailing_metadata() if key.endswith("-bin"))  # type: ignore[attr-defined]
     assert b"wrong-password-1" not in serialized and b"Traceback" not in serialized
     assert tenant.owner_email.encode() not in serialized
+
+
+def test_the_internal_settings_call_names_its_own_field_and_tenants_the_callers(stack: Stack, tenant: Tenant) -> None:
+    internal = auth_service_pb2.SetTenantAccountSettingsRequest(
+        tenant_id=tenant.id, registration_enabled=True, default_role="admin"
+    )
+    error = rpc_error(lambda: stack.auth_internal.SetTenantAccountSettings(internal, metadata=INTERNAL, timeout=10))
+    assert field_violation(error)[0] == "default_role"
+    update = tenants_service_pb2.UpdateMyTenantRequest(update_mask={"paths": ["settings"]})
+    update.tenant.settings.update({"registration": {"enabled": True, "default_role": "admin"}})
+    passed_on = rpc_error(
+        lambda: stack.tenants.UpdateMyTenant(update, metadata=bearer(tenant.owner_token), timeout=10)
+    )
+    assert field_violation(passed_on)[0] == "tenant.settings.registration.default_role"

@@ -147,9 +147,7 @@ def test_every_invalid_argument_names_a_field_of_the_request(
     assert status.message == f"{violation.field}: {violation.description}"
     root = _ROOT.match(violation.field)
     assert root is not None, violation.field
-    if RULES[method.path].audience != access_pb2.AUDIENCE_INTERNAL:
-        # Internal methods may name the caller's own field (tenants passes auth's on, prefixed).
-        assert root.group() in method.request_class.DESCRIPTOR.fields_by_name or root.group() == "request", (
-            method.path,
-            violation.field,
-        )
+    assert root.group() in method.request_class.DESCRIPTOR.fields_by_name or root.group() == "request", (
+        method.path,
+        violation.field,
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,13 @@ TIERS = ("free", "basic", "premium")
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 MAX_SETTINGS_BYTES = 64 * 1024
 UPDATABLE_FIELDS = ("name", "settings")
+# SetTenantAccountSettings' fields, as the tenant's settings name them.
+SETTINGS_OF_ACCOUNT_FIELDS = {
+    "registration_enabled": "registration.enabled",
+    "default_role": "registration.default_role",
+    "email_sender_name": "email.sender_name",
+    "email_product_name": "email.product_name",
+}
 AUTH_CALL_TIMEOUT = 5.0
 
 OWNER_STATUSES = {auth_pb2.MEMBERSHIP_STATUS_ACTIVE: "active", auth_pb2.MEMBERSHIP_STATUS_INVITED: "invited"}
@@ -251,6 +259,7 @@ class TenantRegistry:
                     email_product_name=account.email_product_name,
                 ),
                 field_prefix="tenant.settings.",
+                renamed=SETTINGS_OF_ACCOUNT_FIELDS,
             )
         async with self._database.unit_of_work() as session:
             return await self._record_update(session, tenant_id, changes)
@@ -307,27 +316,29 @@ class TenantRegistry:
                 details=details,
             )
 
-    async def _call_auth(self, rpc: Any, request: Any, *, field_prefix: str = "") -> Any:
+    async def _call_auth(
+        self, rpc: Any, request: Any, *, field_prefix: str = "", renamed: Mapping[str, str] | None = None
+    ) -> Any:
         try:
             # wait_for_ready rides out a reconnect (auth restarting) within the deadline.
             return await rpc(
                 request, metadata=with_request_id(self._metadata), timeout=AUTH_CALL_TIMEOUT, wait_for_ready=True
             )
         except grpc.aio.AioRpcError as error:
-            raise _translate(error, field_prefix) from None
+            raise _translate(error, field_prefix, renamed or {}) from None
 
 
-def _translate(error: grpc.aio.AioRpcError, field_prefix: str) -> DomainError:
-    """Auth's refusal of what the caller sent, as this service's own (its field under field_prefix,
-    its details kept); any other failure of auth is an outage here."""
+def _translate(error: grpc.aio.AioRpcError, field_prefix: str, renamed: Mapping[str, str]) -> DomainError:
+    """Auth's refusal of what the caller sent, as this service's own (its field, renamed to the
+    caller's, under field_prefix; its details kept); any other failure of auth is an outage here."""
     code, message = error.code(), error.details() or ""
     details = details_in(error.trailing_metadata())  # type: ignore[arg-type]
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         violation = next((v for d in details if isinstance(d, BadRequest) for v in d.field_violations), None)
         if violation is not None:
-            return InvalidArgument(field_prefix + violation.field, violation.description)
+            return InvalidArgument(field_prefix + renamed.get(violation.field, violation.field), violation.description)
         field, _, problem = message.partition(": ")
-        return InvalidArgument(field_prefix + field, problem)
+        return InvalidArgument(field_prefix + renamed.get(field, field), problem)
     if code == grpc.StatusCode.ALREADY_EXISTS:
         return AlreadyExists(message or "conflict")
     if code == grpc.StatusCode.FAILED_PRECONDITION:

@@ -246,8 +246,8 @@ class MembershipService:
     ) -> None:
         await bind_scope(session, tenant=tenant_id)
         branding = {
-            "email_sender_name": display_name("email.sender_name", email_sender_name),
-            "email_product_name": display_name("email.product_name", email_product_name),
+            "email_sender_name": display_name("email_sender_name", email_sender_name),
+            "email_product_name": display_name("email_product_name", email_product_name),
         }
         role = None
         enabled = registration_enabled
@@ -255,9 +255,7 @@ class MembershipService:
             try:
                 role = await validate_registration_role(session, tenant_id, default_role)
             except NotFound:
-                raise InvalidArgument(
-                    "registration.default_role", f"the tenant has no role '{default_role[:40]}'"
-                ) from None
+                raise InvalidArgument("default_role", f"the tenant has no role '{default_role[:40]}'") from None
         if not await directory.set_account_settings(session, tenant_id, enabled=enabled, role=role, **branding):
             raise NotFound("tenant_id: no such tenant")
 

@@ -132,11 +132,11 @@ class Registration:
 async def validate_registration_role(session, tenant_id, role: str) -> str:  # type: ignore[no-untyped-def]
     """A role that self-registered people may get: the tenant's, granting no
     Tenantry permission beyond reading the tenant (never an admin by signing up)."""
-    role = role_name("registration.default_role", role)
+    role = role_name("default_role", role)
     permissions = await permissions_of(session, tenant_id, role)
     powerful = [p for p in CATALOGUE if p not in SELF_REGISTRATION_PERMISSIONS and grants(permissions, p)]
     if powerful:
         raise InvalidArgument(
-            "registration.default_role", f"'{role}' grants {', '.join(powerful[:3])}: too much for self-registration"
+            "default_role", f"'{role}' grants {', '.join(powerful[:3])}: too much for self-registration"
         )
     return role
