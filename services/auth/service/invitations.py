@@ -363,7 +363,7 @@ class InvitationService:
             raise FailedPrecondition(
                 "email: the account was verified meanwhile; accept the invitation again",
                 violation=Precondition.ACCOUNT_CHANGED,
-                subject=f"users/{user_id}",
+                subject="email",  # not the account's id: the caller may hold only the invitation
             )
         await bind_scope(session, tenant=invitation.tenant_id, subject=user_id)
         revoked = await self._sessions.revoke_user_sessions(session, user_id, "email_ownership_proven")
