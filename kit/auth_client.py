@@ -10,6 +10,7 @@ from google.protobuf import json_format
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
 from kit.clients import internal_metadata
+from kit.error_details import Reason
 from kit.errors import Unavailable
 from kit.revocations import RevokedSessions, follow_revocations
 from kit.settings import ServiceSettings
@@ -48,7 +49,11 @@ def remote_verifier(
         try:
             jwks = await stub.GetJwks(auth_service_pb2.GetJwksRequest(), timeout=5, wait_for_ready=True)
         except grpc.aio.AioRpcError:
-            raise Unavailable("cannot verify tokens: the auth service's keys are unreachable") from None
+            raise Unavailable(
+                "cannot verify tokens: the auth service's keys are unreachable",
+                reason=Reason.KEYS_UNREACHABLE,
+                retry_after_seconds=1,
+            ) from None
         return [json_format.MessageToDict(key, preserving_proto_field_name=True) for key in jwks.keys]
 
     revoked = RevokedSessions(max_staleness=settings.revocation_max_staleness_seconds)

@@ -26,6 +26,7 @@ import grpc
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
 from kit.convert import timestamp
+from kit.error_details import Reason
 from kit.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,11 @@ HEARTBEAT_SECONDS = 1.0
 SILENCE_LIMIT_SECONDS = 3.0
 
 Revocation = tuple[UUID, datetime]
+
+
+def not_current(message: str) -> Unavailable:
+    # A stream reopens within a fraction of a second of auth answering again.
+    return Unavailable(message, reason=Reason.REVOCATIONS_NOT_CURRENT, retry_after_seconds=1)
 
 
 class RevokedSessions:
@@ -80,9 +86,9 @@ class RevokedSessions:
     def ensure_current(self) -> None:
         """Raises Unavailable unless the list can be trusted now."""
         if not self._complete:
-            raise Unavailable("revocations are not loaded yet; retry shortly")
+            raise not_current("revocations are not loaded yet; retry shortly")
         if not self.is_current():
-            raise Unavailable("revocations are not current: the auth service is unreachable; retry shortly")
+            raise not_current("revocations are not current: the auth service is unreachable; retry shortly")
 
     def is_revoked(self, session_id: UUID) -> bool:
         """Whether the session has ended; Unavailable when that cannot be known."""
@@ -114,7 +120,7 @@ class RevokedSessions:
 async def revocation_events(revoked: RevokedSessions) -> AsyncIterator[auth_service_pb2.WatchRevocationsResponse]:
     """What WatchRevocations streams: the live revocations, the end-of-snapshot marker, then each new one."""
     if not revoked.is_current():
-        raise Unavailable("revocations are not loaded yet; retry shortly")
+        raise not_current("revocations are not loaded yet; retry shortly")
     # Subscribe before the snapshot, so nothing falls between the two.
     queue = revoked.subscribe()
     try:

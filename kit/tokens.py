@@ -28,6 +28,7 @@ from uuid import UUID
 import jwt
 
 from kit.context import Principal
+from kit.error_details import Reason
 from kit.errors import Unauthenticated
 from kit.revocations import RevokedSessions
 
@@ -132,12 +133,12 @@ class AccessTokenVerifier:
         if known is not None:
             if time.time() < known.expires and await self._keys.public_key(known.kid) is known.key:
                 if self._revoked.is_revoked(known.principal.session_id):
-                    raise Unauthenticated("session has ended")
+                    raise Unauthenticated("session has ended", reason=Reason.TOKEN_REVOKED)
                 return known.principal
             self._verified.pop(token, None)
         principal, kid, key = await self._verify_fully(token)
         if self._revoked.is_revoked(principal.session_id):
-            raise Unauthenticated("session has ended")
+            raise Unauthenticated("session has ended", reason=Reason.TOKEN_REVOKED)
         self._remember(token, _VerifiedToken(principal, kid, key, principal.expires_at.timestamp()))
         return principal
 
@@ -152,17 +153,17 @@ class AccessTokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
-            raise Unauthenticated("access token is malformed") from None
+            raise Unauthenticated("access token is malformed", reason=Reason.TOKEN_INVALID) from None
         if header.get("alg") != ALGORITHM:
-            raise Unauthenticated("access token algorithm is not allowed")
+            raise Unauthenticated("access token algorithm is not allowed", reason=Reason.TOKEN_INVALID)
         if header.get("typ") != ACCESS_TOKEN_HEADER_TYPE:
-            raise Unauthenticated("token is not an access token")
+            raise Unauthenticated("token is not an access token", reason=Reason.TOKEN_INVALID)
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
-            raise Unauthenticated("access token is signed with an unknown key")
+            raise Unauthenticated("access token is signed with an unknown key", reason=Reason.TOKEN_INVALID)
         key = await self._keys.public_key(kid)
         if key is None:
-            raise Unauthenticated("access token is signed with an unknown key")
+            raise Unauthenticated("access token is signed with an unknown key", reason=Reason.TOKEN_INVALID)
         try:
             claims = jwt.decode(
                 token,
@@ -174,13 +175,13 @@ class AccessTokenVerifier:
                 options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthenticated("access token has expired") from None
+            raise Unauthenticated("access token has expired", reason=Reason.TOKEN_EXPIRED) from None
         except jwt.ImmatureSignatureError:
-            raise Unauthenticated("access token is not valid yet") from None
+            raise Unauthenticated("access token is not valid yet", reason=Reason.TOKEN_NOT_YET_VALID) from None
         except jwt.InvalidTokenError:
-            raise Unauthenticated("access token is invalid") from None
+            raise Unauthenticated("access token is invalid", reason=Reason.TOKEN_INVALID) from None
         if claims["typ"] != ACCESS_TOKEN_CLAIM_TYPE:
-            raise Unauthenticated("token is not an access token")
+            raise Unauthenticated("token is not an access token", reason=Reason.TOKEN_INVALID)
         return _principal_from(claims), kid, key
 
 
@@ -199,7 +200,7 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
             permissions=frozenset(permissions),
         )
     except (ValueError, TypeError, AttributeError):
-        raise Unauthenticated("access token is invalid") from None
+        raise Unauthenticated("access token is invalid", reason=Reason.TOKEN_INVALID) from None
 
 
 def _strings(value: Any) -> list[str]:

@@ -11,6 +11,7 @@ from tenantry.common.v1 import access_pb2
 
 from kit.access import AccessRule
 from kit.context import current_request
+from kit.error_details import Reason
 from kit.errors import PermissionDenied, Unauthenticated
 from kit.interceptors.base import Metadata, WrappingInterceptor
 from kit.permissions import missing
@@ -29,11 +30,13 @@ class AccessInterceptor(WrappingInterceptor):
     async def guard(self, method: str, metadata: Metadata, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         rule = self._rules.get(method)
         if rule is None or rule.audience == access_pb2.AUDIENCE_UNSPECIFIED:
-            raise PermissionDenied("this method has no access rule")
+            raise PermissionDenied("this method has no access rule", reason=Reason.NO_ACCESS_RULE)
         if rule.audience == access_pb2.AUDIENCE_INTERNAL:
             offered = metadata.get(INTERNAL_TOKEN_HEADER, "").encode()
             if not hmac.compare_digest(offered, self._internal_api_token):
-                raise Unauthenticated("internal method: a valid internal API token is required")
+                raise Unauthenticated(
+                    "internal method: a valid internal API token is required", reason=Reason.INTERNAL_TOKEN_INVALID
+                )
         elif rule.audience == access_pb2.AUDIENCE_AUTHENTICATED:
             await self._authenticate(metadata, rule)
         elif rule.audience == access_pb2.AUDIENCE_PUBLIC and rule.accepts_bearer and "authorization" in metadata:
@@ -44,11 +47,15 @@ class AccessInterceptor(WrappingInterceptor):
     async def _authenticate(self, metadata: Metadata, rule: AccessRule) -> None:
         scheme, _, token = metadata.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated("a bearer access token is required")
+            raise Unauthenticated("a bearer access token is required", reason=Reason.TOKEN_MISSING)
         principal = await self._verifier.verify(token.strip())
         request = current_request()
         if request is not None:
             request.principal = principal
         lacking = missing(principal.permissions, rule.permissions)
         if lacking:
-            raise PermissionDenied(f"requires the permission: {', '.join(lacking)}")
+            raise PermissionDenied(
+                f"requires the permission: {', '.join(lacking)}",
+                reason=Reason.PERMISSION_MISSING,
+                metadata={"permission": ",".join(lacking)},
+            )

@@ -8,10 +8,10 @@ import grpc
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
 
 from kit.audit_events import to_audit_event
-from kit.context import current_principal, require_principal
+from kit.context import current_principal, require_principal, tenant_required
 from kit.convert import from_struct, from_timestamp, parse_uuid, timestamp
 from kit.db import Database, scope_of_caller
-from kit.errors import InvalidArgument, PermissionDenied
+from kit.errors import InvalidArgument
 from kit.pagination import decode_cursor, page_size
 from services.audit.checkpoints import ALGORITHM, Checkpoint, CheckpointKey
 from services.audit.repository import EventFilter
@@ -63,7 +63,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
     ) -> audit_service_pb2.ListAuditEventsResponse:
         scope = scope_of_caller()
         if not scope or current_principal() is None:
-            raise PermissionDenied("the token names no tenant")
+            raise tenant_required()
         where = EventFilter(
             scope=scope,
             action=request.action or None,
@@ -89,7 +89,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
         principal = require_principal()
         scope = scope_of_caller()
         if not scope:
-            raise PermissionDenied("the token names no tenant")
+            raise tenant_required()
         where = EventFilter(
             scope=scope,
             user_id=principal.user_id,
@@ -109,7 +109,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
     ) -> audit_service_pb2.VerifyAuditTrailResponse:
         scope = scope_of_caller()
         if not scope:
-            raise PermissionDenied("the token names no tenant")
+            raise tenant_required()
         async with self._database.unit_of_work() as session:
             result = await self._trail.verify(session, scope)
         return audit_service_pb2.VerifyAuditTrailResponse(

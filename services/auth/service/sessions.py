@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import PLATFORM_ADMIN_ROLE, Principal, current_request
 from kit.db import Database, after_commit, bind_scope
+from kit.error_details import Reason
 from kit.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox, valid_ip
 from kit.revocations import RevokedSessions
@@ -117,7 +118,7 @@ class SessionService:
                     "reason": "bad_password" if claimed else "unknown_user",
                 },
             )
-            raise Unauthenticated(LOGIN_FAILED, keeps_changes=True)
+            raise Unauthenticated(LOGIN_FAILED, reason=Reason.INVALID_CREDENTIALS, keeps_changes=True)
 
         # The subject alone lets through the user's memberships and the rows
         # this login writes (the session and refresh policies match on it).
@@ -134,7 +135,7 @@ class SessionService:
         await bind_scope(session, subject=principal.user_id)
         user = await users.find_user(session, principal.user_id)
         if user is None:
-            raise Unauthenticated("the user no longer exists")
+            raise Unauthenticated("the user no longer exists", reason=Reason.USER_NOT_FOUND)
         return await self.start_session(
             session, user.id, await self._choose_grant(session, user, slug), how="tenant_switch"
         )
@@ -177,14 +178,18 @@ class SessionService:
         if tenant_slug:
             chosen = next((m for m in all_memberships if m.slug == tenant_slug), None)
             if chosen is None:
-                raise PermissionDenied(await self._why_not_member(session, user, tenant_slug))
+                raise PermissionDenied(
+                    await self._why_not_member(session, user, tenant_slug), reason=Reason.NOT_A_MEMBER
+                )
             _require_usable(chosen)
         else:
             usable = [m for m in all_memberships if m.status == "active" and m.tenant_active]
             if not usable:
                 if all_memberships:
                     _require_usable(all_memberships[0])
-                raise PermissionDenied("the user is not an active member of any tenant")
+                raise PermissionDenied(
+                    "the user is not an active member of any tenant", reason=Reason.NOT_A_MEMBER
+                )
             chosen = _default_among(usable, user.default_tenant_id)
         if chosen.role not in BUILT_IN:
             # A tenant's own role is read under its tenant; start_session binds the same scope anyway.
@@ -211,7 +216,9 @@ class SessionService:
         of its own that commits although the call fails."""
         if not refresh_token:
             raise InvalidArgument("refresh_token", "is required")
-        subject = scope_of_opaque_token(refresh_token, Unauthenticated(REFRESH_FAILED))
+        subject = scope_of_opaque_token(
+            refresh_token, Unauthenticated(REFRESH_FAILED, reason=Reason.REFRESH_TOKEN_INVALID)
+        )
         token_hash = hash_opaque_token(refresh_token)
         next_token = new_opaque_token(subject)
         now = datetime.now(UTC)
@@ -238,7 +245,7 @@ class SessionService:
                 async with database.unit_of_work() as session:
                     await bind_scope(session, subject=subject)
                     await self._refuse_refresh(session, token_hash)
-            raise Unauthenticated(REFRESH_FAILED)
+            raise Unauthenticated(REFRESH_FAILED, reason=Reason.REFRESH_TOKEN_INVALID)
         self._outbox.wake_relay()
         return self._access_tokens(subject, grant, rotation.session_id, now, next_token)
 
@@ -258,7 +265,7 @@ class SessionService:
             tenant_id=known.tenant_id,
             user_id=known.user_id,
         )
-        raise Unauthenticated(REFRESH_FAILED, keeps_changes=True)
+        raise Unauthenticated(REFRESH_FAILED, reason=Reason.REFRESH_TOKEN_INVALID, keeps_changes=True)
 
     async def logout(self, session: AsyncSession, principal: Principal) -> None:
         # The unit of work has bound the caller's tenant, which the session row carries.
@@ -377,11 +384,15 @@ def _current_grant(rotation: session_rows.Rotation) -> Grant | None:
 
 def _require_usable(membership: MembershipView) -> None:
     if membership.status == "suspended":
-        raise PermissionDenied(f"tenant_slug: your membership in '{membership.slug}' is suspended")
+        raise PermissionDenied(
+            f"tenant_slug: your membership in '{membership.slug}' is suspended", reason=Reason.MEMBERSHIP_SUSPENDED
+        )
     if membership.status == "removed":
-        raise PermissionDenied(f"tenant_slug: you were removed from '{membership.slug}'")
+        raise PermissionDenied(
+            f"tenant_slug: you were removed from '{membership.slug}'", reason=Reason.MEMBERSHIP_REMOVED
+        )
     if not membership.tenant_active:
-        raise PermissionDenied(f"tenant '{membership.slug}' is suspended")
+        raise PermissionDenied(f"tenant '{membership.slug}' is suspended", reason=Reason.TENANT_SUSPENDED)
 
 
 def _default_among(usable: list[MembershipView], default_tenant_id: UUID | None) -> MembershipView:
