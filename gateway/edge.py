@@ -14,8 +14,10 @@ from typing import Any
 import grpc
 
 from gateway.descriptors import Rpc
+from gateway.error_details import edge_details
 from gateway.status import GatewayError
 from kit.context import Principal
+from kit.error_details import Reason, error_info
 from kit.errors import DomainError
 from kit.permissions import missing
 from kit.revocations import RevokedSessions
@@ -172,7 +174,11 @@ class EdgeAuthenticator:
         token, principal = await self.authenticate(authorization)
         lacking = missing(principal.permissions, rpc.permissions)
         if lacking:
-            raise GatewayError(grpc.StatusCode.PERMISSION_DENIED, f"requires the permission: {', '.join(lacking)}")
+            raise GatewayError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"requires the permission: {', '.join(lacking)}",
+                details=edge_details([error_info(Reason.PERMISSION_MISSING, {"permission": ",".join(lacking)})]),
+            )
         metadata = [("authorization", f"Bearer {token}"), ("x-user-id", str(principal.user_id))]
         if principal.tenant_id:
             metadata.append(("x-tenant-id", str(principal.tenant_id)))
@@ -185,6 +191,7 @@ class EdgeAuthenticator:
                 grpc.StatusCode.UNAUTHENTICATED,
                 "a bearer access token is required",
                 headers={"WWW-Authenticate": BEARER_CHALLENGE},
+                details=edge_details([error_info(Reason.TOKEN_MISSING)]),
             )
         try:
             return token.strip(), await self._verifier.verify(token.strip())
@@ -192,6 +199,7 @@ class EdgeAuthenticator:
             raise GatewayError(
                 error.code,
                 error.message,
+                details=edge_details(error.details()),
                 headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'}
                 if error.code == grpc.StatusCode.UNAUTHENTICATED
                 else {},

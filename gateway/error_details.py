@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, descriptor_pool, json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,16 @@ class DetailDecoder:
         return {"@type": detail.type_url, "value": base64.b64encode(detail.value).decode("ascii")}
 
 
+def edge_details(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The gateway's own refusals (kit's google.rpc details) in the JSON an upstream's get."""
+    packed = []
+    for message in messages:
+        detail = any_pb2.Any()
+        detail.Pack(message)
+        packed.append(_EDGE_DECODER.to_json(detail))
+    return packed
+
+
 def _type_name(detail: any_pb2.Any) -> str:
     return detail.type_url.rsplit("/", 1)[-1]
 
@@ -99,3 +109,6 @@ def _retry_after(details: Sequence[any_pb2.Any]) -> int | None:
         delay = info.retry_delay.seconds + info.retry_delay.nanos / 1e9
         return max(0, math.ceil(delay))
     return None
+
+
+_EDGE_DECODER = DetailDecoder()
