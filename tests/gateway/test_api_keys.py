@@ -101,11 +101,14 @@ def test_wrong_unknown_or_doubled_keys_are_401_with_a_clear_message(
         ({"X-Api-Key": "tnt_aaaaaaaa_" + "c" * 52, **bearer(tenant.owner_token)}, "not both"),
         ({"X-Api-Key": "tnt_\u00e9"}, "printable ASCII"),
     ]
+    before = forwarder.calls[EXCHANGE]
     for headers, message in cases:
         reply = requests.get(f"{url}/api/v1/tenants/me", headers=headers)
         assert reply.status_code == 401, (headers, reply.text)
         assert message in reply.json()["message"] and reply.headers["WWW-Authenticate"].startswith("Bearer")
     assert "Traceback" not in reply.text
+    # Only the well-formed unknown key reached auth; malformed and doubled ones were refused at the edge.
+    assert forwarder.calls[EXCHANGE] - before == 1
 
 
 def test_a_key_revoked_over_rest_is_refused_through_the_gateway_within_a_second(
