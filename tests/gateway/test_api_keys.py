@@ -155,7 +155,9 @@ def test_the_exchange_over_rest_answers_a_token_that_is_never_stored_by_caches(
     assert exchanged.status_code == 200 and exchanged.headers["Cache-Control"] == "no-store"
     token = exchanged.json()["access_token"]
     assert requests.get(f"{url}/api/v1/tenants/me", headers=bearer(token)).json()["id"] == tenant.id
-    refused = requests.post(f"{url}/api/v1/api-keys:exchange", json={"api_key": secret[:-1] + "b"})
+    refused = requests.post(
+        f"{url}/api/v1/api-keys:exchange", json={"api_key": secret[:-1] + ("a" if secret[-1] != "a" else "b")}
+    )
     assert refused.status_code == 401
 
 

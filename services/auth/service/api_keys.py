@@ -165,10 +165,7 @@ class ApiKeyService:
         key = await key_rows.revoke_api_key(session, tenant_id, key_id, revoked_by=principal.user_id, now=now)
         if key is None:
             return await self.get(session, principal, key_id=key_id)
-        # No access token of the key outlives this instant.
-        until = now + self._token_ttl + timedelta(seconds=CLOCK_LEEWAY)
-        await key_rows.publish_revocation(session, key.id, until)
-        after_commit(session, lambda: self._revoked.revoke(key_id, until))
+        await self._end_tokens(session, [key.id], now)
         await self._outbox.record(
             session,
             action="api_key.revoked",
@@ -177,6 +174,28 @@ class ApiKeyService:
             details={"name": key.name, "prefix": key.prefix},
         )
         return key
+
+    async def end_tenant_tokens(self, session: AsyncSession, tenant_id: UUID) -> int:
+        """Ends the live access tokens of the tenant's keys (its suspension); says how many keys.
+
+        The keys stay: exchanges are refused while the tenant is suspended, and after
+        it is reactivated they work again once these revocations lapse (at most the
+        token lifetime and 5 s)."""
+        now = datetime.now(UTC)
+        key_ids = await key_rows.live_key_ids(session, tenant_id, now)
+        await self._end_tokens(session, key_ids, now)
+        return len(key_ids)
+
+    async def _end_tokens(self, session: AsyncSession, key_ids: list[UUID], now: datetime) -> None:
+        # No access token of these keys outlives this instant.
+        until = now + self._token_ttl + timedelta(seconds=CLOCK_LEEWAY)
+        await key_rows.publish_revocations(session, key_ids, until)
+
+        def publish() -> None:
+            for key_id in key_ids:
+                self._revoked.revoke(key_id, until)
+
+        after_commit(session, publish)
 
     async def exchange(self, database: Database, api_key: str) -> ExchangedToken:
         """An access token for the key, if it is known, its secret right, and it is
