@@ -190,7 +190,7 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
 
 
 # An access token, or an API key (which `Authorization: Bearer tnt_...` also carries): either one.
-CREDENTIALS = [{"bearerAuth": []}, {"apiKeyAuth": []}]
+CREDENTIALS: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 
 
 def openapi_document(contracts: Contracts, *, title: str, version: str) -> dict[str, Any]:
