@@ -350,3 +350,15 @@ def test_writes_into_another_tenant_and_lookups_beyond_the_bound_prefix_are_refu
     assert row[1] == [mine.id] and theirs.id not in row[1]
     (row,) = stack.sql(by_prefix, ("",), role="tenantry_auth")
     assert row[1] is None
+
+
+def test_a_service_exchanges_a_key_once_not_per_request(stack: Stack, tenant: Tenant) -> None:
+    created = create_key(stack, tenant.owner_token, ["tenant.read"])
+    assert my_tenant(stack, with_key(created.secret)) == tenant.id
+    last_use = "SELECT last_used_at FROM auth.api_keys WHERE id = %s"
+    (after_first,) = stack.sql(last_use, (created.api_key.id,))
+    assert after_first[0] is not None
+    for _ in range(20):
+        assert my_tenant(stack, with_key(created.secret)) == tenant.id
+    # Every exchange moves the key's last use: it stayed, so twenty reads cost auth nothing.
+    assert stack.sql(last_use, (created.api_key.id,)) == [after_first]
