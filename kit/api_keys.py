@@ -129,6 +129,7 @@ class ApiKeyTokens:
         # Insertion-ordered: when full, the oldest entry goes first.
         self._entries: dict[bytes, _Remembered] = {}
         self._in_flight: dict[bytes, asyncio.Task[_Remembered]] = {}
+        # Exchanges made so far (each a call to auth), for tests and metrics.
         self.exchanges = 0
 
     async def access_token(self, api_key: str) -> str:
@@ -143,10 +144,6 @@ class ApiKeyTokens:
             raise Unauthenticated(entry.refusal)
         assert entry.access_token is not None
         return entry.access_token
-
-    def forget(self, api_key: str) -> None:
-        """Drops what is known of the key (its token was refused downstream: exchange again next time)."""
-        self._entries.pop(hashlib.sha256(api_key.encode()).digest(), None)
 
     async def _exchanged(self, digest: bytes, api_key: str) -> _Remembered:
         task = self._in_flight.get(digest)
