@@ -13,6 +13,8 @@ import grpc
 import jwt
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tenantry.audit.v1 import audit_service_pb2
 from tenantry.auth.v1 import api_keys_service_pb2, api_keys_service_pb2_grpc, roles_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
@@ -362,3 +364,17 @@ def test_a_service_exchanges_a_key_once_not_per_request(stack: Stack, tenant: Te
         assert my_tenant(stack, with_key(created.secret)) == tenant.id
     # Every exchange moves the key's last use: it stayed, so twenty reads cost auth nothing.
     assert stack.sql(last_use, (created.api_key.id,)) == [after_first]
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True)
+@given(
+    value=st.one_of(
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=90),
+        st.builds(lambda tail: "tnt_" + tail, st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E))),
+    ),
+    header=st.sampled_from(["x-api-key", "authorization"]),
+)
+def test_any_presented_key_is_unauthenticated_over_grpc_never_internal(stack: Stack, value: str, header: str) -> None:
+    sent = f"Bearer {value}" if header == "authorization" else value
+    error = rpc_error(lambda: my_tenant(stack, ((header, sent),)))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED, (header, sent, error.details())

@@ -12,6 +12,8 @@ from typing import Any
 import grpc
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.gateway.conftest import start_gateway, tenantry_gateway_env
 from tests.stack import Stack, Tenant, eventually
@@ -176,3 +178,31 @@ def test_escalation_over_rest_is_403_naming_the_permission(
     maker = stack.add_member(tenant, f"maker-{uuid.uuid4().hex[:6]}@rest-keys.test", role="rest_key_maker")
     refused = create_key(url, maker.access_token, ["tenant.read", "audit.read"])
     assert refused.status_code == 403 and "audit.read" in refused.json()["message"]
+
+
+# Header values as a client may send them: printable ASCII, often shaped like a key.
+HEADER_VALUES = st.one_of(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=90),
+    st.builds(lambda tail: "tnt_" + tail, st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=70)),
+    st.builds(
+        lambda prefix, secret: f"tnt_{prefix}_{secret}",
+        st.text("abcdefghijklmnopqrstuvwxyz234567", min_size=8, max_size=8),
+        st.text("abcdefghijklmnopqrstuvwxyz234567", min_size=52, max_size=52),
+    ),
+)
+
+
+def test_any_presented_key_is_refused_with_401_never_a_5xx(counted: tuple[str, CountingForwarder]) -> None:
+    url, _ = counted
+    session = requests.Session()
+
+    @settings(max_examples=80, deadline=None, database=None, derandomize=True)
+    @given(value=HEADER_VALUES, as_bearer=st.booleans())
+    def attempt(value: str, as_bearer: bool) -> None:
+        # requests strips surrounding spaces of header values; HTTP clients do.
+        headers = {"Authorization": f"Bearer {value}"} if as_bearer else {"X-Api-Key": value}
+        reply = session.get(f"{url}/api/v1/tenants/me", headers=headers)
+        assert reply.status_code == 401, (headers, reply.status_code, reply.text)
+        assert reply.json()["code"] == 16 and "Traceback" not in reply.text
+
+    attempt()
