@@ -27,13 +27,15 @@ from uuid import UUID
 
 import jwt
 
-from kit.context import ACTOR_API_KEY, ACTOR_USER, Principal
+from kit.context import Principal
 from kit.errors import Unauthenticated
 from kit.revocations import RevokedSessions
 
 ALGORITHM = "EdDSA"
 ACCESS_TOKEN_HEADER_TYPE = "at+jwt"  # RFC 9068
 ACCESS_TOKEN_CLAIM_TYPE = "access"
+# The actor_type claim of tokens exchanged for API keys (absent: a person).
+API_KEY_ACTOR = "api_key"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "typ", "iat", "nbf", "exp")
 # Tolerated clock skew between services, in seconds.
 CLOCK_LEEWAY = 5
@@ -185,7 +187,7 @@ class AccessTokenVerifier:
 def _refuse_if_revoked(revoked: RevokedSessions, principal: Principal) -> None:
     if revoked.is_revoked(principal.session_id):
         raise Unauthenticated(
-            "API key has been revoked" if principal.actor_type == ACTOR_API_KEY else "session has ended"
+            "API key has been revoked" if principal.actor_type == API_KEY_ACTOR else "session has ended"
         )
 
 
@@ -194,9 +196,6 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
         tenant = claims.get("tid")
         roles = _strings(claims.get("roles", []))
         permissions = _strings(claims.get("perms", []))
-        actor_type = claims.get("actor_type", ACTOR_USER)
-        if not isinstance(actor_type, str):
-            raise ValueError("actor_type is not a string")
         return Principal(
             user_id=UUID(claims["sub"]),
             tenant_id=UUID(tenant) if tenant else None,
@@ -205,10 +204,16 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             permissions=frozenset(permissions),
-            actor_type=actor_type,
+            actor_type=_actor_type(claims.get("actor_type", "user")),
         )
     except (ValueError, TypeError, AttributeError):
         raise Unauthenticated("access token is invalid") from None
+
+
+def _actor_type(value: Any) -> str:
+    if value not in ("user", API_KEY_ACTOR):
+        raise ValueError("unknown actor type")
+    return str(value)
 
 
 def _strings(value: Any) -> list[str]:

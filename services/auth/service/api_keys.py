@@ -22,14 +22,14 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.api_keys import API_KEY_MARK, ExchangedToken, api_key_prefix
-from kit.context import ACTOR_API_KEY, Principal
+from kit.context import Principal
 from kit.db import Database, after_commit
 from kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
 from kit.pagination import decode_cursor, one_page
 from kit.permissions import missing
 from kit.revocations import RevokedSessions
-from kit.tokens import CLOCK_LEEWAY
+from kit.tokens import API_KEY_ACTOR, CLOCK_LEEWAY
 from kit.validation import validate_text
 from services.auth.models import ApiKey
 from services.auth.repository import api_keys as key_rows
@@ -97,7 +97,7 @@ class ApiKeyService:
         expires_at: datetime | None,
     ) -> CreatedApiKey:
         tenant_id = tenant_of(principal)
-        if principal.actor_type == ACTOR_API_KEY:
+        if principal.actor_type == API_KEY_ACTOR:
             raise PermissionDenied("an API key cannot create API keys; a person with api_keys.manage can")
         name = validate_text("name", name, maximum=100)
         granted = validate_permissions("permissions", permissions)
@@ -220,7 +220,6 @@ class ApiKeyService:
                 raise Unauthenticated("the API key's tenant is suspended")
             if not await key_rows.record_use(session, key.id, now):
                 raise Unauthenticated("API key has been revoked")
-        issued_at = int(now.timestamp())
         expires_in = int(lifetime.total_seconds())
         token = sign_access_token(
             self._keys,
@@ -231,8 +230,8 @@ class ApiKeyService:
             tenant_id=key.tenant_id,
             roles=[],
             permissions=key.permissions,
-            issued_at=issued_at,
-            expires_at=issued_at + expires_in,
-            extra_claims={"actor_type": ACTOR_API_KEY},
+            now=now,
+            ttl_seconds=expires_in,
+            actor_type=API_KEY_ACTOR,
         )
         return ExchangedToken(token, float(expires_in))
