@@ -184,3 +184,22 @@ def test_a_tokens_actor_type_is_one_tenantry_issues_and_a_revoked_keys_token_say
     revoked.revoke(uuid.UUID(key_id), datetime.now(UTC) + timedelta(minutes=5))
     with pytest.raises(Unauthenticated, match="API key has been revoked"):
         asyncio.run(verifier.verify(token(keys, actor_type="api_key", sub=key_id, sid=key_id)))
+
+
+def test_a_flood_of_refused_keys_never_pushes_out_the_tokens_of_keys_in_use() -> None:
+    auth = Auth()
+    tokens = ApiKeyTokens(auth.exchange, remembered=4, refusals_remembered=2)
+
+    async def scenario() -> None:
+        await tokens.access_token(KEY)
+        auth.refuse = "API key is not valid"
+        for index in range(50):
+            with pytest.raises(Unauthenticated):
+                await tokens.access_token(
+                    f"tnt_{index:0>8}_".translate(str.maketrans("0123456789", "abcdefghij")) + "d" * 52
+                )
+        auth.refuse = None
+        assert await tokens.access_token(KEY) == "token-1"
+
+    asyncio.run(scenario())
+    assert auth.calls.count(KEY) == 1 and len(auth.calls) == 51
