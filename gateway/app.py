@@ -14,6 +14,7 @@ import swagger_ui_bundle
 from aiohttp import web
 
 from gateway.access_policy import parse_access_policy
+from gateway.api_keys import edge_api_keys
 from gateway.descriptor_sets import descriptor_set_paths
 from gateway.descriptors import Contracts
 from gateway.edge import EdgeAuthenticator, RateLimiter, client_address, request_id
@@ -30,7 +31,7 @@ log = logging.getLogger("tenantry.http")
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "Tenantry"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, X-Request-Id, grpc-timeout, traceparent"
+ALLOWED_REQUEST_HEADERS = "Authorization, X-Api-Key, Content-Type, X-Request-Id, grpc-timeout, traceparent"
 EXPOSED_HEADERS = "X-Request-Id, Retry-After, WWW-Authenticate"
 # Swagger UI 5 (the swagger-ui-bundle-v2 package): 4.x cannot read OpenAPI 3.1.
 SWAGGER_ASSETS = {
@@ -63,7 +64,12 @@ class Gateway:
         self.jwks = JwksSource(self.upstreams, url=settings.jwks_url, method=settings.jwks_method)
         self.origins = settings.origins()
         self.trusted_proxies = settings.trusted_networks()
-        self.authenticator = EdgeAuthenticator(self.jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+        self.authenticator = EdgeAuthenticator(
+            self.jwks,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            api_keys=edge_api_keys(self.contracts, self.upstreams, settings.api_key_exchange_method),
+        )
         self.proxy = Proxy(
             self.contracts,
             self.upstreams,

@@ -16,6 +16,7 @@ import grpc
 from gateway.descriptors import Rpc
 from gateway.error_details import edge_details
 from gateway.status import GatewayError
+from kit.api_keys import API_KEY_HEADER, ApiKeyTokens, presented_api_key
 from kit.context import Principal
 from kit.error_details import Reason, error_info
 from kit.errors import DomainError
@@ -38,15 +39,15 @@ def request_id(offered: str | None) -> str:
     return offered if offered and _REQUEST_ID.fullmatch(offered) else str(uuid.uuid4())
 
 
-def authorization_header(value: str | None) -> str | None:
-    """The Authorization header, if it is printable ASCII (RFC 9110 allows no
-    more in a credential); anything else is no credential: 401."""
+def authorization_header(value: str | None, name: str = "Authorization") -> str | None:
+    """The Authorization (or X-Api-Key) header, if it is printable ASCII (RFC 9110
+    allows no more in a credential); anything else is no credential: 401."""
     if value is None:
         return None
     if not value.isascii() or not value.isprintable():
         raise GatewayError(
             grpc.StatusCode.UNAUTHENTICATED,
-            "the Authorization header must be printable ASCII",
+            f"the {name} header must be printable ASCII",
             headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_request"'},
         )
     return value
@@ -153,25 +154,33 @@ class RateLimiter:
 
 class EdgeAuthenticator:
     """Verifies bearer tokens against the JWKS of the configured source
-    (gateway.jwks), cached; an unknown kid triggers a refresh. Revocation is
-    left to the services, which the token is passed on to."""
+    (gateway.jwks), cached; an unknown kid triggers a refresh. An API key
+    (`Authorization: Bearer tnt_...` or `X-Api-Key`) is first exchanged for an
+    access token, cached (kit.api_keys), which then goes on as the bearer.
+    Revocation is left to the services, which the token is passed on to."""
 
-    def __init__(self, fetch_jwks: Any, *, issuer: str, audience: str) -> None:
+    def __init__(self, fetch_jwks: Any, *, issuer: str, audience: str, api_keys: ApiKeyTokens | None = None) -> None:
         # The fetch answers UNAVAILABLE itself when no keys can be had: the token may well be valid.
         self.jwks = CachedJwks(fetch_jwks, min_refresh_interval=1.0)
         # Services check revocation; the gateway's own list stays empty and complete.
         unchecked = RevokedSessions()
         unchecked.mark_complete()
         self._verifier = AccessTokenVerifier(self.jwks, issuer=issuer, audience=audience, revoked=unchecked)
+        self.api_keys = api_keys
 
-    async def identify(self, rpc: Rpc, authorization: str | None) -> tuple[Principal | None, Metadata]:
+    async def identify(
+        self, rpc: Rpc, authorization: str | None, api_key: str | None = None
+    ) -> tuple[Principal | None, Metadata]:
         """Who calls, as the upstream is told: the verified token, x-user-id and
         x-tenant-id, or for a public RPC the credential as sent (its service
         verifies it). An RPC public by the gateway's policy has no such service
         rule behind it: a token sent to it is verified here, and passed on only then."""
-        if rpc.public and not (rpc.by_policy and authorization is not None):
-            return None, [] if authorization is None else [("authorization", authorization)]
-        token, principal = await self.authenticate(authorization)
+        if rpc.public and not (rpc.by_policy and (authorization is not None or api_key is not None)):
+            sent: Metadata = [] if authorization is None else [("authorization", authorization)]
+            if api_key is not None:
+                sent.append((API_KEY_HEADER, api_key))
+            return None, sent
+        token, principal = await self.authenticate(authorization, api_key)
         lacking = missing(principal.permissions, rpc.permissions)
         if lacking:
             raise GatewayError(
@@ -184,16 +193,26 @@ class EdgeAuthenticator:
             metadata.append(("x-tenant-id", str(principal.tenant_id)))
         return principal, metadata
 
-    async def authenticate(self, authorization: str | None) -> tuple[str, Principal]:
+    async def authenticate(self, authorization: str | None, api_key: str | None = None) -> tuple[str, Principal]:
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if api_key is None and (scheme.lower() != "bearer" or not token.strip()):
             raise GatewayError(
                 grpc.StatusCode.UNAUTHENTICATED,
-                "a bearer access token is required",
+                "a bearer access token or an API key is required",
                 headers={"WWW-Authenticate": BEARER_CHALLENGE},
                 details=edge_details([error_info(Reason.TOKEN_MISSING)]),
             )
         try:
+            presented = presented_api_key(authorization, api_key)
+            if presented is not None:
+                if self.api_keys is None:
+                    raise GatewayError(
+                        grpc.StatusCode.UNAUTHENTICATED,
+                        "API keys are not accepted here",
+                        headers={"WWW-Authenticate": BEARER_CHALLENGE},
+                        details=edge_details([error_info(Reason.TOKEN_INVALID)]),
+                    )
+                token = await self.api_keys.access_token(presented)
             return token.strip(), await self._verifier.verify(token.strip())
         except DomainError as error:
             raise GatewayError(

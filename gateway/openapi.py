@@ -26,7 +26,8 @@ from gateway.transcoding import is_repeated, message_of
 log = logging.getLogger("tenantry.gateway")
 
 _VARIABLE = re.compile(r"\{([^}=]*)(?:=([^}]*))?\}")
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+# An access token, or an API key (which `Authorization: Bearer tnt_...` also carries): either one.
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 NATIVE_OPERATIONS = {"/health": "health", "/api/v1/system/info": "api_v1_system_info"}
 
 
@@ -215,7 +216,10 @@ def openapi_document(contracts: Contracts, *, title: str, version: str, json_nam
         "paths": paths,
         "components": {
             "schemas": schemas.components,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+            },
         },
-        "security": [{"bearerAuth": []}],
+        "security": BEARER,
     }

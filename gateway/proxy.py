@@ -37,7 +37,7 @@ CALL_INFO = "tenantry.call"
 GATEWAY_TOKEN_HEADER = "x-gateway-token"
 # RFC 6749 §5.1: a response carrying tokens must not be stored by any cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-TOKEN_FIELDS = frozenset({"access_token", "refresh_token"})
+TOKEN_FIELDS = frozenset({"access_token", "refresh_token", "secret"})
 
 
 @dataclass
@@ -121,7 +121,8 @@ class Proxy:
         if self._gateway_token:
             metadata.append((GATEWAY_TOKEN_HEADER, self._gateway_token))
         authorization = authorization_header(request.headers.get("Authorization"))
-        info.principal, identity = await self._authenticator.identify(binding.rpc, authorization)
+        api_key = authorization_header(request.headers.get("X-Api-Key"), "X-Api-Key")
+        info.principal, identity = await self._authenticator.identify(binding.rpc, authorization, api_key)
         metadata += identity
         trace = traceparent(request.headers.get("traceparent"))
         if trace:
@@ -142,7 +143,8 @@ class Proxy:
         call = self._upstreams.callable(binding.rpc)
 
         def failure(error: grpc.aio.AioRpcError) -> GatewayError:
-            return upstream_error(error, token_presented=authorization is not None, details=self._details)
+            presented = authorization is not None or api_key is not None
+            return upstream_error(error, token_presented=presented, details=self._details)
 
         def encode(reply: Any) -> Any:
             return to_json(reply, binding.response_body, json_names=self._json_names)

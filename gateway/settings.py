@@ -36,7 +36,7 @@ class GatewaySettings(BaseSettings):
     max_in_flight: int = Field(default=32, ge=1, le=100_000, validation_alias="GATEWAY_MAX_IN_FLIGHT")
     rate_limited_methods: str = Field(
         default="tenantry.auth.v1.AuthService.Login,tenantry.auth.v1.AuthService.Refresh,"
-        "tenantry.auth.v1.AuthService.AcceptInvitation",
+        "tenantry.auth.v1.AuthService.AcceptInvitation,tenantry.auth.v1.ApiKeyService.ExchangeApiKey",
         validation_alias="GATEWAY_RATE_LIMITED_METHODS",
     )
     # Proxies in front of the gateway (CIDRs, comma-separated) whose
@@ -46,6 +46,10 @@ class GatewaySettings(BaseSettings):
     # agent, so that they believe those (and nobody else's).
     gateway_token: SecretStr = Field(default=SecretStr(""), validation_alias="GATEWAY_TOKEN")
     jwks_method: str = Field(default="/tenantry.auth.v1.AuthService/GetJwks", validation_alias="GATEWAY_JWKS_METHOD")
+    # The RPC that exchanges API keys for access tokens at the edge.
+    api_key_exchange_method: str = Field(
+        default="/tenantry.auth.v1.ApiKeyService/ExchangeApiKey", validation_alias="GATEWAY_API_KEY_EXCHANGE_METHOD"
+    )
     jwt_issuer: str = Field(default="tenantry", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field(default="tenantry-api", validation_alias="JWT_AUDIENCE")
     # Response field names: "proto" (display_name, the default) or "json" (each field's json_name,

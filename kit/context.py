@@ -29,6 +29,8 @@ class Principal:
     expires_at: datetime
     # What the token's membership (or the operator) may do; see kit.permissions.
     permissions: frozenset[str] = frozenset()
+    # "user", or "api_key" (the token's actor_type claim): a machine identity, user_id and session_id being the key.
+    actor_type: str = "user"
 
     @property
     def is_platform_admin(self) -> bool:

@@ -47,6 +47,10 @@ class Reason(StrEnum):
     TOKEN_EXPIRED = "TOKEN_EXPIRED"  # past its `exp`: refresh, then retry
     TOKEN_NOT_YET_VALID = "TOKEN_NOT_YET_VALID"  # before its `nbf` (clocks apart)
     TOKEN_REVOKED = "TOKEN_REVOKED"  # its session ended: logout, suspension, removal, a reused refresh token
+    API_KEY_INVALID = "API_KEY_INVALID"  # malformed, unknown, or not accepted by this server
+    API_KEY_REVOKED = "API_KEY_REVOKED"
+    API_KEY_EXPIRED = "API_KEY_EXPIRED"
+    API_KEY_NOT_ALLOWED = "API_KEY_NOT_ALLOWED"  # an API key may not do this (create keys): a person must
     INTERNAL_TOKEN_INVALID = "INTERNAL_TOKEN_INVALID"  # an internal method without the internal API token
     # UNAUTHENTICATED: what a person presents instead of an access token.
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"  # an email and password that do not match (or a wrong password)
@@ -89,6 +93,8 @@ class Precondition(StrEnum):
     MEMBER_REMOVED = "MEMBER_REMOVED"  # invite them again instead
     EMAIL_ALREADY_VERIFIED = "EMAIL_ALREADY_VERIFIED"
     ACCOUNT_CHANGED = "ACCOUNT_CHANGED"  # registered or verified meanwhile: retry the request
+    FEATURE_DISABLED = "FEATURE_DISABLED"  # the server is not configured for it (API_KEY_HASH_KEY unset)
+    PREFIX_EXHAUSTED = "PREFIX_EXHAUSTED"  # no unused API key prefix could be drawn: retry
 
 
 def bad_request(field: str, description: str) -> error_details_pb2.BadRequest:

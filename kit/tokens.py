@@ -35,6 +35,8 @@ from kit.revocations import RevokedSessions
 ALGORITHM = "EdDSA"
 ACCESS_TOKEN_HEADER_TYPE = "at+jwt"  # RFC 9068
 ACCESS_TOKEN_CLAIM_TYPE = "access"
+# The actor_type claim of tokens exchanged for API keys (absent: a person).
+API_KEY_ACTOR = "api_key"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "typ", "iat", "nbf", "exp")
 # Tolerated clock skew between services, in seconds.
 CLOCK_LEEWAY = 5
@@ -132,13 +134,11 @@ class AccessTokenVerifier:
         known = self._verified.get(token)
         if known is not None:
             if time.time() < known.expires and await self._keys.public_key(known.kid) is known.key:
-                if self._revoked.is_revoked(known.principal.session_id):
-                    raise Unauthenticated("session has ended", reason=Reason.TOKEN_REVOKED)
+                _refuse_if_revoked(self._revoked, known.principal)
                 return known.principal
             self._verified.pop(token, None)
         principal, kid, key = await self._verify_fully(token)
-        if self._revoked.is_revoked(principal.session_id):
-            raise Unauthenticated("session has ended", reason=Reason.TOKEN_REVOKED)
+        _refuse_if_revoked(self._revoked, principal)
         self._remember(token, _VerifiedToken(principal, kid, key, principal.expires_at.timestamp()))
         return principal
 
@@ -185,6 +185,13 @@ class AccessTokenVerifier:
         return _principal_from(claims), kid, key
 
 
+def _refuse_if_revoked(revoked: RevokedSessions, principal: Principal) -> None:
+    if revoked.is_revoked(principal.session_id):
+        if principal.actor_type == API_KEY_ACTOR:
+            raise Unauthenticated("API key has been revoked", reason=Reason.API_KEY_REVOKED)
+        raise Unauthenticated("session has ended", reason=Reason.TOKEN_REVOKED)
+
+
 def _principal_from(claims: dict[str, Any]) -> Principal:
     try:
         tenant = claims.get("tid")
@@ -198,9 +205,16 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             permissions=frozenset(permissions),
+            actor_type=_actor_type(claims.get("actor_type", "user")),
         )
     except (ValueError, TypeError, AttributeError):
         raise Unauthenticated("access token is invalid", reason=Reason.TOKEN_INVALID) from None
+
+
+def _actor_type(value: Any) -> str:
+    if value not in ("user", API_KEY_ACTOR):
+        raise ValueError("unknown actor type")
+    return str(value)
 
 
 def _strings(value: Any) -> list[str]:
