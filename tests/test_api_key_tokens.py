@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kit.api_keys import MALFORMED, ApiKeyTokens, ExchangedToken, api_key_prefix, presented_api_key
+from kit.error_details import Reason
 from kit.errors import Unauthenticated, Unavailable
 from tests.test_verified_tokens import token, verifier_with
 
@@ -41,9 +42,9 @@ class Auth:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.down:
-            raise Unavailable("auth is down")
+            raise Unavailable("auth is down", reason=Reason.AUTH_SERVICE_UNAVAILABLE)
         if self.refuse:
-            raise Unauthenticated(self.refuse)
+            raise Unauthenticated(self.refuse, reason=Reason.API_KEY_INVALID)
         return ExchangedToken(f"token-{len(self.calls)}", self.expires_in)
 
 

@@ -187,7 +187,7 @@ def test_a_denied_method_is_not_served_even_with_a_token(foreign: Foreign) -> No
     document = requests.get(f"{foreign.url}/openapi.json").json()
     validate(document)
     assert "/v1/tickets:purge" not in document["paths"]
-    assert document["paths"]["/v1/config"]["get"]["security"] == [{}, {"bearerAuth": []}]
+    assert document["paths"]["/v1/config"]["get"]["security"] == [{}, {"bearerAuth": []}, {"apiKeyAuth": []}]
 
 
 def test_a_method_entry_beats_its_service_entry(foreign: Foreign) -> None:

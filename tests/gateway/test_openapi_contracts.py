@@ -88,7 +88,7 @@ def test_services_sharing_a_name_are_told_apart_by_package(sets: dict[str, Path]
 
 def test_security_follows_the_contract_rule_or_the_policy(sets: dict[str, Path]) -> None:
     found = operations(document_of(sets, "tenantry", "echo", "tickets", "conf"))
-    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
     assert found["GET /v1/tickets/{ticket}"]["security"] == bearer  # the policy's default
     assert "(GATEWAY_ACCESS_POLICY)" in found["GET /v1/tickets/{ticket}"]["description"]
     assert found["GET /v1/config"]["security"] == [{}, *bearer]  # public by policy: a token is optional
