@@ -4,9 +4,10 @@
     server = grpc.aio.server(interceptors=[TenantryServerInterceptor(verifier, services)])
 
 Every RPC needs a valid credential (an access token, or an API key when the
-verifier has an exchange) unless it is listed in `public`. An RPC whose
-contract carries Tenantry's `(tenantry.common.v1.access)` option also needs
-the permissions it names, checked against the token's `perms`, `x.*` sets
+verifier has an exchange) unless it is listed in `public`. It also needs the
+permissions given for it in `permissions` ({"/pkg.Service/Method": [...]})
+and those its contract names in Tenantry's `(tenantry.common.v1.access)`
+option, if it carries one, checked against the token's `perms`, `x.*` sets
 included. Health checking and reflection pass untouched.
 
 The tenant is the token's `tid`, nothing else: an `x-tenant-id` the caller
@@ -17,7 +18,7 @@ call is refused.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -51,10 +52,13 @@ class TenantryServerInterceptor(grpc.aio.ServerInterceptor):
         verifier: TenantryVerifier,
         services: Iterable[ServiceDescriptor] = (),
         *,
+        permissions: Mapping[str, Iterable[str]] | None = None,
         public: Iterable[str] = (),
     ) -> None:
         self._verifier = verifier
         self._permissions = required_permissions(services)
+        for method, named in (permissions or {}).items():
+            self._permissions[method] = (*self._permissions.get(method, ()), *named)
         self._public = frozenset(public)
 
     async def intercept_service(

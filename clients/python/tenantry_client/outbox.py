@@ -17,7 +17,8 @@ service is unreachable events wait in the table: nothing is lost.
 The outbox table needs no row-level security policy of its own: requests only
 insert into it, and the relay must read every tenant's events. Create it
 with `create_audit_outbox_sql(schema)` in the application's migrations, and
-grant the runtime role SELECT, INSERT, DELETE on it.
+grant the runtime role SELECT, INSERT, UPDATE (for the relay's row locks) and
+DELETE on it.
 """
 
 from __future__ import annotations
