@@ -112,6 +112,7 @@ def main() -> None:
         audit_chain_key=os.environ.get("AUDIT_CHAIN_KEY") or secret_file(DATA_DIR / "audit-chain-key", 32),
         audit_data_dir=Path(os.environ.get("AUDIT_DATA_DIR") or DATA_DIR / "audit"),
         gateway_token=gateway_token,
+        api_key_hash_key=os.environ.get("API_KEY_HASH_KEY") or secret_file(DATA_DIR / "api-key-hash-key", 32),
     )
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = password

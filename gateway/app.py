@@ -13,6 +13,7 @@ import grpc
 import swagger_ui_bundle
 from aiohttp import web
 
+from gateway.api_keys import edge_api_keys
 from gateway.descriptors import Contracts
 from gateway.edge import EdgeAuthenticator, RateLimiter, client_address, jwks_keys, request_id
 from gateway.openapi import openapi_document
@@ -27,7 +28,7 @@ log = logging.getLogger("tenantry.http")
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "Tenantry"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, X-Request-Id, grpc-timeout, traceparent"
+ALLOWED_REQUEST_HEADERS = "Authorization, X-Api-Key, Content-Type, X-Request-Id, grpc-timeout, traceparent"
 EXPOSED_HEADERS = "X-Request-Id, Retry-After, WWW-Authenticate"
 # Swagger UI 5 (the swagger-ui-bundle-v2 package): 4.x cannot read OpenAPI 3.1.
 SWAGGER_ASSETS = {
@@ -62,7 +63,10 @@ class Gateway:
         self.origins = settings.origins()
         self.trusted_proxies = settings.trusted_networks()
         self.authenticator = EdgeAuthenticator(
-            self._fetch_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            self._fetch_jwks,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            api_keys=edge_api_keys(self.contracts, self.upstreams, settings.api_key_exchange_method),
         )
         self.proxy = Proxy(
             self.contracts,

@@ -15,6 +15,7 @@ import grpc
 from google.protobuf import json_format
 
 from gateway.status import GatewayError
+from kit.api_keys import ApiKeyTokens, presented_api_key
 from kit.context import Principal
 from kit.errors import DomainError
 from kit.revocations import RevokedSessions
@@ -34,15 +35,15 @@ def request_id(offered: str | None) -> str:
     return offered if offered and _REQUEST_ID.fullmatch(offered) else str(uuid.uuid4())
 
 
-def authorization_header(value: str | None) -> str | None:
-    """The Authorization header, if it is printable ASCII (RFC 9110 allows no
-    more in a credential); anything else is no credential: 401."""
+def authorization_header(value: str | None, name: str = "Authorization") -> str | None:
+    """The Authorization (or X-Api-Key) header, if it is printable ASCII (RFC 9110
+    allows no more in a credential); anything else is no credential: 401."""
     if value is None:
         return None
     if not value.isascii() or not value.isprintable():
         raise GatewayError(
             grpc.StatusCode.UNAUTHENTICATED,
-            "the Authorization header must be printable ASCII",
+            f"the {name} header must be printable ASCII",
             headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_request"'},
         )
     return value
@@ -150,9 +151,11 @@ class RateLimiter:
 class EdgeAuthenticator:
     """Verifies bearer tokens against the auth service's JWKS, fetched through the
     contracts like any other call and cached; an unknown kid triggers a refresh.
+    An API key (`Authorization: Bearer tnt_...` or `X-Api-Key`) is first exchanged
+    for an access token, cached (kit.api_keys), which then goes on as the bearer.
     Revocation is left to the services, which the token is passed on to."""
 
-    def __init__(self, fetch_jwks: Any, *, issuer: str, audience: str) -> None:
+    def __init__(self, fetch_jwks: Any, *, issuer: str, audience: str, api_keys: ApiKeyTokens | None = None) -> None:
         async def fetch_or_unavailable() -> list[dict[str, str]]:
             # Whatever stopped the fetch, the token may be valid: 503, never 401.
             try:
@@ -169,16 +172,26 @@ class EdgeAuthenticator:
         unchecked = RevokedSessions()
         unchecked.mark_complete()
         self._verifier = AccessTokenVerifier(self.jwks, issuer=issuer, audience=audience, revoked=unchecked)
+        self.api_keys = api_keys
 
-    async def authenticate(self, authorization: str | None) -> tuple[str, Principal]:
+    async def authenticate(self, authorization: str | None, api_key: str | None = None) -> tuple[str, Principal]:
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if api_key is None and (scheme.lower() != "bearer" or not token.strip()):
             raise GatewayError(
                 grpc.StatusCode.UNAUTHENTICATED,
-                "a bearer access token is required",
+                "a bearer access token or an API key is required",
                 headers={"WWW-Authenticate": BEARER_CHALLENGE},
             )
         try:
+            presented = presented_api_key(authorization, api_key)
+            if presented is not None:
+                if self.api_keys is None:
+                    raise GatewayError(
+                        grpc.StatusCode.UNAUTHENTICATED,
+                        "API keys are not accepted here",
+                        headers={"WWW-Authenticate": BEARER_CHALLENGE},
+                    )
+                token = await self.api_keys.access_token(presented)
             return token.strip(), await self._verifier.verify(token.strip())
         except DomainError as error:
             raise GatewayError(

@@ -27,6 +27,7 @@ from gateway.routes import Matched, MethodNotAllowed, RouteTable
 from gateway.status import HTTP_STATUS, GatewayError, error_body
 from gateway.transcoding import build_request, to_json
 from gateway.upstreams import Upstreams
+from kit.api_keys import API_KEY_HEADER
 from kit.context import Principal
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ CALL_INFO = "tenantry.call"
 GATEWAY_TOKEN_HEADER = "x-gateway-token"
 # RFC 6749 §5.1: a response carrying tokens must not be stored by any cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-TOKEN_FIELDS = frozenset({"access_token", "refresh_token"})
+TOKEN_FIELDS = frozenset({"access_token", "refresh_token", "secret"})
 
 
 @dataclass
@@ -115,8 +116,9 @@ class Proxy:
         if self._gateway_token:
             metadata.append((GATEWAY_TOKEN_HEADER, self._gateway_token))
         authorization = authorization_header(request.headers.get("Authorization"))
+        api_key = authorization_header(request.headers.get("X-Api-Key"), "X-Api-Key")
         if not binding.rpc.public:
-            token, principal = await self._authenticator.authenticate(authorization)
+            token, principal = await self._authenticator.authenticate(authorization, api_key)
             info.principal = principal
             metadata.append(("authorization", f"Bearer {token}"))
             metadata.append(("x-user-id", str(principal.user_id)))
@@ -124,6 +126,8 @@ class Proxy:
                 metadata.append(("x-tenant-id", str(principal.tenant_id)))
         elif authorization is not None:
             metadata.append(("authorization", authorization))
+        if binding.rpc.public and api_key is not None:
+            metadata.append((API_KEY_HEADER, api_key))
         trace = traceparent(request.headers.get("traceparent"))
         if trace:
             metadata.append(("traceparent", trace))
@@ -143,7 +147,7 @@ class Proxy:
             with self._in_flight.slot(name) if name in self._limited else contextlib.nullcontext():
                 reply = await call(message, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as error:
-            raise upstream_error(error, token_presented=authorization is not None) from None
+            raise upstream_error(error, token_presented=authorization is not None or api_key is not None) from None
         headers = NO_STORE if carries_tokens(binding.rpc.response_class.DESCRIPTOR) else None
         return json_response(200, to_json(reply, binding.response_body), headers)
 

@@ -38,6 +38,10 @@ class GatewaySettings(BaseSettings):
     # agent, so that they believe those (and nobody else's).
     gateway_token: SecretStr = Field(default=SecretStr(""), validation_alias="GATEWAY_TOKEN")
     jwks_method: str = Field(default="/tenantry.auth.v1.AuthService/GetJwks", validation_alias="GATEWAY_JWKS_METHOD")
+    # The RPC that exchanges API keys for access tokens at the edge.
+    api_key_exchange_method: str = Field(
+        default="/tenantry.auth.v1.ApiKeyService/ExchangeApiKey", validation_alias="GATEWAY_API_KEY_EXCHANGE_METHOD"
+    )
     jwt_issuer: str = Field(default="tenantry", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field(default="tenantry-api", validation_alias="JWT_AUDIENCE")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")

@@ -9,6 +9,7 @@ import grpc
 from google.protobuf import json_format
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
+from kit.api_keys import ApiKeyTokens, remote_exchange
 from kit.clients import internal_metadata
 from kit.errors import Unavailable
 from kit.revocations import RevokedSessions, follow_revocations
@@ -64,3 +65,11 @@ def remote_verifier(
         await follow_revocations(channel, metadata, revoked)
 
     return verifier, revoked, follow
+
+
+def remote_api_keys(settings: ServiceSettings, channel: grpc.aio.Channel) -> ApiKeyTokens:
+    """API keys exchanged through the auth service over channel, cached (see kit.api_keys).
+
+    The exchange carries this service's internal credentials: its rule is public
+    today, and whatever rule replaces it for service-to-service calls applies."""
+    return ApiKeyTokens(remote_exchange(channel, internal_metadata(settings.internal_api_token.get_secret_value())))

@@ -37,7 +37,7 @@ from tenantry_client.tokens import (
     verified_claims,
 )
 
-from kit.context import Principal
+from kit.context import ACTOR_API_KEY, ACTOR_USER, Principal
 from kit.errors import Unauthenticated
 from kit.revocations import RevokedSessions
 
@@ -88,13 +88,11 @@ class AccessTokenVerifier:
         known = self._verified.get(token)
         if known is not None:
             if time.time() < known.expires and await self._keys.public_key(known.kid) is known.key:
-                if self._revoked.is_revoked(known.principal.session_id):
-                    raise Unauthenticated("session has ended")
+                _refuse_if_revoked(self._revoked, known.principal)
                 return known.principal
             self._verified.pop(token, None)
         principal, kid, key = await self._verify_fully(token)
-        if self._revoked.is_revoked(principal.session_id):
-            raise Unauthenticated("session has ended")
+        _refuse_if_revoked(self._revoked, principal)
         self._remember(token, _VerifiedToken(principal, kid, key, principal.expires_at.timestamp()))
         return principal
 
@@ -113,11 +111,21 @@ class AccessTokenVerifier:
         return _principal_from(claims), kid, key
 
 
+def _refuse_if_revoked(revoked: RevokedSessions, principal: Principal) -> None:
+    if revoked.is_revoked(principal.session_id):
+        raise Unauthenticated(
+            "API key has been revoked" if principal.actor_type == ACTOR_API_KEY else "session has ended"
+        )
+
+
 def _principal_from(claims: dict[str, Any]) -> Principal:
     try:
         tenant = claims.get("tid")
         roles = _strings(claims.get("roles", []))
         permissions = _strings(claims.get("perms", []))
+        actor_type = claims.get("actor_type", ACTOR_USER)
+        if not isinstance(actor_type, str):
+            raise ValueError("actor_type is not a string")
         return Principal(
             user_id=UUID(claims["sub"]),
             tenant_id=UUID(tenant) if tenant else None,
@@ -126,6 +134,7 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             permissions=frozenset(permissions),
+            actor_type=actor_type,
         )
     except (ValueError, TypeError, AttributeError):
         raise Unauthenticated("access token is invalid") from None

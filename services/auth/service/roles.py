@@ -30,6 +30,8 @@ CATALOGUE: dict[str, str] = {
     "roles.manage": "Define, change and delete the tenant's roles.",
     "audit.read": "Read and verify the tenant's audit trail.",
     "emails.read": "Read the tenant's email delivery log (recipients, status, errors; never bodies).",
+    "api_keys.read": "List the tenant's API keys (never their secrets).",
+    "api_keys.manage": "Create and revoke the tenant's API keys.",
 }
 APPLICATION_PREFIX = "app."
 APPLICATION_PATTERN = "app.<name>[.<name>...] with lowercase letters, digits and underscores; app.<name>.* for a set"
