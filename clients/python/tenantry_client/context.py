@@ -12,6 +12,10 @@ from uuid import UUID
 from tenantry_client.errors import InvalidToken, PermissionMissing
 from tenantry_client.permissions import missing
 
+# Who a token speaks for (its `actor_type` claim): a person, unless it says otherwise.
+ACTOR_USER = "user"
+ACTOR_API_KEY = "api_key"
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -25,6 +29,8 @@ class Principal:
     session_id: UUID
     token_id: str
     expires_at: datetime
+    # ACTOR_USER, or ACTOR_API_KEY (then user_id and session_id are the key's id).
+    actor_type: str = ACTOR_USER
 
     def require(self, *permissions: str) -> None:
         """PermissionMissing unless every permission is held (`app.tickets.*` covers `app.tickets.write`)."""

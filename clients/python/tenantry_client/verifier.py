@@ -9,9 +9,10 @@ Access tokens are checked as Tenantry's services check them (tokens.py) with
 keys from auth's GetJwks, cached and fetched again on an unknown kid, and
 their session against the revocation stream (fail closed: UNAVAILABLE until
 the first snapshot is in). API keys (`tnt_<prefix>_<secret>`, as a bearer
-token or in `x-api-key`) go through an ApiKeyExchange: the key is exchanged
-with auth for a short-lived access token, which is then verified like any
-other and reused until shortly before it expires.
+token or in `x-api-key`) go through an ApiKeyExchange (by default auth's
+ExchangeApiKey, see api_keys.py): the key is exchanged for a short-lived
+access token, which is then verified like any other and reused until shortly
+before it expires.
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ import contextlib
 import hashlib
 import time
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 import grpc
 from google.protobuf import json_format
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
-from tenantry_client.context import Principal
+from tenantry_client.api_keys import AuthApiKeyExchange, presented_api_key
+from tenantry_client.context import ACTOR_API_KEY, ACTOR_USER, Principal
 from tenantry_client.errors import InvalidToken, VerificationUnavailable
 from tenantry_client.revocations import CredentialSource, Metadata, RevocationList, follow_revocations
 from tenantry_client.tokens import CachedJwks, bearer_token, verified_claims
 
-API_KEY_PREFIX = "tnt_"
 # An exchanged access token is used until this many seconds before its exp.
 EXCHANGED_TOKEN_MARGIN_SECONDS = 30
 EXCHANGED_TOKENS_REMEMBERED = 1024
@@ -81,7 +82,7 @@ class TenantryVerifier:
         credentials: CredentialSource,
         issuer: str = "tenantry",
         audience: str = "tenantry-api",
-        api_keys: ApiKeyExchange | None = None,
+        api_keys: ApiKeyExchange | Literal["auth"] | None = "auth",
         max_staleness: float = 5.0,
     ) -> None:
         self._channel = grpc.aio.insecure_channel(auth_address, options=CHANNEL_OPTIONS)
@@ -89,7 +90,8 @@ class TenantryVerifier:
         self._credentials = credentials
         self._issuer = issuer
         self._audience = audience
-        self.api_keys = api_keys
+        # "auth": exchanged through auth's ExchangeApiKey; None: API keys refused.
+        self.api_keys = AuthApiKeyExchange(self._channel) if api_keys == "auth" else api_keys
         self.revocations = RevocationList(max_staleness=max_staleness)
         self.keys = CachedJwks(self._fetch_jwks)
         self._exchanged: dict[bytes, tuple[str, float]] = {}
@@ -120,12 +122,10 @@ class TenantryVerifier:
 
     async def authenticate(self, *, authorization: str | None = None, api_key: str | None = None) -> Principal:
         """The caller behind an `authorization` value or an `x-api-key` value."""
-        if api_key:
-            return await self.verify(await self._exchange(api_key))
-        token = bearer_token(authorization or "")
-        if token.startswith(API_KEY_PREFIX):
-            token = await self._exchange(token)
-        return await self.verify(token)
+        key = presented_api_key(authorization, api_key)
+        if key is not None:
+            return await self.verify(await self._exchange(key))
+        return await self.verify(bearer_token(authorization or ""))
 
     async def verify(self, token: str) -> Principal:
         # Revocations first: without them no token can be accepted, so a down
@@ -134,7 +134,9 @@ class TenantryVerifier:
         claims, _, _ = await verified_claims(token, self.keys, issuer=self._issuer, audience=self._audience)
         principal = principal_from_claims(claims)
         if self.revocations.is_revoked(principal.session_id):
-            raise InvalidToken("session has ended")
+            raise InvalidToken(
+                "API key has been revoked" if principal.actor_type == ACTOR_API_KEY else "session has ended"
+            )
         return principal
 
     async def _exchange(self, api_key: str) -> str:
@@ -171,9 +173,16 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
             session_id=UUID(claims["sid"]),
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+            actor_type=_string(claims.get("actor_type", ACTOR_USER)),
         )
     except (ValueError, TypeError, AttributeError):
         raise InvalidToken("access token is invalid") from None
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
 
 
 def _strings(value: Any) -> list[str]:
