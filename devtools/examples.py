@@ -1,8 +1,9 @@
 """Example services of backends built on Tenantry, started by `make run EXAMPLES=tickets`.
 
 Each example is a process of its own, with its own contract: the gateway
-serves it beside Tenantry's contracts (one descriptor set holding both) and
-routes its package to it.
+serves it beside Tenantry's contracts (one descriptor set holding both, which
+gateways with and without several GATEWAY_DESCRIPTOR_SET entries read alike)
+and routes its package to it.
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ def gateway_env(examples: list[Example], gateway_env: Mapping[str, str], contrac
     contracts_path.parent.mkdir(parents=True, exist_ok=True)
     contracts_path.write_bytes(merged.SerializeToString())
     upstreams = ";".join(f"{example.package}={example.address()}" for example in examples)
+    # The examples' contracts name no Tenantry access rule: every call needs a
+    # valid token (said outright, though it is the gateway's default).
+    policy = ";".join(f"{example.package}=authenticated" for example in examples)
     return {
         **gateway_env,
         "GATEWAY_DESCRIPTOR_SET": str(contracts_path),
         "GATEWAY_UPSTREAMS": f"{gateway_env['GATEWAY_UPSTREAMS']};{upstreams}",
+        "GATEWAY_ACCESS_POLICY": ";".join(filter(None, [gateway_env.get("GATEWAY_ACCESS_POLICY", ""), policy])),
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import grpc
 import pytest
 import requests
+from tenantry.auth.v1 import api_keys_service_pb2, api_keys_service_pb2_grpc
 
 from examples.tickets.contract import SERVICE_NAME, load_contract
 from tests.stack import Stack, Tenant, bearer, eventually, rpc_error
@@ -152,3 +153,33 @@ def test_the_gateway_documents_the_example(tickets_gateway: str) -> None:
     assert requests.get(f"{tickets_gateway}/docs", timeout=10).status_code == 200
     health = requests.get(f"{tickets_gateway}/health", timeout=10).json()
     assert health["upstreams"][SERVICE_NAME]
+
+
+def test_an_api_key_opens_tickets_over_rest_and_grpc_within_its_permissions(
+    stack: Stack, tickets_gateway: str, tickets_service: str, tenants: tuple[Tenant, Tenant]
+) -> None:
+    a, _ = tenants
+    keys = api_keys_service_pb2_grpc.ApiKeyServiceStub(stack.channels["auth"])
+    key = keys.CreateApiKey(
+        api_keys_service_pb2.CreateApiKeyRequest(name="citizen-portal", permissions=["app.tickets.write"]),
+        metadata=bearer(a.owner_token),
+        timeout=10,
+    ).secret
+    over_rest = requests.post(
+        f"{tickets_gateway}/acme/v1/tickets", json={"title": "Via key"}, headers={"x-api-key": key}, timeout=10
+    )
+    assert over_rest.status_code == 200, over_rest.text
+    assert over_rest.json()["id"] in [each["id"] for each in listed(tickets_gateway, a.owner_token)]
+    # The key may write but not read.
+    assert requests.get(f"{tickets_gateway}/acme/v1/tickets", headers={"x-api-key": key}, timeout=10).status_code == 403
+
+    contract = load_contract()
+    with grpc.insecure_channel(tickets_service) as channel:
+        create_ticket = channel.unary_unary(
+            f"/{SERVICE_NAME}/CreateTicket",
+            request_serializer=contract.message("CreateTicketRequest").SerializeToString,
+            response_deserializer=contract.message("Ticket").FromString,
+        )
+        request = contract.message("CreateTicketRequest")(ticket=contract.message("Ticket")(title="Via gRPC"))
+        ticket = create_ticket(request, metadata=(("x-api-key", key),), timeout=10)
+    assert ticket.title == "Via gRPC"
