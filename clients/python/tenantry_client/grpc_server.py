@@ -17,8 +17,11 @@ call is refused.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
@@ -28,6 +31,8 @@ from tenantry.common.v1 import access_pb2
 from tenantry_client.context import Principal, acting_as
 from tenantry_client.errors import PermissionMissing, TenantryClientError
 from tenantry_client.verifier import TenantryVerifier
+
+log = logging.getLogger(__name__)
 
 INFRASTRUCTURE_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 TENANT_HEADER = "x-tenant-id"
@@ -106,7 +111,8 @@ class TenantryServerInterceptor(grpc.aio.ServerInterceptor):
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             principal = await self._principal(metadata, needed, context)
             with acting_as(principal):
-                return await behaviour(request, context)
+                async with _answered_safely(context):
+                    return await behaviour(request, context)
 
         return unary
 
@@ -114,13 +120,30 @@ class TenantryServerInterceptor(grpc.aio.ServerInterceptor):
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             principal = await self._principal(metadata, needed, context)
             with acting_as(principal):
-                if inspect.isasyncgenfunction(behaviour):
-                    async for response in behaviour(request, context):
-                        yield response
-                else:
-                    await behaviour(request, context)
+                async with _answered_safely(context):
+                    if inspect.isasyncgenfunction(behaviour):
+                        async for response in behaviour(request, context):
+                            yield response
+                    else:
+                        await behaviour(request, context)
 
         return stream
+
+
+@asynccontextmanager
+async def _answered_safely(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """A handler's refusal (`principal.require(...)` failing) becomes its status;
+    anything unexpected becomes INTERNAL with no detail (logged here), never a
+    stack trace or exception text in the caller's hands."""
+    try:
+        yield
+    except TenantryClientError as refused:
+        await context.abort(refused.grpc_code, refused.message)
+    except (grpc.aio.AbortError, grpc.aio.UsageError, asyncio.CancelledError):
+        raise
+    except Exception:
+        log.exception("unexpected error in an RPC handler")
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
 def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
