@@ -27,9 +27,16 @@ from tenantry_client.errors import VerificationUnavailable
 
 log = logging.getLogger(__name__)
 
+# How long the list is trusted after the stream from auth broke.
 DEFAULT_MAX_STALENESS_SECONDS = 5.0
+# Pause between attempts to reopen the stream. The channel itself reconnects
+# within its own (short) backoff; this only spaces out refused attempts.
 RECONNECT_PAUSE_SECONDS = 0.1
-# Auth sends a heartbeat each second; three silent seconds mean a dead stream.
+# Auth sends a heartbeat after this long without revocations; a subscriber
+# hearing nothing for SILENCE_LIMIT_SECONDS takes the stream for dead (a peer
+# gone without closing its connection), instead of trusting it until keepalive
+# gives up.
+HEARTBEAT_SECONDS = 1.0
 SILENCE_LIMIT_SECONDS = 3.0
 
 # The metadata of each call to auth: the caller's credential for
@@ -41,18 +48,30 @@ CredentialSource = Callable[[], Awaitable[Metadata]]
 
 
 class RevocationList:
+    # What a check raises while the list cannot be trusted. Tenantry's kit
+    # raises its own typed error (a subclass sets it), a backend this one.
+    unavailable: type[Exception] = VerificationUnavailable
+
     def __init__(self, *, max_staleness: float = DEFAULT_MAX_STALENESS_SECONDS) -> None:
         self._until: dict[UUID, datetime] = {}
         self._max_staleness = max_staleness
         self._complete = False
+        # monotonic time the source was lost at; None while it is connected.
         self._source_lost_at: float | None = None
 
     def revoke(self, session_id: UUID, until: datetime) -> None:
-        if until > datetime.now(UTC):
-            known = self._until.get(session_id)
-            self._until[session_id] = max(until, known) if known else until
+        self._store(session_id, until)
+
+    def _store(self, session_id: UUID, until: datetime) -> bool:
+        """Lists the session until then; False (nothing listed) when that has passed."""
+        if until <= datetime.now(UTC):
+            return False
+        known = self._until.get(session_id)
+        self._until[session_id] = max(until, known) if known else until
+        return True
 
     def mark_complete(self) -> None:
+        """Every live revocation is in, and the source is connected."""
         self._complete = True
         self._source_lost_at = None
 
@@ -61,17 +80,20 @@ class RevocationList:
             self._source_lost_at = time.monotonic()
 
     def is_current(self) -> bool:
+        if not self._complete:
+            return False
         lost_at = self._source_lost_at
-        return self._complete and (lost_at is None or time.monotonic() - lost_at < self._max_staleness)
+        return lost_at is None or time.monotonic() - lost_at < self._max_staleness
 
     def ensure_current(self) -> None:
+        """Raises `unavailable` unless the list can be trusted now."""
         if not self._complete:
-            raise VerificationUnavailable("revocations are not loaded yet; retry shortly")
+            raise self.unavailable("revocations are not loaded yet; retry shortly")
         if not self.is_current():
-            raise VerificationUnavailable("revocations are not current: the auth service is unreachable")
+            raise self.unavailable("revocations are not current: the auth service is unreachable; retry shortly")
 
     def is_revoked(self, session_id: UUID) -> bool:
-        """Whether the session has ended; VerificationUnavailable when that cannot be known."""
+        """Whether the session has ended; `unavailable` when that cannot be known."""
         self.ensure_current()
         until = self._until.get(session_id)
         if until is None:
@@ -81,9 +103,18 @@ class RevocationList:
             return False
         return True
 
+    def live(self) -> list[tuple[UUID, datetime]]:
+        now = datetime.now(UTC)
+        for expired in [sid for sid, until in self._until.items() if until <= now]:
+            del self._until[expired]
+        return list(self._until.items())
+
 
 async def follow_revocations(channel: grpc.aio.Channel, credentials: CredentialSource, revoked: RevocationList) -> None:
-    """Keeps revoked in step with auth, reconnecting until cancelled."""
+    """Keeps revoked in step with auth, reconnecting until cancelled.
+
+    The stream waits for the channel to be ready, so it reopens as soon as the
+    channel reconnects to auth."""
     stub = auth_service_pb2_grpc.AuthInternalServiceStub(channel)
     while True:
         stream = stub.WatchRevocations(
@@ -93,9 +124,9 @@ async def follow_revocations(channel: grpc.aio.Channel, credentials: CredentialS
             await _apply_stream(stream, revoked)
             log.warning("revocation stream ended")
         except grpc.aio.AioRpcError as error:
-            log.warning("revocation stream interrupted: %s", error.code().name)
+            log.warning("revocation stream interrupted", extra={"grpc_status": error.code().name})
         except TimeoutError:
-            log.warning("revocation stream silent for %ss; reconnecting", SILENCE_LIMIT_SECONDS)
+            log.warning("revocation stream silent; reconnecting", extra={"silent_seconds": SILENCE_LIMIT_SECONDS})
         except (ValueError, TypeError):
             log.error("malformed revocation event; reconnecting", exc_info=True)
         finally:
@@ -105,13 +136,15 @@ async def follow_revocations(channel: grpc.aio.Channel, credentials: CredentialS
 
 
 async def _apply_stream(stream: Any, revoked: RevocationList) -> None:
+    """Applies events until the stream ends; TimeoutError once it has been
+    silent too long after the snapshot (before it, waiting is for the channel)."""
     while True:
-        # Before the snapshot, waiting is for the channel; after it, silence means a dead peer.
         silence_limit = SILENCE_LIMIT_SECONDS if revoked.is_current() else None
         event = await asyncio.wait_for(stream.read(), silence_limit)
         if event is grpc.aio.EOF:
             return
         if event.HasField("snapshot_complete"):
             revoked.mark_complete()
+            log.info("revocations current", extra={"revoked_sessions": len(revoked.live())})
         elif event.HasField("revoked"):
             revoked.revoke(UUID(event.revoked.session_id), event.revoked.revoked_until.ToDatetime(tzinfo=UTC))
