@@ -8,10 +8,11 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Text, cast, func, or_, select, text, tuple_
+from sqlalchemy import Text, case, cast, func, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE
+from services.audit import chain
 from services.audit.chain import START, ChainLink
 from services.audit.models import AuditEventRow, ChainHead
 
@@ -22,8 +23,14 @@ class EventFilter:
     action: str | None = None
     resource_type: str | None = None
     user_id: UUID | None = None
-    # details->>'category', e.g. "auth".
+    # "auth", ...: the category column, or for events of the first model, details->>'category'.
     category: str | None = None
+    outcome: str | None = None
+    actor_type: str | None = None
+    actor_id: str | None = None
+    session_id: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
     # Also the events recorded outside any tenant (needs the user bound as the subject).
     with_tenantless: bool = False
     start_time: datetime | None = None
@@ -31,28 +38,40 @@ class EventFilter:
     after: tuple[datetime, UUID] | None = None
 
 
-# The events' columns, in the order the arrays below carry them.
-_EVENT_ARRAYS = """
-    unnest(
-        CAST(:ids AS uuid[]), CAST(:created_at AS timestamptz[]), CAST(:tenant_ids AS uuid[]),
-        CAST(:user_ids AS uuid[]), CAST(:actions AS text[]), CAST(:resource_types AS text[]),
-        CAST(:resource_ids AS text[]), CAST(:details AS text[]), CAST(:ip_addresses AS text[]),
-        CAST(:user_agents AS text[]), CAST(:request_ids AS text[]), CAST(:sequences AS bigint[]),
-        CAST(:chain_hashes AS bytea[])
-    ) AS event(id, created_at, tenant_id, user_id, action, resource_type, resource_id, details,
-               ip_address, user_agent, request_id, sequence, chain_hash)
-"""
+# The columns ingest writes, each from an array of the same name: the
+# model's text columns, then those needing a cast from text.
+_TEXT_COLUMNS = (
+    "action",
+    "resource_type",
+    "resource_id",
+    "user_agent",
+    "request_id",
+    *chain.FORMAT_2_TEXT_FIELDS,
+)
+_ARRAYS = (
+    ("id", "uuid"),
+    ("created_at", "timestamptz"),
+    ("tenant_id", "uuid"),
+    ("user_id", "uuid"),
+    *((column, "text") for column in _TEXT_COLUMNS),
+    ("details", "text"),
+    ("ip_address", "text"),
+    ("sequence", "bigint"),
+    ("chain_hash", "bytea"),
+    ("chain_format", "smallint"),
+)
+_CAST_ON_INSERT = {"details": "CAST(details AS jsonb)", "ip_address": "CAST(ip_address AS inet)"}
+_COLUMN_LIST = ", ".join(column for column, _ in _ARRAYS)
 
 # One statement for a whole scope's share of a batch: the rows go in as
 # arrays (no per-row SQL to build or parse) and the chain head moves with them.
 _INSERT_AND_ADVANCE = text(
     f"""
     WITH inserted AS (
-        INSERT INTO audit.events (id, created_at, tenant_id, user_id, action, resource_type, resource_id,
-                                  details, ip_address, user_agent, request_id, sequence, chain_hash)
-        SELECT id, created_at, tenant_id, user_id, action, resource_type, resource_id,
-               CAST(details AS jsonb), CAST(ip_address AS inet), user_agent, request_id, sequence, chain_hash
-        FROM {_EVENT_ARRAYS}
+        INSERT INTO audit.events ({_COLUMN_LIST})
+        SELECT {", ".join(_CAST_ON_INSERT.get(column, column) for column, _ in _ARRAYS)}
+        FROM unnest({", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in _ARRAYS)})
+             AS event({_COLUMN_LIST})
         RETURNING 1
     )
     UPDATE audit.chain_heads SET sequence = :head_sequence, chain_hash = :head_hash
@@ -64,28 +83,13 @@ _INSERT_AND_ADVANCE = text(
 async def insert_events(
     session: AsyncSession, scope: str, events: list[dict[str, Any]], head: tuple[int, bytes]
 ) -> None:
-    """Inserts one scope's new events and moves its chain head to head.
+    """Inserts one scope's new events (dicts holding chain.EVENT_FIELDS, sequence and chain_hash)
+    and moves its chain head to head.
 
     The caller holds the head's lock and has left out the stored events."""
-    values: dict[str, Any] = {
-        "ids": [event["id"] for event in events],
-        "created_at": [event["created_at"] for event in events],
-        "tenant_ids": [event["tenant_id"] for event in events],
-        "user_ids": [event["user_id"] for event in events],
-        "actions": [event["action"] for event in events],
-        "resource_types": [event["resource_type"] for event in events],
-        "resource_ids": [event["resource_id"] for event in events],
-        "details": [json.dumps(event["details"]) for event in events],
-        "ip_addresses": [event["ip_address"] for event in events],
-        "user_agents": [event["user_agent"] for event in events],
-        "request_ids": [event["request_id"] for event in events],
-        "sequences": [event["sequence"] for event in events],
-        "chain_hashes": [event["chain_hash"] for event in events],
-        "scope": scope,
-        "head_sequence": head[0],
-        "head_hash": head[1],
-        "expected": len(events),
-    }
+    values: dict[str, Any] = {column: [event[column] for event in events] for column, _ in _ARRAYS}
+    values["details"] = [json.dumps(event["details"]) for event in events]
+    values.update(scope=scope, head_sequence=head[0], head_hash=head[1], expected=len(events))
     moved = await session.execute(_INSERT_AND_ADVANCE, values)
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise RuntimeError(f"the chain head of {scope} did not move with its events")
@@ -109,6 +113,26 @@ async def open_chain_for_append(
         )
     ).one()
     return int(row[0]), bytes(row[1]), set(row[2])
+
+
+_OPEN_CHAIN_FOR_APPLICATION = text(
+    "SELECT * FROM audit.open_chain_for_application(:scope, CAST(:ids AS uuid[]), CAST(:since AS timestamptz))"
+)
+
+
+async def open_chain_for_application(
+    session: AsyncSession, scope: str, ids: list[UUID], since: datetime
+) -> tuple[int, bytes, list[tuple[UUID, datetime]]]:
+    """Like open_chain_for_append, for an application's events (migration 0006): the ids
+    are looked up by id alone among the events since `since`; the (id, created_at) of those found."""
+    row = (await session.execute(_OPEN_CHAIN_FOR_APPLICATION, {"scope": scope, "ids": ids, "since": since})).one()
+    return int(row[0]), bytes(row[1]), list(zip(row[2], row[3], strict=True))
+
+
+async def stored_events(session: AsyncSession, keys: list[tuple[UUID, datetime]]) -> list[AuditEventRow]:
+    """The events of the bound scope with these primary keys."""
+    query = select(AuditEventRow).where(tuple_(AuditEventRow.id, AuditEventRow.created_at).in_(keys))
+    return list((await session.execute(query)).scalars())
 
 
 async def chain_head(session: AsyncSession, scope: str) -> ChainLink:
@@ -162,7 +186,22 @@ async def list_events(session: AsyncSession, where: EventFilter, limit: int) -> 
     if where.user_id:
         query = query.where(AuditEventRow.user_id == where.user_id)
     if where.category:
-        query = query.where(AuditEventRow.details["category"].astext == where.category)
+        # Events of the first model kept their category in details only.
+        stored_category = case(
+            (AuditEventRow.chain_format == chain.FORMAT_1, AuditEventRow.details["category"].astext),
+            else_=AuditEventRow.category,
+        )
+        query = query.where(stored_category == where.category)
+    for column, value in (
+        (AuditEventRow.outcome, where.outcome),
+        (AuditEventRow.actor_type, where.actor_type),
+        (AuditEventRow.actor_id, where.actor_id),
+        (AuditEventRow.session_id, where.session_id),
+        (AuditEventRow.target_type, where.target_type),
+        (AuditEventRow.target_id, where.target_id),
+    ):
+        if value:
+            query = query.where(column == value)
     if where.start_time:
         query = query.where(AuditEventRow.created_at >= where.start_time)
     if where.end_time:
