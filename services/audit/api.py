@@ -23,6 +23,7 @@ from services.audit.event_model import (
     event_fields,
     lift_from_details,
     stored_event,
+    uuid_text,
 )
 from services.audit.repository import EventFilter
 from services.audit.service import AuditTrail
@@ -36,8 +37,8 @@ def event_values(index: int, event: audit_pb2.AuditEvent) -> dict[str, Any]:
     prefix = f"events[{index}]."
     values = event_fields(prefix, event)
     values.update(
-        tenant_id=parse_uuid(prefix + "tenant_id", event.tenant_id, required=False),
-        user_id=parse_uuid(prefix + "user_id", event.user_id, required=False),
+        tenant_id=uuid_text(prefix + "tenant_id", event.tenant_id, required=False),
+        user_id=uuid_text(prefix + "user_id", event.user_id, required=False),
         actor_type=enum_name(ACTOR_TYPES, prefix + "actor_type", event.actor_type),
         actor_id=event.actor_id or None,
         recorded_by_type=enum_name(ACTOR_TYPES, prefix + "recorded_by_type", event.recorded_by_type),

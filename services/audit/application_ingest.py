@@ -127,7 +127,7 @@ def application_event(
         raise fail("actor_id", "is required for an actor of type USER")
     event = event_fields(prefix, message)
     event.update(
-        tenant_id=tenant_id,
+        tenant_id=str(tenant_id),
         user_id=None,
         actor_type=named_type or caller.actor_type,
         actor_id=(message.actor_id or None) if named_type else caller.actor_id,
@@ -146,7 +146,7 @@ def application_events(
     if len(request.events) > MAX_BATCH:
         raise InvalidArgument("events", f"at most {MAX_BATCH} per batch")
     events: list[dict[str, Any]] = []
-    first_index: dict[UUID, int] = {}
+    first_index: dict[str, int] = {}
     for index, message in enumerate(request.events):
         event = application_event(index, message, tenant_id, caller, now)
         earlier = first_index.setdefault(event["id"], index)
@@ -160,6 +160,8 @@ def _as_sent(event: Any, get: Any) -> dict[str, Any]:
     """What an application sent of an event: every field but the recorded credential
     and an actor that was the credential itself (no end user named)."""
     document = {field: get(event, field) for field in chain.EVENT_FIELDS if not field.startswith("recorded_by")}
+    for field in ("id", "tenant_id"):
+        document[field] = str(document[field])
     document["details"] = chain.normalized(document["details"])
     document["ip_address"] = chain.normalized_ip(str(document["ip_address"])) if document["ip_address"] else None
     if (document["actor_type"], document["actor_id"]) == (get(event, "recorded_by_type"), get(event, "recorded_by_id")):

@@ -8,7 +8,6 @@ whoever lacks the key cannot forge a replacement chain.
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import ipaddress
 import json
@@ -76,9 +75,12 @@ def event_fields(row: Any) -> dict[str, Any]:
     return {field: getattr(row, field) for field in EVENT_FIELDS}
 
 
-def canonical(event: dict[str, Any], sequence: int) -> bytes:
-    """The event's content as hashed, in its chain_format: stable across the database round trip."""
+def canonical_text(event: dict[str, Any], sequence: int) -> str:
+    """The event's content as hashed, in its chain_format, as JSON text: stable across the
+    database round trip. In format 2 it is also exactly the document ingest stores
+    the event from (empty fields as "")."""
     ip = event["ip_address"]
+    created_at = event["created_at"]
     document = {
         "id": str(event["id"]),
         "tenant_id": str(event["tenant_id"]) if event["tenant_id"] else "",
@@ -90,7 +92,9 @@ def canonical(event: dict[str, Any], sequence: int) -> bytes:
         "ip_address": normalized_ip(str(ip)) if ip else "",
         "user_agent": event["user_agent"] or "",
         "request_id": event["request_id"] or "",
-        "created_at": event["created_at"].astimezone(UTC).isoformat(timespec="microseconds"),
+        "created_at": (created_at if created_at.tzinfo is UTC else created_at.astimezone(UTC)).isoformat(
+            timespec="microseconds"
+        ),
         "sequence": sequence,
     }
     chain_format = event["chain_format"]
@@ -100,7 +104,11 @@ def canonical(event: dict[str, Any], sequence: int) -> bytes:
         document["format"] = FORMAT_2
     elif chain_format != FORMAT_1:
         raise ValueError(f"unknown audit chain format {chain_format!r}")
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical(event: dict[str, Any], sequence: int) -> bytes:
+    return canonical_text(event, sequence).encode()
 
 
 def link(key: bytes, previous: bytes, event: dict[str, Any], sequence: int) -> bytes:
@@ -110,7 +118,14 @@ def link(key: bytes, previous: bytes, event: dict[str, Any], sequence: int) -> b
     This is the one definition of the chain: ingest, verification and any
     offline check (an export's) compute it here. event holds EVENT_FIELDS
     (see event_fields for a stored row)."""
-    return hmac.new(key, previous + canonical(event, sequence), hashlib.sha256).digest()
+    return hmac.digest(key, previous + canonical(event, sequence), "sha256")
+
+
+def link_document(key: bytes, previous: bytes, event: dict[str, Any], sequence: int) -> tuple[bytes, str]:
+    """link(), and the event's canonical document with its chain hash (hex) added: what ingest stores."""
+    document = canonical_text(event, sequence)
+    chain_hash = hmac.digest(key, previous + document.encode(), "sha256")
+    return chain_hash, f'{document[:-1]},"chain_hash":"{chain_hash.hex()}"}}'
 
 
 @functools.lru_cache(maxsize=4096)

@@ -7,14 +7,17 @@ in their events' details and what the List filter has always taken.
 
 from __future__ import annotations
 
-import ipaddress
+import math
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
+from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import EnumDescriptor
 from tenantry.audit.v1 import audit_pb2
 
 from kit.audit_events import to_audit_event
-from kit.convert import from_struct, from_timestamp, parse_uuid
 from kit.errors import InvalidArgument
 from services.audit import chain
 
@@ -70,19 +73,67 @@ def category_filter(value: str) -> str | None:
     return short
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def uuid_text(field: str, value: str, *, required: bool = True) -> str | None:
+    """A UUID in its canonical text (lowercase, hyphenated), as the chain hashes it; ingest
+    keeps ids as text, and the canonical form, which producers send, is checked without parsing."""
+    if not value:
+        if required:
+            raise InvalidArgument(field, "is required")
+        return None
+    if _CANONICAL_UUID.fullmatch(value):
+        return value
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise InvalidArgument(field, "must be a UUID") from None
+
+
+def time_of(message: timestamp_pb2.Timestamp) -> datetime:
+    """A Timestamp in UTC to the microsecond, as PostgreSQL keeps it."""
+    return _EPOCH + timedelta(seconds=message.seconds, microseconds=message.nanos // 1000)
+
+
+def details_of(message: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as the chain hashes it and jsonb gives it back: integral numbers as integers."""
+    fields = message.fields
+    return {key: _plain(fields[key]) for key in fields}
+
+
+def _plain(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        number = value.number_value
+        if not math.isfinite(number):
+            raise ValueError("a Struct number must be finite")
+        return int(number) if number.is_integer() else number
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return details_of(value.struct_value)
+    if kind == "list_value":
+        return [_plain(item) for item in value.list_value.values]
+    return None
+
+
 def event_fields(prefix: str, message: Any) -> dict[str, Any]:
     """The fields an AuditEvent and an ApplicationAuditEvent share, as stored: an event
     of the current chain format, the rest (tenant, user, actor, recorder) for the caller to add."""
     return {
-        "id": parse_uuid(prefix + "id", message.id),
+        "id": uuid_text(prefix + "id", message.id),
         "action": message.action,
         "resource_type": message.resource_type,
         "resource_id": message.resource_id,
-        "details": from_struct(message.details),
+        "details": details_of(message.details),
         "ip_address": message.ip_address or None,
         "user_agent": message.user_agent or None,
         "request_id": message.request_id or None,
-        "created_at": from_timestamp(message.created_at) if message.HasField("created_at") else None,
+        "created_at": time_of(message.created_at) if message.HasField("created_at") else None,
         "category": enum_name(CATEGORIES, prefix + "category", message.category),
         "outcome": enum_name(OUTCOMES, prefix + "outcome", message.outcome),
         "error_message": message.error_message or None,
@@ -116,7 +167,7 @@ def validate_event(index: int, event: dict[str, Any]) -> dict[str, Any]:
         raise fail("error_message", "is only for an outcome of FAILURE")
     if event["ip_address"]:
         try:
-            ipaddress.ip_address(event["ip_address"])
+            chain.normalized_ip(event["ip_address"])
         except ValueError:
             raise fail("ip_address", "is not an IP address") from None
     if event["user_agent"] and len(event["user_agent"]) > USER_AGENT_LIMIT:
@@ -144,7 +195,7 @@ def lift_from_details(event: dict[str, Any]) -> None:
         if type(reason) is str and reason:
             event["error_message"] = reason[: LIMITS["error_message"]]
     if event["actor_type"] is None and event["actor_id"] is None and event["user_id"] is not None:
-        event["actor_type"], event["actor_id"] = USER, str(event["user_id"])
+        event["actor_type"], event["actor_id"] = USER, event["user_id"]
 
 
 def stored_event(row: Any) -> audit_pb2.AuditEvent:

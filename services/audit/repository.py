@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Text, case, cast, func, or_, select, text, tuple_
@@ -38,40 +36,44 @@ class EventFilter:
     after: tuple[datetime, UUID] | None = None
 
 
-# The columns ingest writes, each from an array of the same name: the
-# model's text columns, then those needing a cast from text.
-_TEXT_COLUMNS = (
-    "action",
-    "resource_type",
-    "resource_id",
-    "user_agent",
-    "request_id",
-    *chain.FORMAT_2_TEXT_FIELDS,
-)
-_ARRAYS = (
+# Each new event goes in as the very document its chain hash covers (format 2
+# of services.audit.chain, which holds every column, "" for an empty one) with
+# the hash added: one JSON text for a scope's share of a batch, so nothing is
+# encoded twice nor per value by the driver, and what is stored is read from
+# what was hashed. The columns, with the type each is read as.
+_DOCUMENT_COLUMNS = (
     ("id", "uuid"),
     ("created_at", "timestamptz"),
-    ("tenant_id", "uuid"),
-    ("user_id", "uuid"),
-    *((column, "text") for column in _TEXT_COLUMNS),
-    ("details", "text"),
+    ("tenant_id", "text"),
+    ("user_id", "text"),
+    ("action", "text"),
+    ("resource_type", "text"),
+    ("resource_id", "text"),
+    ("details", "jsonb"),
     ("ip_address", "text"),
+    ("user_agent", "text"),
+    ("request_id", "text"),
     ("sequence", "bigint"),
-    ("chain_hash", "bytea"),
-    ("chain_format", "smallint"),
+    ("chain_hash", "text"),
+    ("format", "smallint"),
+    *((column, "text") for column in chain.FORMAT_2_TEXT_FIELDS),
 )
-_CAST_ON_INSERT = {"details": "CAST(details AS jsonb)", "ip_address": "CAST(ip_address AS inet)"}
-_COLUMN_LIST = ", ".join(column for column, _ in _ARRAYS)
-
-# One statement for a whole scope's share of a batch: the rows go in as
-# arrays (no per-row SQL to build or parse) and the chain head moves with them.
+_STORED_AS = {
+    "tenant_id": "CAST(NULLIF(e.tenant_id, '') AS uuid)",
+    "user_id": "CAST(NULLIF(e.user_id, '') AS uuid)",
+    "ip_address": "CAST(NULLIF(e.ip_address, '') AS inet)",
+    "chain_hash": "decode(e.chain_hash, 'hex')",
+    "format": "e.format",
+    **{column: f"NULLIF(e.{column}, '')" for column in ("user_agent", "request_id", *chain.FORMAT_2_TEXT_FIELDS)},
+}
 _INSERT_AND_ADVANCE = text(
     f"""
     WITH inserted AS (
-        INSERT INTO audit.events ({_COLUMN_LIST})
-        SELECT {", ".join(_CAST_ON_INSERT.get(column, column) for column, _ in _ARRAYS)}
-        FROM unnest({", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in _ARRAYS)})
-             AS event({_COLUMN_LIST})
+        INSERT INTO audit.events
+            ({", ".join("chain_format" if column == "format" else column for column, _ in _DOCUMENT_COLUMNS)})
+        SELECT {", ".join(_STORED_AS.get(column, f"e.{column}") for column, _ in _DOCUMENT_COLUMNS)}
+        FROM jsonb_to_recordset(CAST(CAST(:documents AS text) AS jsonb))
+             AS e({", ".join(f"{column} {kind}" for column, kind in _DOCUMENT_COLUMNS)})
         RETURNING 1
     )
     UPDATE audit.chain_heads SET sequence = :head_sequence, chain_hash = :head_hash
@@ -80,52 +82,63 @@ _INSERT_AND_ADVANCE = text(
 )
 
 
-async def insert_events(
-    session: AsyncSession, scope: str, events: list[dict[str, Any]], head: tuple[int, bytes]
-) -> None:
-    """Inserts one scope's new events (dicts holding chain.EVENT_FIELDS, sequence and chain_hash)
-    and moves its chain head to head.
+async def insert_events(session: AsyncSession, scope: str, documents: list[str], head: tuple[int, bytes]) -> None:
+    """Inserts one scope's new events, given as chain.link_document made them, and moves
+    its chain head to head.
 
     The caller holds the head's lock and has left out the stored events."""
-    values: dict[str, Any] = {column: [event[column] for event in events] for column, _ in _ARRAYS}
-    values["details"] = [json.dumps(event["details"]) for event in events]
-    values.update(scope=scope, head_sequence=head[0], head_hash=head[1], expected=len(events))
+    values = {
+        "documents": f"[{','.join(documents)}]",
+        "scope": scope,
+        "head_sequence": head[0],
+        "head_hash": head[1],
+        "expected": len(documents),
+    }
     moved = await session.execute(_INSERT_AND_ADVANCE, values)
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise RuntimeError(f"the chain head of {scope} did not move with its events")
 
 
+def _array_literal(items: list[str]) -> str:
+    """A PostgreSQL array literal of values that need no quoting (UUIDs, ISO times):
+    one text parameter, rather than an array the driver encodes value by value."""
+    return "{" + ",".join(items) + "}"
+
+
 _OPEN_CHAIN_FOR_APPEND = text(
-    "SELECT * FROM audit.open_chain_for_append(:scope, CAST(:ids AS uuid[]), CAST(:created AS timestamptz[]))"
+    "SELECT * FROM audit.open_chain_for_append(:scope, CAST(CAST(:ids AS text) AS uuid[]), "
+    "CAST(CAST(:created AS text) AS timestamptz[]))"
 )
 
 
 async def open_chain_for_append(
-    session: AsyncSession, scope: str, keys: list[tuple[UUID, datetime]]
-) -> tuple[int, bytes, set[UUID]]:
+    session: AsyncSession, scope: str, ids: list[str], created: list[str]
+) -> tuple[int, bytes, set[str]]:
     """Binds the scope and locks its chain head for the transaction, in one round trip
     (see the function in migration 0005): the head's sequence and hash, and
-    which of the events (id, created_at) are stored already, by primary key."""
+    which of the events (ids and ISO times of creation) are stored already, by primary key."""
     row = (
         await session.execute(
             _OPEN_CHAIN_FOR_APPEND,
-            {"scope": scope, "ids": [key[0] for key in keys], "created": [key[1] for key in keys]},
+            {"scope": scope, "ids": _array_literal(ids), "created": _array_literal(created)},
         )
     ).one()
-    return int(row[0]), bytes(row[1]), set(row[2])
+    return int(row[0]), bytes(row[1]), {str(stored) for stored in row[2]}
 
 
 _OPEN_CHAIN_FOR_APPLICATION = text(
-    "SELECT * FROM audit.open_chain_for_application(:scope, CAST(:ids AS uuid[]), CAST(:since AS timestamptz))"
+    "SELECT * FROM audit.open_chain_for_application(:scope, CAST(CAST(:ids AS text) AS uuid[]), "
+    "CAST(:since AS timestamptz))"
 )
 
 
 async def open_chain_for_application(
-    session: AsyncSession, scope: str, ids: list[UUID], since: datetime
+    session: AsyncSession, scope: str, ids: list[str], since: datetime
 ) -> tuple[int, bytes, list[tuple[UUID, datetime]]]:
     """Like open_chain_for_append, for an application's events (migration 0006): the ids
     are looked up by id alone among the events since `since`; the (id, created_at) of those found."""
-    row = (await session.execute(_OPEN_CHAIN_FOR_APPLICATION, {"scope": scope, "ids": ids, "since": since})).one()
+    values = {"scope": scope, "ids": _array_literal(ids), "since": since}
+    row = (await session.execute(_OPEN_CHAIN_FOR_APPLICATION, values)).one()
     return int(row[0]), bytes(row[1]), list(zip(row[2], row[3], strict=True))
 
 

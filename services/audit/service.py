@@ -55,7 +55,7 @@ class AuditTrail:
         checked = [validate_event(index, event) for index, event in enumerate(events)]
         return await self._with_partitions(checked, lambda: self._insert_by_tenant(checked))
 
-    async def append_for_application(self, tenant_id: UUID, events: list[dict[str, Any]]) -> list[tuple[UUID, int]]:
+    async def append_for_application(self, tenant_id: UUID, events: list[dict[str, Any]]) -> list[tuple[str, int]]:
         """An application's events (checked by application_ingest) into its tenant's chain,
         in one transaction; each event's (id, sequence), in order, the same for a replay."""
         if not events:
@@ -83,14 +83,20 @@ class AuditTrail:
                 await repository.ensure_monthly_partitions(session, month, 1)
         return await insert()
 
-    def _chain(self, events: Iterable[dict[str, Any]], sequence: int, previous: bytes) -> list[dict[str, Any]]:
-        """The events as rows, linked one after the other from the head (sequence, previous)."""
-        rows = []
+    async def _chain_and_insert(
+        self, session: AsyncSession, scope: str, events: Iterable[dict[str, Any]], sequence: int, previous: bytes
+    ) -> list[int]:
+        """Links the events one after the other from the head (sequence, previous), inserts
+        them and moves the head, in one round trip; their sequences."""
+        documents, sequences = [], []
         for event in events:
             sequence += 1
-            previous = chain.link(self._chain_key, previous, event, sequence)
-            rows.append({**event, "sequence": sequence, "chain_hash": previous})
-        return rows
+            previous, document = chain.link_document(self._chain_key, previous, event, sequence)
+            documents.append(document)
+            sequences.append(sequence)
+        if documents:
+            await repository.insert_events(session, scope, documents, (sequence, previous))
+        return sequences
 
     async def _insert_by_tenant(self, events: list[dict[str, Any]]) -> int:
         """One transaction; each tenant's events chained and inserted under that tenant's scope.
@@ -100,25 +106,24 @@ class AuditTrail:
         batch adds nothing and the chain never counts an event twice. Per
         scope it costs two round trips whatever the batch's size: bind the
         scope, lock its head and find the stored events; insert and move the head."""
-        by_scope: dict[str, dict[UUID, dict[str, Any]]] = defaultdict(dict)
+        by_scope: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for event in events:
-            by_scope[str(event["tenant_id"]) if event["tenant_id"] else PLATFORM_SCOPE].setdefault(event["id"], event)
+            by_scope[event["tenant_id"] or PLATFORM_SCOPE].setdefault(event["id"], event)
         appended = 0
         async with self._database.unit_of_work(scope="") as session:
             for scope in sorted(by_scope):
                 candidates = by_scope[scope]
                 sequence, previous, stored = await repository.open_chain_for_append(
-                    session, scope, [(event_id, event["created_at"]) for event_id, event in candidates.items()]
+                    session,
+                    scope,
+                    list(candidates),
+                    [event["created_at"].isoformat(timespec="microseconds") for event in candidates.values()],
                 )
-                new = (event for event_id, event in candidates.items() if event_id not in stored)
-                rows = self._chain(new, sequence, previous)
-                if rows:
-                    last = rows[-1]
-                    await repository.insert_events(session, scope, rows, (last["sequence"], last["chain_hash"]))
-                    appended += len(rows)
+                new = [event for event_id, event in candidates.items() if event_id not in stored]
+                appended += len(await self._chain_and_insert(session, scope, new, sequence, previous))
         return appended
 
-    async def _insert_for_application(self, scope: str, events: list[dict[str, Any]]) -> list[tuple[UUID, int]]:
+    async def _insert_for_application(self, scope: str, events: list[dict[str, Any]]) -> list[tuple[str, int]]:
         """Two round trips for a new batch (lock the head and look the ids up; insert and move
         the head), one more when some ids are stored already (read them to compare)."""
         since = datetime.now(UTC) - application_ingest.LOOKUP_WINDOW
@@ -126,19 +131,17 @@ class AuditTrail:
             sequence, previous, found = await repository.open_chain_for_application(
                 session, scope, [event["id"] for event in events], since
             )
-            sequences: dict[UUID, int] = {}
+            sequences: dict[str, int] = {}
             if found:
-                stored = {row.id: row for row in await repository.stored_events(session, found)}
+                stored = {str(row.id): row for row in await repository.stored_events(session, found)}
                 for index, event in enumerate(events):
                     row = stored.get(event["id"])
                     if row is not None:
                         application_ingest.require_same_content(index, event, row)
-                        sequences[row.id] = int(row.sequence or 0)
-            rows = self._chain((event for event in events if event["id"] not in sequences), sequence, previous)
-            if rows:
-                last = rows[-1]
-                await repository.insert_events(session, scope, rows, (last["sequence"], last["chain_hash"]))
-                sequences.update((row["id"], row["sequence"]) for row in rows)
+                        sequences[event["id"]] = int(row.sequence or 0)
+            new = [event for event in events if event["id"] not in sequences]
+            appended = await self._chain_and_insert(session, scope, new, sequence, previous)
+            sequences.update(zip((event["id"] for event in new), appended, strict=True))
         return [(event["id"], sequences[event["id"]]) for event in events]
 
     async def verify(self, session: AsyncSession, scope: str) -> Verification:
