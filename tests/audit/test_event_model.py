@@ -37,19 +37,7 @@ def rich_event(tenant_id: str, **fields: Any) -> audit_pb2.AuditEvent:
     return message
 
 
-NEW_FIELDS = (
-    "category",
-    "outcome",
-    "error_message",
-    "session_id",
-    "actor_type",
-    "actor_id",
-    "target_type",
-    "target_id",
-    "target_name",
-    "recorded_by_type",
-    "recorded_by_id",
-)
+NEW_FIELDS = chain.FORMAT_2_TEXT_FIELDS
 
 
 def listed(stack: Stack, tenant: Tenant, **filters: Any) -> list[audit_pb2.AuditEvent]:
