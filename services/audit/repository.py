@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Text, case, cast, func, or_, select, text, tuple_
@@ -163,18 +164,30 @@ async def all_chain_heads(session: AsyncSession) -> list[tuple[str, ChainLink]]:
     return [(scope, ChainLink(int(sequence), bytes(chain_hash))) for scope, sequence, chain_hash in rows]
 
 
+# What verification reads of each event: plain rows, not ORM objects (the
+# checkpoint writer walks every event once more), and the address as text,
+# which the driver would otherwise make into an ipaddress object per row.
+_CHAIN_COLUMNS = [
+    func.host(AuditEventRow.ip_address).label("ip_address")
+    if field == "ip_address"
+    else getattr(AuditEventRow, field)
+    for field in (*chain.EVENT_FIELDS, "sequence", "chain_hash")
+]
+
+
 async def chain_page(
     session: AsyncSession, scope: str, *, after_sequence: int, through_sequence: int, limit: int
-) -> list[AuditEventRow]:
-    """The scope's chained events in (after_sequence, through_sequence], in chain order."""
+) -> list[Any]:
+    """The scope's chained events in (after_sequence, through_sequence], in chain order: rows
+    with chain.EVENT_FIELDS, sequence and chain_hash as attributes."""
     query = (
-        select(AuditEventRow)
+        select(*_CHAIN_COLUMNS)
         .where(func.coalesce(cast(AuditEventRow.tenant_id, Text), PLATFORM_SCOPE) == scope)
         .where(AuditEventRow.sequence > after_sequence, AuditEventRow.sequence <= through_sequence)
         .order_by(AuditEventRow.sequence)
         .limit(limit)
     )
-    return list((await session.execute(query)).scalars())
+    return list(await session.execute(query))
 
 
 async def ensure_monthly_partitions(session: AsyncSession, first_month: date, months: int) -> int:
