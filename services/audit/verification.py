@@ -13,19 +13,8 @@ from services.audit.chain import START, ChainLink
 from services.audit.checkpoints import Checkpoint, ScopeLog
 
 VERIFY_PAGE = 1000
-EVENT_COLUMNS = (
-    "id",
-    "tenant_id",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "details",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "created_at",
-)
+# What chain.link hashes of a stored event (kept under this name for callers of the first model).
+EVENT_COLUMNS = chain.EVENT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -68,7 +57,7 @@ async def walk(
             if row.sequence != expected:
                 problem = f"sequence gap: expected {expected}"
             elif row.chain_hash is None or not hmac.compare_digest(
-                chain.link(chain_key, previous, {column: getattr(row, column) for column in EVENT_COLUMNS}, expected),
+                chain.link(chain_key, previous, chain.event_fields(row), expected),
                 bytes(row.chain_hash),
             ):
                 problem = "hash mismatch"
