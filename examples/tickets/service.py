@@ -60,6 +60,8 @@ class TicketService:
                 resource_type="ticket",
                 resource_id=row["id"],
                 details={"title": title},
+                category="data",
+                outcome="success",
                 request_id=_request_id(context),
             )
         return self._ticket(row)

@@ -12,12 +12,14 @@ import grpc
 import pytest
 from sqlalchemy import MetaData, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from tenantry_client.audit import AuditClient, AuditEvent, every_tenant
+from tenantry.audit.v1 import audit_pb2
+from tenantry.auth.v1 import api_keys_service_pb2, api_keys_service_pb2_grpc
+from tenantry_client.audit import ApplicationAuditClient, AuditClient, AuditEvent, api_key_per_tenant, every_tenant
 from tenantry_client.outbox import AuditOutbox, audit_outbox_table, create_audit_outbox_sql
 from tenantry_client.verifier import internal_token
 
 from kit.settings import asyncpg_url
-from tests.stack import INTERNAL_API_TOKEN, Stack, Tenant
+from tests.stack import INTERNAL_API_TOKEN, Stack, Tenant, bearer
 
 CREDENTIALS = every_tenant(internal_token(INTERNAL_API_TOKEN))
 
@@ -158,3 +160,53 @@ def test_the_relay_delivers_what_commits_without_waiting_for_its_poll(
 
     asyncio.run(run())
     assert trail(stack, a, action) == ["paid"]
+
+
+def test_through_the_public_ingest_each_tenant_uses_its_own_key_and_one_without_waits(
+    stack: Stack, tenants: tuple[Tenant, Tenant]
+) -> None:
+    a, b = tenants
+    keys = api_keys_service_pb2_grpc.ApiKeyServiceStub(stack.channels["auth"])
+    key = keys.CreateApiKey(
+        api_keys_service_pb2.CreateApiKeyRequest(name="audit-relay", permissions=["audit.write"]),
+        metadata=bearer(a.owner_token),
+        timeout=10,
+    ).secret
+    action = f"orders.refunded{uuid.uuid4().hex[:6]}"
+
+    async def run() -> None:
+        async with application_database(stack) as (sessions, outbox):
+            async with sessions() as session, session.begin():
+                # B's event first: the oldest, and B has no key here.
+                await outbox.record(
+                    session, action=action, resource_type="order", resource_id="b", tenant_id=uuid.UUID(b.id)
+                )
+                await outbox.record(
+                    session,
+                    action=action,
+                    resource_type="order",
+                    resource_id="a",
+                    tenant_id=uuid.UUID(a.id),
+                    user_id=uuid.UUID(int=7),
+                    category="data",
+                    outcome="success",
+                )
+            audit = ApplicationAuditClient(
+                stack.processes["audit"].address, credentials=api_key_per_tenant({uuid.UUID(a.id): key})
+            )
+            try:
+                assert await outbox.deliver_batch(sessions, audit) == 1
+                # B is held back now, so the next pass finds nothing to do rather than failing again.
+                assert await outbox.deliver_batch(sessions, audit) == 0
+            finally:
+                await audit.close()
+            async with sessions() as session:
+                left = (await session.execute(select(outbox.table.c.resource_id))).scalars().all()
+            assert left == ["b"]
+
+    asyncio.run(run())
+    (event,) = stack.audit_events(a.owner_token, action=action)
+    assert event.resource_id == "a" and event.actor_id == str(uuid.UUID(int=7))
+    assert event.category == audit_pb2.AUDIT_CATEGORY_DATA and event.outcome == audit_pb2.AUDIT_OUTCOME_SUCCESS
+    assert event.recorded_by_type == audit_pb2.AUDIT_ACTOR_TYPE_API_KEY
+    assert stack.audit_events(b.owner_token, action=action) == []

@@ -1,31 +1,35 @@
 """Audit events for the tenant's trail in Tenantry, from an application.
 
-    audit = AuditClient("127.0.0.1:50053", credentials=every_tenant(internal_token(…)))
-    await audit.append(tenant_id, [AuditEvent("tickets.created", "ticket", ticket_id, tenant_id)])
+Two ways in, one interface (`AuditIngest`), so the outbox relay takes either:
 
-Appending is idempotent by event id: a batch sent again after a lost answer
-stores nothing twice. Write events through the outbox (outbox.py) rather than
+- `ApplicationAuditClient`: the audit service's public `BatchCreateAuditEvents`
+  (`POST /api/v1/audit/events:batch`) for a caller holding `audit.write`. The
+  tenant is the credential's, never the event's, so the client asks for the
+  credential of each batch's tenant (an API key of that tenant with
+  `audit.write`, or a token of a service account acting in it). Tenantry's own
+  action namespaces are refused there.
+- `AuditClient`: `AuditIngestService.AppendAuditEvents`, Tenantry's internal
+  ingest with the internal API token, which takes the tenant from each event:
+  for a backend run beside Tenantry by the same operator (the tickets example).
+
+Both are idempotent by event id: a batch sent again after a lost answer stores
+nothing twice. Write events through the outbox (outbox.py) rather than
 directly, so an event exists exactly when the change it records committed.
 
-Today this calls the audit service's AuditIngestService.AppendAuditEvents,
-Tenantry's internal ingest, with the internal API token; that RPC takes the
-tenant from each event. Tenantry's public ingest for applications (a caller
-with `audit.write`, the tenant taken from the credential) is the
-`AuditIngest` to use once it exists: it is why the relay sends one tenant per
-batch and asks for the credential per tenant.
+    audit = ApplicationAuditClient("127.0.0.1:50053", credentials=api_key_per_tenant({tenant_id: key}))
+    await audit.append(tenant_id, [AuditEvent("tickets.created", "ticket", ticket_id, tenant_id)])
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 import grpc
-from google.protobuf import struct_pb2, timestamp_pb2
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
 
 from tenantry_client.revocations import CredentialSource, Metadata
@@ -50,25 +54,61 @@ class AuditEvent:
     ip_address: str = ""
     user_agent: str = ""
     request_id: str = ""
+    # "auth", "data", "admin", "security", "consent", "activity"; empty: unspecified.
+    category: str = ""
+    # "success" or "failure" (then error_message says why); empty: unspecified.
+    outcome: str = ""
+    error_message: str = ""
+    session_id: str = ""
+    # What the action was done to, if not the resource itself.
+    target_type: str = ""
+    target_id: str = ""
+    target_name: str = ""
 
     def to_proto(self) -> audit_pb2.AuditEvent:
-        details = struct_pb2.Struct()
-        details.update(self.details)
-        created_at = timestamp_pb2.Timestamp()
-        created_at.FromDatetime(self.created_at)
-        return audit_pb2.AuditEvent(
+        event = audit_pb2.AuditEvent(
             id=str(self.id),
             tenant_id=str(self.tenant_id) if self.tenant_id else "",
             user_id=str(self.user_id) if self.user_id else "",
             action=self.action,
             resource_type=self.resource_type,
             resource_id=self.resource_id,
-            details=details,
             ip_address=self.ip_address,
             user_agent=self.user_agent,
             request_id=self.request_id,
-            created_at=created_at,
+            **self._model_fields(),
         )
+        event.details.update(self.details)
+        event.created_at.FromDatetime(self.created_at)
+        return event
+
+    def to_application_proto(self) -> audit_service_pb2.ApplicationAuditEvent:
+        """The event for BatchCreateAuditEvents: no tenant (the credential's); the user as its actor."""
+        event = audit_service_pb2.ApplicationAuditEvent(
+            id=str(self.id),
+            action=self.action,
+            resource_type=self.resource_type,
+            resource_id=self.resource_id,
+            actor_id=str(self.user_id) if self.user_id else "",
+            ip_address=self.ip_address,
+            user_agent=self.user_agent,
+            request_id=self.request_id,
+            **self._model_fields(),
+        )
+        event.details.update(self.details)
+        event.created_at.FromDatetime(self.created_at)
+        return event
+
+    def _model_fields(self) -> dict[str, Any]:
+        return {
+            "category": audit_pb2.AuditCategory.Value(f"AUDIT_CATEGORY_{(self.category or 'unspecified').upper()}"),
+            "outcome": audit_pb2.AuditOutcome.Value(f"AUDIT_OUTCOME_{(self.outcome or 'unspecified').upper()}"),
+            "error_message": self.error_message,
+            "session_id": self.session_id,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "target_name": self.target_name,
+        }
 
 
 def every_tenant(credentials: CredentialSource) -> TenantCredentials:
@@ -76,6 +116,20 @@ def every_tenant(credentials: CredentialSource) -> TenantCredentials:
 
     async def metadata(tenant_id: UUID | None) -> Metadata:
         return await credentials()
+
+    return metadata
+
+
+def api_key_per_tenant(keys: Mapping[UUID, str]) -> TenantCredentials:
+    """Each tenant's API key (with `audit.write`) as the credential for its events.
+
+    A tenant without one raises LookupError: the relay keeps its events and
+    retries, so they wait for a key rather than go to another tenant's trail."""
+
+    async def metadata(tenant_id: UUID | None) -> Metadata:
+        if tenant_id is None or tenant_id not in keys:
+            raise LookupError(f"no audit credential for tenant {tenant_id}")
+        return (("x-api-key", keys[tenant_id]),)
 
     return metadata
 
@@ -102,6 +156,31 @@ class AuditClient:
         metadata = tuple(await self._credentials(tenant_id))
         reply = await self._ingest.AppendAuditEvents(request, metadata=metadata, timeout=10)
         return int(reply.appended)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class ApplicationAuditClient:
+    """The audit service's public ingest for applications (see the module docstring)."""
+
+    def __init__(self, audit_address: str, *, credentials: TenantCredentials) -> None:
+        self._channel = grpc.aio.insecure_channel(audit_address)
+        self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
+        self._credentials = credentials
+
+    async def append(self, tenant_id: UUID | None, events: Sequence[AuditEvent]) -> int:
+        """Sends one tenant's events with that tenant's credential; how many the trail holds now."""
+        if len(events) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} events per batch")
+        if any(event.tenant_id != tenant_id for event in events):
+            raise ValueError("every event of a batch must belong to its tenant")
+        request = audit_service_pb2.BatchCreateAuditEventsRequest(
+            events=[event.to_application_proto() for event in events]
+        )
+        metadata = tuple(await self._credentials(tenant_id))
+        reply = await self._audit.BatchCreateAuditEvents(request, metadata=metadata, timeout=10)
+        return len(reply.receipts)
 
     async def close(self) -> None:
         await self._channel.close()

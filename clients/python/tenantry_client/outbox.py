@@ -27,13 +27,14 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import grpc
-from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, event, insert, select
+from sqlalchemy import Column, DateTime, MetaData, Select, String, Table, delete, event, insert, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -44,6 +45,8 @@ from tenantry_client.context import current_principal
 log = logging.getLogger(__name__)
 
 RELAY_BATCH_SIZE = 200
+# How long a tenant whose batch failed is left out before it is tried again.
+HOLD_SECONDS = 5.0
 TABLE_NAME = "audit_outbox"
 
 
@@ -58,6 +61,8 @@ def audit_outbox_table(metadata: MetaData, *, schema: str | None = None) -> Tabl
         Column("resource_type", String(100), nullable=False),
         Column("resource_id", String(200), nullable=False),
         Column("details", JSONB, nullable=False),
+        Column("category", String(20), nullable=False),
+        Column("outcome", String(10), nullable=False),
         Column("request_id", String(128)),
         Column("created_at", DateTime(timezone=True), nullable=False),
         schema=schema,
@@ -76,6 +81,8 @@ def create_audit_outbox_sql(schema: str) -> list[str]:
             resource_type varchar(100) NOT NULL,
             resource_id varchar(200) NOT NULL,
             details jsonb NOT NULL,
+            category varchar(20) NOT NULL,
+            outcome varchar(10) NOT NULL,
             request_id varchar(128),
             created_at timestamptz NOT NULL
         )
@@ -89,6 +96,8 @@ class AuditOutbox:
         self.table = table
         self._pending = asyncio.Event()
         self._on_commit = lambda _session: self._pending.set()
+        # Tenants whose last batch failed, and the monotonic time until which they wait.
+        self._held: dict[UUID | None, float] = {}
 
     async def record(
         self,
@@ -98,13 +107,17 @@ class AuditOutbox:
         resource_type: str,
         resource_id: str | UUID,
         details: dict[str, Any] | None = None,
+        category: str = "",
+        outcome: str = "",
         tenant_id: UUID | None = None,
         user_id: UUID | None = None,
         request_id: str | None = None,
     ) -> UUID:
         """Adds an event to session's transaction; tenant and user default to the caller's.
 
-        details go to the tenant's trail for good: never put a secret in them."""
+        category ("data", "admin", …) and outcome ("success", "failure") as in
+        audit.AuditEvent. details go to the tenant's trail for good: never put
+        a secret in them."""
         principal = current_principal()
         event_id = uuid.uuid4()
         await session.execute(
@@ -116,6 +129,8 @@ class AuditOutbox:
                 resource_type=resource_type,
                 resource_id=str(resource_id),
                 details=details or {},
+                category=category,
+                outcome=outcome,
                 request_id=request_id,
                 created_at=datetime.now(UTC),
             )
@@ -126,24 +141,45 @@ class AuditOutbox:
         return event_id
 
     async def deliver_batch(self, sessions: async_sessionmaker[AsyncSession], ingest: AuditIngest) -> int:
-        """Sends the oldest events and deletes those acknowledged; how many."""
+        """Sends the oldest events, one batch per tenant, and deletes those acknowledged; how many.
+
+        A tenant whose batch is refused (no credential for it, a credential
+        refused) is held back for HOLD_SECONDS, so it never stands in the way
+        of the others. The audit service being away ends the pass. The first
+        failure is raised only when nothing at all was delivered."""
         async with sessions() as session, session.begin():
-            rows = list(
-                (
-                    await session.execute(
-                        select(self.table)
-                        .order_by(self.table.c.created_at)
-                        .limit(RELAY_BATCH_SIZE)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
-            )
+            rows = list((await session.execute(self._oldest_deliverable())).all())
             rows.sort(key=lambda row: str(row.tenant_id or ""))
+            delivered, failures = 0, []
             for tenant_id, group in itertools.groupby(rows, key=lambda row: row.tenant_id):
                 events = [_event(row) for row in group]
-                await ingest.append(tenant_id, events)
+                try:
+                    await ingest.append(tenant_id, events)
+                except Exception as failure:
+                    failures.append(failure)
+                    if _audit_service_away(failure):
+                        break  # every tenant's batch would fail alike: back off
+                    log.warning("audit events of tenant %s held back: %s", tenant_id, _reason(failure))
+                    self._held[tenant_id] = time.monotonic() + HOLD_SECONDS
+                    continue
+                self._held.pop(tenant_id, None)
                 await session.execute(delete(self.table).where(self.table.c.id.in_([event.id for event in events])))
-            return len(rows)
+                delivered += len(events)
+            if failures and not delivered:
+                raise failures[0]
+            return delivered
+
+    def _oldest_deliverable(self) -> Select[Any]:
+        now = time.monotonic()
+        held = {tenant for tenant, until in self._held.items() if until > now}
+        query = select(self.table).order_by(self.table.c.created_at).limit(RELAY_BATCH_SIZE)
+        if None in held:
+            query = query.where(self.table.c.tenant_id.is_not(None))
+        if held - {None}:
+            tenants = [tenant for tenant in held if tenant is not None]
+            query = query.where(or_(self.table.c.tenant_id.is_(None), self.table.c.tenant_id.not_in(tenants)))
+        # SKIP LOCKED: replicas relay side by side without sending the same rows at once.
+        return query.with_for_update(skip_locked=True)
 
     async def relay(
         self,
@@ -166,13 +202,24 @@ class AuditOutbox:
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as error:
-                log.warning("audit outbox relay retrying: %s", error.code().name)
+                log.warning("audit outbox relay retrying: %s", _reason(error))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             except Exception:
                 log.warning("audit outbox relay retrying", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+
+def _audit_service_away(failure: Exception) -> bool:
+    return isinstance(failure, grpc.aio.AioRpcError) and failure.code() in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
+
+
+def _reason(failure: Exception) -> str:
+    return failure.code().name if isinstance(failure, grpc.aio.AioRpcError) else type(failure).__name__
 
 
 def _event(row: Any) -> AuditEvent:
@@ -184,6 +231,8 @@ def _event(row: Any) -> AuditEvent:
         resource_type=row.resource_type,
         resource_id=row.resource_id,
         details=row.details,
+        category=row.category,
+        outcome=row.outcome,
         request_id=row.request_id or "",
         created_at=row.created_at,
     )
