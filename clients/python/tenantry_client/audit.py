@@ -139,48 +139,51 @@ class AuditIngest(Protocol):
         """Appends one tenant's events; how many were new."""
 
 
-class AuditClient:
-    """The audit service's ingest (see the module docstring for which RPC)."""
+class _AuditChannel:
+    """A channel to the audit service, and what both ingests check before sending a batch."""
 
-    def __init__(self, audit_address: str, *, credentials: TenantCredentials) -> None:
+    def __init__(self, audit_address: str, credentials: TenantCredentials) -> None:
         self._channel = grpc.aio.insecure_channel(audit_address)
-        self._ingest = audit_service_pb2_grpc.AuditIngestServiceStub(self._channel)
         self._credentials = credentials
 
-    async def append(self, tenant_id: UUID | None, events: Sequence[AuditEvent]) -> int:
+    async def _metadata(self, tenant_id: UUID | None, events: Sequence[AuditEvent]) -> tuple[tuple[str, str], ...]:
         if len(events) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} events per batch")
         if any(event.tenant_id != tenant_id for event in events):
             raise ValueError("every event of a batch must belong to its tenant")
+        return tuple(await self._credentials(tenant_id))
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class AuditClient(_AuditChannel):
+    """Tenantry's internal ingest (see the module docstring)."""
+
+    def __init__(self, audit_address: str, *, credentials: TenantCredentials) -> None:
+        super().__init__(audit_address, credentials)
+        self._ingest = audit_service_pb2_grpc.AuditIngestServiceStub(self._channel)
+
+    async def append(self, tenant_id: UUID | None, events: Sequence[AuditEvent]) -> int:
+        """Sends one tenant's events; how many were new."""
+        metadata = await self._metadata(tenant_id, events)
         request = audit_service_pb2.AppendAuditEventsRequest(events=[event.to_proto() for event in events])
-        metadata = tuple(await self._credentials(tenant_id))
         reply = await self._ingest.AppendAuditEvents(request, metadata=metadata, timeout=10)
         return int(reply.appended)
 
-    async def close(self) -> None:
-        await self._channel.close()
 
-
-class ApplicationAuditClient:
+class ApplicationAuditClient(_AuditChannel):
     """The audit service's public ingest for applications (see the module docstring)."""
 
     def __init__(self, audit_address: str, *, credentials: TenantCredentials) -> None:
-        self._channel = grpc.aio.insecure_channel(audit_address)
+        super().__init__(audit_address, credentials)
         self._audit = audit_service_pb2_grpc.AuditServiceStub(self._channel)
-        self._credentials = credentials
 
     async def append(self, tenant_id: UUID | None, events: Sequence[AuditEvent]) -> int:
         """Sends one tenant's events with that tenant's credential; how many the trail holds now."""
-        if len(events) > MAX_BATCH:
-            raise ValueError(f"at most {MAX_BATCH} events per batch")
-        if any(event.tenant_id != tenant_id for event in events):
-            raise ValueError("every event of a batch must belong to its tenant")
+        metadata = await self._metadata(tenant_id, events)
         request = audit_service_pb2.BatchCreateAuditEventsRequest(
             events=[event.to_application_proto() for event in events]
         )
-        metadata = tuple(await self._credentials(tenant_id))
         reply = await self._audit.BatchCreateAuditEvents(request, metadata=metadata, timeout=10)
         return len(reply.receipts)
-
-    async def close(self) -> None:
-        await self._channel.close()
