@@ -16,10 +16,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from tenantry_client.audit import AuditClient, every_tenant
+from tenantry_client.credentials import CredentialSource, client_credentials, internal_token
 from tenantry_client.grpc_server import TenantryServerInterceptor
 from tenantry_client.outbox import AuditOutbox
 from tenantry_client.rls import bind_tenant_per_transaction
-from tenantry_client.verifier import TenantryVerifier, internal_token
+from tenantry_client.verifier import TenantryVerifier
 
 from examples.tickets import schema
 from examples.tickets.contract import SERVICE_NAME, load_contract
@@ -34,9 +35,17 @@ class Settings:
     database_url: str
     auth_address: str
     audit_address: str
-    # The credential for auth's revocation stream and the audit ingest, until
-    # service accounts and the public audit ingest replace it.
+    # The service's credential for auth's revocation stream and the audit
+    # ingest: a platform service account (client id and secret) holding
+    # auth.revocations.watch and audit.ingest, or else Tenantry's internal token.
+    client_id: str
+    client_secret: str
     internal_api_token: str
+
+    def credentials(self) -> CredentialSource:
+        if self.client_id:
+            return client_credentials(self.auth_address, self.client_id, self.client_secret)
+        return internal_token(self.internal_api_token)
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -49,7 +58,9 @@ class Settings:
             database_url=url,
             auth_address=os.environ.get("AUTH_SERVICE_ADDR", "127.0.0.1:50051"),
             audit_address=os.environ.get("AUDIT_SERVICE_ADDR", "127.0.0.1:50053"),
-            internal_api_token=os.environ["INTERNAL_API_TOKEN"],
+            client_id=os.environ.get("TICKETS_CLIENT_ID", ""),
+            client_secret=os.environ.get("TICKETS_CLIENT_SECRET", ""),
+            internal_api_token=os.environ.get("INTERNAL_API_TOKEN", ""),
         )
 
 
@@ -74,7 +85,7 @@ async def serve(settings: Settings) -> None:
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     bind_tenant_per_transaction(sessions)
 
-    credentials = internal_token(settings.internal_api_token)
+    credentials = settings.credentials()
     verifier = TenantryVerifier(settings.auth_address, credentials=credentials)
     audit = AuditClient(settings.audit_address, credentials=every_tenant(credentials))
     outbox = AuditOutbox(schema.audit_outbox)

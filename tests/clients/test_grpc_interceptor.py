@@ -9,8 +9,9 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 from tenantry_client.context import require_principal
+from tenantry_client.credentials import internal_token
 from tenantry_client.grpc_server import TenantryServerInterceptor
-from tenantry_client.verifier import TenantryVerifier, internal_token
+from tenantry_client.verifier import TenantryVerifier
 
 from tests.stack import INTERNAL_API_TOKEN, Stack, Tenant, bearer
 

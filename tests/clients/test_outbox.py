@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from tenantry.audit.v1 import audit_pb2
 from tenantry.auth.v1 import api_keys_service_pb2, api_keys_service_pb2_grpc
 from tenantry_client.audit import ApplicationAuditClient, AuditClient, AuditEvent, api_key_per_tenant, every_tenant
+from tenantry_client.credentials import internal_token
 from tenantry_client.outbox import AuditOutbox, audit_outbox_table, create_audit_outbox_sql
-from tenantry_client.verifier import internal_token
 
 from kit.settings import asyncpg_url
 from tests.stack import INTERNAL_API_TOKEN, Stack, Tenant, bearer

@@ -13,8 +13,9 @@ import pytest
 from tenantry.auth.v1 import api_keys_service_pb2, api_keys_service_pb2_grpc, auth_service_pb2
 from tenantry_client.asgi import TenantryMiddleware, requires
 from tenantry_client.context import ACTOR_API_KEY, current_principal
+from tenantry_client.credentials import internal_token, renewed
 from tenantry_client.errors import InvalidToken, PermissionMissing, VerificationUnavailable
-from tenantry_client.verifier import TenantryVerifier, internal_token
+from tenantry_client.verifier import TenantryVerifier
 
 from tests.stack import INTERNAL_API_TOKEN, Stack, Tenant, bearer
 
@@ -171,3 +172,26 @@ def test_the_asgi_middleware_puts_the_caller_in_context_and_refuses_the_rest(sta
         assert current_principal() is None  # nothing leaks out of a request
 
     with_verifier(stack, check)
+
+
+def test_a_renewed_credential_is_fetched_once_at_a_time_and_again_at_half_its_life() -> None:
+    fetched: list[int] = []
+
+    async def fetch() -> tuple[str, int]:
+        fetched.append(1)
+        await asyncio.sleep(0.05)
+        return f"token-{len(fetched)}", lifetime[0]
+
+    lifetime = [600]
+
+    async def run() -> list[Any]:
+        source = renewed(fetch)
+        together = await asyncio.gather(*(source() for _ in range(5)))
+        lifetime[0] = 0  # the next token is due for renewal at once
+        source = renewed(fetch)
+        return [*together, await source(), await source()]
+
+    answers = asyncio.run(run())
+    assert answers[:5] == [(("authorization", "Bearer token-1"),)] * 5
+    assert answers[5:] == [(("authorization", "Bearer token-2"),), (("authorization", "Bearer token-3"),)]
+    assert len(fetched) == 3

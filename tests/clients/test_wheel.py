@@ -22,7 +22,8 @@ import asyncio, json, sys, uuid
 import tenantry_client
 from tenantry.auth.v1 import api_keys_service_pb2  # the contracts come with the package
 from tenantry_client.audit import AuditClient, AuditEvent, every_tenant
-from tenantry_client.verifier import TenantryVerifier, internal_token
+from tenantry_client.credentials import internal_token
+from tenantry_client.verifier import TenantryVerifier
 
 auth, audit, internal, token, action = sys.argv[1:6]
 

@@ -32,7 +32,7 @@ from uuid import UUID
 import grpc
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
 
-from tenantry_client.revocations import CredentialSource, Metadata
+from tenantry_client.credentials import CredentialSource, Metadata
 
 # The ingest refuses a larger batch.
 MAX_BATCH = 500

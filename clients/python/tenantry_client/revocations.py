@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -23,6 +22,7 @@ from uuid import UUID
 import grpc
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
+from tenantry_client.credentials import CredentialSource
 from tenantry_client.errors import VerificationUnavailable
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,6 @@ RECONNECT_PAUSE_SECONDS = 0.1
 # gives up.
 HEARTBEAT_SECONDS = 1.0
 SILENCE_LIMIT_SECONDS = 3.0
-
-# The metadata of each call to auth: the caller's credential for
-# WatchRevocations (today Tenantry's internal token, later a service account's
-# access token with `auth.revocations.watch`), fetched anew for every stream
-# so that a rotated credential is picked up.
-Metadata = Sequence[tuple[str, str]]
-CredentialSource = Callable[[], Awaitable[Metadata]]
 
 
 class RevocationList:

@@ -1,6 +1,6 @@
 """Verifies callers' credentials locally: no call to Tenantry per request.
 
-    verifier = TenantryVerifier("127.0.0.1:50051", credentials=internal_token(os.environ["INTERNAL_API_TOKEN"]))
+    verifier = TenantryVerifier("127.0.0.1:50051", credentials=client_credentials(…))  # see credentials.py
     await verifier.start()          # fetches keys lazily, follows revocations
     principal = await verifier.authenticate(authorization="Bearer …")
     await verifier.close()
@@ -31,8 +31,9 @@ from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
 from tenantry_client.api_keys import AuthApiKeyExchange, presented_api_key
 from tenantry_client.context import ACTOR_API_KEY, ACTOR_USER, Principal
+from tenantry_client.credentials import CredentialSource
 from tenantry_client.errors import InvalidToken, VerificationUnavailable
-from tenantry_client.revocations import CredentialSource, Metadata, RevocationList, follow_revocations
+from tenantry_client.revocations import RevocationList, follow_revocations
 from tenantry_client.tokens import CachedJwks, bearer_token, verified_claims
 
 # An exchanged access token is used until this many seconds before its exp.
@@ -46,25 +47,6 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 )
-
-
-def internal_token(token: str) -> CredentialSource:
-    """Tenantry's internal API token as the credential for WatchRevocations
-    (and, for now, for the audit ingest RPC)."""
-
-    async def metadata() -> Metadata:
-        return (("x-internal-token", token),)
-
-    return metadata
-
-
-def bearer(token: str) -> CredentialSource:
-    """A fixed access token (a service account's, once those exist) as the credential."""
-
-    async def metadata() -> Metadata:
-        return (("authorization", f"Bearer {token}"),)
-
-    return metadata
 
 
 class ApiKeyExchange(Protocol):
