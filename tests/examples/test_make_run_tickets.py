@@ -18,7 +18,13 @@ def test_make_run_with_the_tickets_example_serves_it_through_the_gateway(
     tmp_path: Path,
 ) -> None:
     tickets_address = f"127.0.0.1:{free_port()}"
-    env = {**run_env, "EXAMPLES": "tickets", "TICKETS_LISTEN_ADDR": tickets_address}
+    # A mail catcher port of its own too: other runs on this machine may hold the default.
+    env = {
+        **run_env,
+        "EXAMPLES": "tickets",
+        "TICKETS_LISTEN_ADDR": tickets_address,
+        "MAIL_CATCHER_PORT": str(free_port()),
+    }
     with make_run(env, tmp_path / "run.log") as run:
         assert f"tickets  grpc://{tickets_address}" in run.text()
         assert "/acme/v1/tickets" in requests.get(f"{run.gateway}/openapi.json", timeout=10).json()["paths"]
