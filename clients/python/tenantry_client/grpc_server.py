@@ -18,7 +18,6 @@ call is refused.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from tenantry.common.v1 import access_pb2
 
 from tenantry_client.context import Principal, acting_as
 from tenantry_client.errors import PermissionMissing, TenantryClientError
+from tenantry_client.grpc_wrapping import wrapped_handler
 from tenantry_client.verifier import TenantryVerifier
 
 log = logging.getLogger(__name__)
@@ -77,22 +77,18 @@ class TenantryServerInterceptor(grpc.aio.ServerInterceptor):
             return handler
         metadata = {key: value for key, value in (details.invocation_metadata or ()) if isinstance(value, str)}  # type: ignore[attr-defined]
         needed = self._permissions.get(method, ())
-        # grpc.aio runs the behaviour in a task of its own: the context
-        # variable is set around the behaviour, not here.
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, metadata, needed),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, metadata, needed),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
+        wrapped = wrapped_handler(handler, lambda context: self._as_caller(metadata, needed, context))
         # Client streams are not wrapped, so they are refused rather than let through unchecked.
-        return _refusing(handler)
+        return wrapped if wrapped is not None else _refusing(handler)
+
+    @asynccontextmanager
+    async def _as_caller(
+        self, metadata: dict[str, str], needed: tuple[str, ...], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[None]:
+        principal = await self._principal(metadata, needed, context)
+        with acting_as(principal):
+            async with _answered_safely(context):
+                yield
 
     async def _principal(self, metadata: dict[str, str], needed: tuple[str, ...], context: Any) -> Principal:
         try:
@@ -106,28 +102,6 @@ class TenantryServerInterceptor(grpc.aio.ServerInterceptor):
         except TenantryClientError as refused:
             await context.abort(refused.grpc_code, refused.message)
         return principal
-
-    def _unary(self, behaviour: Any, metadata: dict[str, str], needed: tuple[str, ...]) -> Any:
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            principal = await self._principal(metadata, needed, context)
-            with acting_as(principal):
-                async with _answered_safely(context):
-                    return await behaviour(request, context)
-
-        return unary
-
-    def _stream(self, behaviour: Any, metadata: dict[str, str], needed: tuple[str, ...]) -> Any:
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            principal = await self._principal(metadata, needed, context)
-            with acting_as(principal):
-                async with _answered_safely(context):
-                    if inspect.isasyncgenfunction(behaviour):
-                        async for response in behaviour(request, context):
-                            yield response
-                    else:
-                        await behaviour(request, context)
-
-        return stream
 
 
 @asynccontextmanager
