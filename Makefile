@@ -50,6 +50,7 @@ bench: install $(PEER_VENV)/.installed
 	$(PY) -m benchmarks.login_burst
 	$(PY) -m benchmarks.refresh
 	$(PY) -m benchmarks.audit_ingest
+	$(PY) -m benchmarks.api_keys
 
 ## Regenerate gen/ from protos/.
 proto: install

@@ -185,8 +185,12 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
         "200": {"description": "OK", "content": {media: {"schema": body_schema}}},
         "default": error,
     }
-    operation["security"] = [] if rpc.public else [{"bearerAuth": []}]
+    operation["security"] = [] if rpc.public else CREDENTIALS
     return operation
+
+
+# An access token, or an API key (which `Authorization: Bearer tnt_...` also carries): either one.
+CREDENTIALS: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
 
 
 def openapi_document(contracts: Contracts, *, title: str, version: str) -> dict[str, Any]:
@@ -225,7 +229,10 @@ def openapi_document(contracts: Contracts, *, title: str, version: str) -> dict[
         "paths": paths,
         "components": {
             "schemas": schemas.components,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+            },
         },
-        "security": [{"bearerAuth": []}],
+        "security": CREDENTIALS,
     }

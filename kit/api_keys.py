@@ -41,6 +41,9 @@ API_KEY_PATTERN = re.compile(r"tnt_([a-z2-7]{8})_([a-z2-7]{52})")
 MALFORMED = "API key is malformed: expected tnt_<prefix>_<secret> as shown when it was created"
 # Tokens remembered per process: a few thousand keys in use per replica.
 API_KEYS_REMEMBERED = 4096
+# Refusals remembered per process, in a table of their own: a flood of made-up
+# keys pushes out other refusals, never the tokens of keys in use.
+REFUSALS_REMEMBERED = 1024
 # A refused key is answered from memory this long, so a client retrying a
 # revoked key in a loop does not become a loop of calls to auth; short, since
 # nothing else is gained by keeping it.
@@ -110,8 +113,8 @@ class _Remembered:
 class ApiKeyTokens:
     """Presented API keys to access tokens, exchanged once and cached.
 
-    Entries are kept under the SHA-256 of the key, so the table holds no key
-    itself; the token it holds is as short-lived as the exchange made it.
+    Entries are kept under the SHA-256 of the key, so the tables hold no key
+    itself; a token is as short-lived as the exchange made it.
     """
 
     def __init__(
@@ -119,34 +122,35 @@ class ApiKeyTokens:
         exchange: Exchange,
         *,
         remembered: int = API_KEYS_REMEMBERED,
+        refusals_remembered: int = REFUSALS_REMEMBERED,
         refusal_seconds: float = REFUSAL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._exchange = exchange
-        self._remembered = remembered
         self._refusal_seconds = refusal_seconds
         self._clock = clock
-        # Insertion-ordered: when full, the oldest entry goes first.
-        self._entries: dict[bytes, _Remembered] = {}
+        # Insertion-ordered: when one is full, its oldest entry goes first.
+        self._tokens: dict[bytes, _Remembered] = {}
+        self._refusals: dict[bytes, _Remembered] = {}
+        self._remembered = remembered
+        self._refusals_remembered = refusals_remembered
         self._in_flight: dict[bytes, asyncio.Task[_Remembered]] = {}
+        # Exchanges made so far (each a call to auth), for tests and metrics.
         self.exchanges = 0
 
     async def access_token(self, api_key: str) -> str:
         """An access token for the key, from memory or from one exchange; Unauthenticated when refused."""
         api_key_prefix(api_key)
         digest = hashlib.sha256(api_key.encode()).digest()
-        entry = self._entries.get(digest)
+        entry = self._tokens.get(digest) or self._refusals.get(digest)
         if entry is None or self._clock() >= entry.until:
-            self._entries.pop(digest, None)
+            self._tokens.pop(digest, None)
+            self._refusals.pop(digest, None)
             entry = await self._exchanged(digest, api_key)
         if entry.refusal is not None:
             raise Unauthenticated(entry.refusal)
         assert entry.access_token is not None
         return entry.access_token
-
-    def forget(self, api_key: str) -> None:
-        """Drops what is known of the key (its token was refused downstream: exchange again next time)."""
-        self._entries.pop(hashlib.sha256(api_key.encode()).digest(), None)
 
     async def _exchanged(self, digest: bytes, api_key: str) -> _Remembered:
         task = self._in_flight.get(digest)
@@ -175,15 +179,19 @@ class ApiKeyTokens:
             # Counted from before the call: the token's own clock started no earlier.
             until = started + lifetime - min(RENEW_BEFORE_SECONDS, lifetime / 4)
             entry = _Remembered(until=until, access_token=exchanged.access_token)
-        self._remember(digest, entry)
+        if entry.refusal is None:
+            _remember(self._tokens, self._remembered, digest, entry)
+        else:
+            _remember(self._refusals, self._refusals_remembered, digest, entry)
         return entry
 
-    def _remember(self, digest: bytes, entry: _Remembered) -> None:
-        if self._remembered <= 0:
-            return
-        while len(self._entries) >= self._remembered:
-            del self._entries[next(iter(self._entries))]
-        self._entries[digest] = entry
+
+def _remember(table: dict[bytes, _Remembered], bound: int, digest: bytes, entry: _Remembered) -> None:
+    if bound <= 0:
+        return
+    while len(table) >= bound:
+        del table[next(iter(table))]
+    table[digest] = entry
 
 
 def exchange_through(call: Callable[[str], Awaitable[Any]]) -> Exchange:

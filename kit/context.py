@@ -15,9 +15,6 @@ from uuid import UUID
 from kit.errors import Unauthenticated
 
 PLATFORM_ADMIN_ROLE = "platform_admin"
-# Who a token speaks for (its `actor_type` claim): a person, unless it says otherwise.
-ACTOR_USER = "user"
-ACTOR_API_KEY = "api_key"
 
 
 @dataclass(frozen=True)
@@ -31,8 +28,8 @@ class Principal:
     expires_at: datetime
     # What the token's membership (or the operator) may do; see kit.permissions.
     permissions: frozenset[str] = frozenset()
-    # ACTOR_USER, or ACTOR_API_KEY (then user_id and session_id are the key's id).
-    actor_type: str = ACTOR_USER
+    # "user", or "api_key" (the token's actor_type claim): a machine identity, user_id and session_id being the key.
+    actor_type: str = "user"
 
     @property
     def is_platform_admin(self) -> bool:

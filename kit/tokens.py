@@ -37,7 +37,7 @@ from tenantry_client.tokens import (
     verified_claims,
 )
 
-from kit.context import ACTOR_API_KEY, ACTOR_USER, Principal
+from kit.context import Principal
 from kit.errors import Unauthenticated
 from kit.revocations import RevokedSessions
 
@@ -45,6 +45,7 @@ __all__ = [
     "ACCESS_TOKEN_CLAIM_TYPE",
     "ACCESS_TOKEN_HEADER_TYPE",
     "ALGORITHM",
+    "API_KEY_ACTOR",
     "CLOCK_LEEWAY",
     "REQUIRED_CLAIMS",
     "AccessTokenVerifier",
@@ -52,6 +53,8 @@ __all__ = [
     "PublicKeySource",
 ]
 
+# The actor_type claim of tokens exchanged for API keys (absent: a person).
+API_KEY_ACTOR = "api_key"
 # Verified tokens remembered per process: a few thousand live sessions per
 # replica, at well under a kilobyte each.
 VERIFIED_TOKENS_REMEMBERED = 4096
@@ -114,7 +117,7 @@ class AccessTokenVerifier:
 def _refuse_if_revoked(revoked: RevokedSessions, principal: Principal) -> None:
     if revoked.is_revoked(principal.session_id):
         raise Unauthenticated(
-            "API key has been revoked" if principal.actor_type == ACTOR_API_KEY else "session has ended"
+            "API key has been revoked" if principal.actor_type == API_KEY_ACTOR else "session has ended"
         )
 
 
@@ -123,9 +126,6 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
         tenant = claims.get("tid")
         roles = _strings(claims.get("roles", []))
         permissions = _strings(claims.get("perms", []))
-        actor_type = claims.get("actor_type", ACTOR_USER)
-        if not isinstance(actor_type, str):
-            raise ValueError("actor_type is not a string")
         return Principal(
             user_id=UUID(claims["sub"]),
             tenant_id=UUID(tenant) if tenant else None,
@@ -134,10 +134,16 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             permissions=frozenset(permissions),
-            actor_type=actor_type,
+            actor_type=_actor_type(claims.get("actor_type", "user")),
         )
     except (ValueError, TypeError, AttributeError):
         raise Unauthenticated("access token is invalid") from None
+
+
+def _actor_type(value: Any) -> str:
+    if value not in ("user", API_KEY_ACTOR):
+        raise ValueError("unknown actor type")
+    return str(value)
 
 
 def _strings(value: Any) -> list[str]:

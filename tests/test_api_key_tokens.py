@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from kit.api_keys import MALFORMED, ApiKeyTokens, ExchangedToken, api_key_prefix, presented_api_key
 from kit.errors import Unauthenticated, Unavailable
+from tests.test_verified_tokens import token, verifier_with
 
 KEY = "tnt_abcdefgh_" + "a" * 52
 OTHER_KEY = "tnt_zyxwvuts_" + "b" * 52
@@ -167,3 +170,36 @@ def test_keys_are_taken_from_either_header_and_never_from_both() -> None:
         presented_api_key(None, "sk_live_123")
     with pytest.raises(Unauthenticated, match="malformed"):
         presented_api_key("Bearer tnt_short", None)
+
+
+def test_a_tokens_actor_type_is_one_tenantry_issues_and_a_revoked_keys_token_says_so() -> None:
+    verifier, keys, revoked = verifier_with()
+    key_id = str(uuid.uuid4())
+    principal = asyncio.run(verifier.verify(token(keys, actor_type="api_key", sub=key_id, sid=key_id)))
+    assert principal.actor_type == "api_key" and str(principal.session_id) == key_id
+    assert asyncio.run(verifier.verify(token(keys))).actor_type == "user"
+    for forged in ("root", 1, ["api_key"]):
+        with pytest.raises(Unauthenticated, match="invalid"):
+            asyncio.run(verifier.verify(token(keys, actor_type=forged)))
+    revoked.revoke(uuid.UUID(key_id), datetime.now(UTC) + timedelta(minutes=5))
+    with pytest.raises(Unauthenticated, match="API key has been revoked"):
+        asyncio.run(verifier.verify(token(keys, actor_type="api_key", sub=key_id, sid=key_id)))
+
+
+def test_a_flood_of_refused_keys_never_pushes_out_the_tokens_of_keys_in_use() -> None:
+    auth = Auth()
+    tokens = ApiKeyTokens(auth.exchange, remembered=4, refusals_remembered=2)
+
+    async def scenario() -> None:
+        await tokens.access_token(KEY)
+        auth.refuse = "API key is not valid"
+        for index in range(50):
+            with pytest.raises(Unauthenticated):
+                await tokens.access_token(
+                    f"tnt_{index:0>8}_".translate(str.maketrans("0123456789", "abcdefghij")) + "d" * 52
+                )
+        auth.refuse = None
+        assert await tokens.access_token(KEY) == "token-1"
+
+    asyncio.run(scenario())
+    assert auth.calls.count(KEY) == 1 and len(auth.calls) == 51

@@ -81,13 +81,6 @@ def build(settings: ServiceSettings) -> ServiceHost:
             ttl=timedelta(hours=settings.invitation_ttl_hours), public_base_url=settings.public_base_url
         ),
     )
-    memberships = MembershipService(hasher=hasher, outbox=audit_outbox, sessions=sessions, invitations=invitations)
-    roles = RoleService(outbox=audit_outbox, revoke_members=sessions.revoke_member_sessions)
-    accounts = AccountService(outbox=audit_outbox, sessions=sessions)
-    account_emails = AccountEmails(AccountEmailPolicy(public_base_url=settings.public_base_url))
-    registration = Registration(hasher=hasher, outbox=audit_outbox, emails=account_emails)
-    verification = EmailVerification(outbox=audit_outbox, emails=account_emails)
-    passwords = PasswordReset(hasher=hasher, outbox=audit_outbox, emails=account_emails, sessions=sessions)
     api_keys = ApiKeyService(
         outbox=audit_outbox,
         keys=keys,
@@ -99,6 +92,19 @@ def build(settings: ServiceSettings) -> ServiceHost:
             audience=settings.jwt_audience,
         ),
     )
+    memberships = MembershipService(
+        hasher=hasher,
+        outbox=audit_outbox,
+        sessions=sessions,
+        invitations=invitations,
+        end_api_key_tokens=api_keys.end_tenant_tokens,
+    )
+    roles = RoleService(outbox=audit_outbox, revoke_members=sessions.revoke_member_sessions)
+    accounts = AccountService(outbox=audit_outbox, sessions=sessions)
+    account_emails = AccountEmails(AccountEmailPolicy(public_base_url=settings.public_base_url))
+    registration = Registration(hasher=hasher, outbox=audit_outbox, emails=account_emails)
+    verification = EmailVerification(outbox=audit_outbox, emails=account_emails)
+    passwords = PasswordReset(hasher=hasher, outbox=audit_outbox, emails=account_emails, sessions=sessions)
 
     async def exchange_api_key(api_key: str) -> ExchangedToken:
         return await api_keys.exchange(database, api_key)

@@ -11,7 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import jwt
+import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tenantry.audit.v1 import audit_service_pb2
 from tenantry.auth.v1 import api_keys_service_pb2, api_keys_service_pb2_grpc, roles_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
@@ -32,6 +35,11 @@ def create_key(
     if expire_time is not None:
         request.expire_time.FromDatetime(expire_time)
     return api_keys(stack).CreateApiKey(request, metadata=bearer(token), timeout=10)
+
+
+def wrong_secret(key: str) -> str:
+    """The key with its last character changed."""
+    return key[:-1] + ("a" if key[-1] != "a" else "b")
 
 
 def with_key(key: str) -> tuple[tuple[str, str], ...]:
@@ -105,7 +113,7 @@ def test_malformed_and_unknown_keys_are_unauthenticated_with_a_clear_message(sta
 
 def test_a_right_prefix_with_a_wrong_secret_is_refused_like_an_unknown_key(stack: Stack, tenant: Tenant) -> None:
     secret = create_key(stack, tenant.owner_token, ["tenant.read"]).secret
-    forged = secret[:13] + ("a" if secret[13] != "a" else "b") + secret[14:]
+    forged = wrong_secret(secret)
     error = rpc_error(lambda: my_tenant(stack, with_key(forged)))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED and error.details() == "API key is not valid"
 
@@ -294,9 +302,79 @@ def test_page_tokens_walk_the_keys_newest_first(stack: Stack) -> None:
 def test_no_secret_reaches_any_log(stack: Stack, tenant: Tenant) -> None:
     created = create_key(stack, tenant.owner_token, ["tenant.read"])
     my_tenant(stack, with_key(created.secret))
-    rpc_error(lambda: my_tenant(stack, with_key(created.secret[:-1] + "a")))
+    rpc_error(lambda: my_tenant(stack, with_key(wrong_secret(created.secret))))
     time.sleep(0.3)
     for name in ("auth", "tenants", "audit"):
         text = (stack.log_dir / f"{name}.log").read_text()
         assert created.secret.split("_")[2] not in text, name
         assert API_KEY_HASH_KEY not in text, name
+
+
+def test_a_suspended_tenants_keys_are_refused_within_a_second_and_work_again_after(stack: Stack) -> None:
+    tenant = stack.create_tenant("keys-suspended")
+    secret = create_key(stack, tenant.owner_token, ["tenant.read"]).secret
+    assert my_tenant(stack, with_key(secret)) == tenant.id
+    operator = bearer(stack.operator_token())
+    stack.tenants.SuspendTenant(tenants_service_pb2.SuspendTenantRequest(tenant_id=tenant.id), metadata=operator)
+    started = time.monotonic()
+    eventually(
+        lambda: rpc_error(lambda: my_tenant(stack, with_key(secret))).code() == grpc.StatusCode.UNAUTHENTICATED,
+        timeout=1.0,
+        interval=0.02,
+    )
+    assert time.monotonic() - started < 1.0
+    error = rpc_error(
+        lambda: api_keys(stack).ExchangeApiKey(api_keys_service_pb2.ExchangeApiKeyRequest(api_key=secret))
+    )
+    assert error.details() == "the API key's tenant is suspended"
+    stack.tenants.ReactivateTenant(tenants_service_pb2.ReactivateTenantRequest(tenant_id=tenant.id), metadata=operator)
+    # A fresh exchange works at once; its token is refused by services until the suspension's
+    # revocation lapses (the token lifetime and the clock leeway).
+    assert api_keys(stack).ExchangeApiKey(api_keys_service_pb2.ExchangeApiKeyRequest(api_key=secret)).access_token
+
+
+def test_writes_into_another_tenant_and_lookups_beyond_the_bound_prefix_are_refused(stack: Stack) -> None:
+    first, second = stack.create_tenant("keys-rls"), stack.create_tenant("keys-rls")
+    mine = create_key(stack, first.owner_token, ["tenant.read"]).api_key
+    theirs = create_key(stack, second.owner_token, ["tenant.read"]).api_key
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        stack.sql(
+            "INSERT INTO auth.api_keys (id, tenant_id, name, prefix, secret_hash, permissions, created_by, created_at)"
+            " VALUES (gen_random_uuid(), %s, 'x', 'zzzzzzzz', decode(repeat('00', 32), 'hex'), '{}', gen_random_uuid(),"
+            " now())",
+            (second.id,),
+            role="tenantry_auth",
+            tenant=first.id,
+        )
+    # The exchange binds a prefix: that key, and no other, becomes visible.
+    by_prefix = "SELECT set_config('app.api_key_prefix', %s, true), (SELECT array_agg(id::text) FROM auth.api_keys)"
+    (row,) = stack.sql(by_prefix, (mine.prefix,), role="tenantry_auth")
+    assert row[1] == [mine.id] and theirs.id not in row[1]
+    (row,) = stack.sql(by_prefix, ("",), role="tenantry_auth")
+    assert row[1] is None
+
+
+def test_a_service_exchanges_a_key_once_not_per_request(stack: Stack, tenant: Tenant) -> None:
+    created = create_key(stack, tenant.owner_token, ["tenant.read"])
+    assert my_tenant(stack, with_key(created.secret)) == tenant.id
+    last_use = "SELECT last_used_at FROM auth.api_keys WHERE id = %s"
+    (after_first,) = stack.sql(last_use, (created.api_key.id,))
+    assert after_first[0] is not None
+    for _ in range(20):
+        assert my_tenant(stack, with_key(created.secret)) == tenant.id
+    # Every exchange moves the key's last use: it stayed, so twenty reads cost auth nothing.
+    assert stack.sql(last_use, (created.api_key.id,)) == [after_first]
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True)
+@given(
+    value=st.one_of(
+        st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=90),
+        st.builds(lambda tail: "tnt_" + tail, st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E))),
+    ),
+    header=st.sampled_from(["x-api-key", "authorization"]),
+)
+def test_any_presented_key_is_unauthenticated_over_grpc_never_internal(stack: Stack, value: str, header: str) -> None:
+    sent = f"Bearer {value}" if header == "authorization" else value
+    error = rpc_error(lambda: my_tenant(stack, ((header, sent),)))
+    assert error.code() == grpc.StatusCode.UNAUTHENTICATED, (header, sent, error.details())

@@ -81,12 +81,26 @@ async def revoke_api_key(
     ).scalar_one_or_none()
 
 
-async def publish_revocation(session: AsyncSession, key_id: UUID, revoked_until: datetime) -> None:
-    """Lists the key's id with the revoked sessions and notifies every auth replica on commit:
-    its access tokens carry it as their `sid`, so the revocation stream refuses them everywhere."""
+async def live_key_ids(session: AsyncSession, tenant_id: UUID, now: datetime) -> list[UUID]:
+    """The tenant's keys that are neither revoked nor expired."""
+    rows = await session.execute(
+        select(ApiKey.id).where(
+            ApiKey.tenant_id == tenant_id,
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+        )
+    )
+    return list(rows.scalars())
+
+
+async def publish_revocations(session: AsyncSession, key_ids: list[UUID], revoked_until: datetime) -> None:
+    """Lists the keys' ids with the revoked sessions and notifies every auth replica on commit:
+    their access tokens carry them as their `sid`, so the revocation stream refuses them everywhere."""
+    if not key_ids:
+        return
     await session.execute(
         insert(SessionRevocation)
-        .values(session_id=key_id, revoked_until=revoked_until)
+        .values([{"session_id": key_id, "revoked_until": revoked_until} for key_id in key_ids])
         .on_conflict_do_update(index_elements=["session_id"], set_={"revoked_until": text("excluded.revoked_until")})
         .returning(
             func.pg_notify(

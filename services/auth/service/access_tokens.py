@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,28 +22,30 @@ def sign_access_token(
     subject: UUID,
     session_id: UUID,
     tenant_id: UUID | None,
-    roles: list[str],
+    roles: Iterable[str],
     permissions: Iterable[str],
-    issued_at: int,
-    expires_at: int,
-    extra_claims: dict[str, Any] | None = None,
+    now: datetime,
+    ttl_seconds: int,
+    actor_type: str | None = None,
 ) -> str:
     """A signed access token; `sid` is what revocation names (a session, or an API key)."""
+    issued_at = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": issuer,
         "aud": audience,
         "sub": str(subject),
-        "roles": roles,
+        "roles": list(roles),
         "perms": sorted(permissions),
         "sid": str(session_id),
         "jti": str(uuid.uuid4()),
         "typ": ACCESS_TOKEN_CLAIM_TYPE,
         "iat": issued_at,
         "nbf": issued_at,
-        "exp": expires_at,
-        **(extra_claims or {}),
+        "exp": issued_at + ttl_seconds,
     }
     if tenant_id is not None:
         claims["tid"] = str(tenant_id)
+    if actor_type is not None:
+        claims["actor_type"] = actor_type
     kid, private_key = keys.signing_key
     return jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid, "typ": ACCESS_TOKEN_HEADER_TYPE})

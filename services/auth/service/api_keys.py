@@ -22,14 +22,14 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.api_keys import API_KEY_MARK, ExchangedToken, api_key_prefix
-from kit.context import ACTOR_API_KEY, Principal
+from kit.context import Principal
 from kit.db import Database, after_commit
 from kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
 from kit.pagination import decode_cursor, one_page
 from kit.permissions import missing
 from kit.revocations import RevokedSessions
-from kit.tokens import CLOCK_LEEWAY
+from kit.tokens import API_KEY_ACTOR, CLOCK_LEEWAY
 from kit.validation import validate_text
 from services.auth.models import ApiKey
 from services.auth.repository import api_keys as key_rows
@@ -97,7 +97,7 @@ class ApiKeyService:
         expires_at: datetime | None,
     ) -> CreatedApiKey:
         tenant_id = tenant_of(principal)
-        if principal.actor_type == ACTOR_API_KEY:
+        if principal.actor_type == API_KEY_ACTOR:
             raise PermissionDenied("an API key cannot create API keys; a person with api_keys.manage can")
         name = validate_text("name", name, maximum=100)
         granted = validate_permissions("permissions", permissions)
@@ -165,10 +165,7 @@ class ApiKeyService:
         key = await key_rows.revoke_api_key(session, tenant_id, key_id, revoked_by=principal.user_id, now=now)
         if key is None:
             return await self.get(session, principal, key_id=key_id)
-        # No access token of the key outlives this instant.
-        until = now + self._token_ttl + timedelta(seconds=CLOCK_LEEWAY)
-        await key_rows.publish_revocation(session, key.id, until)
-        after_commit(session, lambda: self._revoked.revoke(key_id, until))
+        await self._end_tokens(session, [key.id], now)
         await self._outbox.record(
             session,
             action="api_key.revoked",
@@ -177,6 +174,28 @@ class ApiKeyService:
             details={"name": key.name, "prefix": key.prefix},
         )
         return key
+
+    async def end_tenant_tokens(self, session: AsyncSession, tenant_id: UUID) -> int:
+        """Ends the live access tokens of the tenant's keys (its suspension); says how many keys.
+
+        The keys stay: exchanges are refused while the tenant is suspended, and after
+        it is reactivated they work again once these revocations lapse (at most the
+        token lifetime and 5 s)."""
+        now = datetime.now(UTC)
+        key_ids = await key_rows.live_key_ids(session, tenant_id, now)
+        await self._end_tokens(session, key_ids, now)
+        return len(key_ids)
+
+    async def _end_tokens(self, session: AsyncSession, key_ids: list[UUID], now: datetime) -> None:
+        # No access token of these keys outlives this instant.
+        until = now + self._token_ttl + timedelta(seconds=CLOCK_LEEWAY)
+        await key_rows.publish_revocations(session, key_ids, until)
+
+        def publish() -> None:
+            for key_id in key_ids:
+                self._revoked.revoke(key_id, until)
+
+        after_commit(session, publish)
 
     async def exchange(self, database: Database, api_key: str) -> ExchangedToken:
         """An access token for the key, if it is known, its secret right, and it is
@@ -201,7 +220,6 @@ class ApiKeyService:
                 raise Unauthenticated("the API key's tenant is suspended")
             if not await key_rows.record_use(session, key.id, now):
                 raise Unauthenticated("API key has been revoked")
-        issued_at = int(now.timestamp())
         expires_in = int(lifetime.total_seconds())
         token = sign_access_token(
             self._keys,
@@ -212,8 +230,8 @@ class ApiKeyService:
             tenant_id=key.tenant_id,
             roles=[],
             permissions=key.permissions,
-            issued_at=issued_at,
-            expires_at=issued_at + expires_in,
-            extra_claims={"actor_type": ACTOR_API_KEY},
+            now=now,
+            ttl_seconds=expires_in,
+            actor_type=API_KEY_ACTOR,
         )
         return ExchangedToken(token, float(expires_in))

@@ -3,6 +3,7 @@ tenant's first owner, and the tenant directory kept for the tenants service."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -42,6 +43,10 @@ class ProvisionedOwner:
     status: str
 
 
+# Ends the live tokens of a tenant's machine credentials (session, tenant) and says how many credentials.
+TenantTokenRevoker = Callable[[AsyncSession, UUID], Awaitable[int]]
+
+
 class MembershipService:
     def __init__(
         self,
@@ -50,11 +55,14 @@ class MembershipService:
         outbox: Outbox,
         sessions: SessionService,
         invitations: InvitationService,
+        end_api_key_tokens: TenantTokenRevoker | None = None,
     ) -> None:
         self._hasher = hasher
         self._outbox = outbox
         self._sessions = sessions
         self._invitations = invitations
+        # Ends the access tokens of a suspended tenant's API keys (their exchanges are refused anyway).
+        self._end_api_key_tokens = end_api_key_tokens
 
     async def list_members(
         self, session: AsyncSession, principal: Principal, *, after: tuple[datetime, UUID] | None, page_size: int
@@ -251,12 +259,15 @@ class MembershipService:
         if is_active:
             return 0
         revoked = await self._sessions.revoke_tenant_sessions(session, tenant_id)
+        details: dict[str, object] = {"sessions": revoked, "reason": "tenant_suspended"}
+        if self._end_api_key_tokens is not None:
+            details["api_keys"] = await self._end_api_key_tokens(session, tenant_id)
         await self._outbox.record(
             session,
             action="tenant.sessions_revoked",
             resource_type="tenant",
             resource_id=tenant_id,
             tenant_id=tenant_id,
-            details={"sessions": revoked, "reason": "tenant_suspended"},
+            details=details,
         )
         return revoked

@@ -337,7 +337,6 @@ class SessionService:
     def _access_tokens(
         self, user_id: UUID, grant: Grant, session_id: UUID, now: datetime, refresh_token: str
     ) -> IssuedTokens:
-        issued_at = int(now.timestamp())
         expires_in = int(self._policy.access_ttl.total_seconds())
         access_token = sign_access_token(
             self._keys,
@@ -348,8 +347,8 @@ class SessionService:
             tenant_id=grant.tenant_id,
             roles=[grant.role],
             permissions=grant.permissions,
-            issued_at=issued_at,
-            expires_at=issued_at + expires_in,
+            now=now,
+            ttl_seconds=expires_in,
         )
         return IssuedTokens(access_token=access_token, refresh_token=refresh_token, expires_in=expires_in)
 

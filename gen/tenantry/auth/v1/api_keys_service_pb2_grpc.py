@@ -130,8 +130,9 @@ class ApiKeyServiceServicer:
         Public, like a token endpoint: the key is the credential, and the token
         grants nothing the key does not. The gateway and every service call it
         for the keys callers present, and cache the token until shortly before
-        it expires. Errors: UNAUTHENTICATED (malformed, unknown, wrong secret,
-        revoked, expired, or its tenant suspended).
+        it expires. Over REST it is rate-limited per client, like logins.
+        Errors: UNAUTHENTICATED (malformed, unknown, wrong secret, revoked,
+        expired, or its tenant suspended).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

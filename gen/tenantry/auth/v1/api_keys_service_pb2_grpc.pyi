@@ -75,8 +75,9 @@ class ApiKeyServiceStub:
     Public, like a token endpoint: the key is the credential, and the token
     grants nothing the key does not. The gateway and every service call it
     for the keys callers present, and cache the token until shortly before
-    it expires. Errors: UNAUTHENTICATED (malformed, unknown, wrong secret,
-    revoked, expired, or its tenant suspended).
+    it expires. Over REST it is rate-limited per client, like logins.
+    Errors: UNAUTHENTICATED (malformed, unknown, wrong secret, revoked,
+    expired, or its tenant suspended).
     """
 
 @_typing.type_check_only
@@ -126,8 +127,9 @@ class ApiKeyServiceAsyncStub(ApiKeyServiceStub):
     Public, like a token endpoint: the key is the credential, and the token
     grants nothing the key does not. The gateway and every service call it
     for the keys callers present, and cache the token until shortly before
-    it expires. Errors: UNAUTHENTICATED (malformed, unknown, wrong secret,
-    revoked, expired, or its tenant suspended).
+    it expires. Over REST it is rate-limited per client, like logins.
+    Errors: UNAUTHENTICATED (malformed, unknown, wrong secret, revoked,
+    expired, or its tenant suspended).
     """
 
 class ApiKeyServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -204,8 +206,9 @@ class ApiKeyServiceServicer(metaclass=_abc_1.ABCMeta):
         Public, like a token endpoint: the key is the credential, and the token
         grants nothing the key does not. The gateway and every service call it
         for the keys callers present, and cache the token until shortly before
-        it expires. Errors: UNAUTHENTICATED (malformed, unknown, wrong secret,
-        revoked, expired, or its tenant suspended).
+        it expires. Over REST it is rate-limited per client, like logins.
+        Errors: UNAUTHENTICATED (malformed, unknown, wrong secret, revoked,
+        expired, or its tenant suspended).
         """
 
 def add_ApiKeyServiceServicer_to_server(servicer: ApiKeyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
