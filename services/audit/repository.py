@@ -7,7 +7,9 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Text, case, cast, func, or_, select, text, tuple_
+from sqlalchemy import Text, any_, bindparam, case, cast, func, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE
@@ -144,9 +146,14 @@ async def open_chain_for_application(
 
 
 async def stored_events(session: AsyncSession, keys: list[tuple[UUID, datetime]]) -> list[AuditEventRow]:
-    """The events of the bound scope with these primary keys."""
-    query = select(AuditEventRow).where(tuple_(AuditEventRow.id, AuditEventRow.created_at).in_(keys))
-    return list((await session.execute(query)).scalars())
+    """The events of the bound scope with these primary keys. One statement text
+    whatever the count, so its prepared form is reused."""
+    query = select(AuditEventRow).where(
+        AuditEventRow.id == any_(bindparam("ids", [key[0] for key in keys], type_=ARRAY(PG_UUID(as_uuid=True)))),
+        AuditEventRow.created_at >= min(key[1] for key in keys),
+    )
+    wanted = set(keys)
+    return [row for row in (await session.execute(query)).scalars() if (row.id, row.created_at) in wanted]
 
 
 async def chain_head(session: AsyncSession, scope: str) -> ChainLink:
@@ -168,9 +175,7 @@ async def all_chain_heads(session: AsyncSession) -> list[tuple[str, ChainLink]]:
 # checkpoint writer walks every event once more), and the address as text,
 # which the driver would otherwise make into an ipaddress object per row.
 _CHAIN_COLUMNS = [
-    func.host(AuditEventRow.ip_address).label("ip_address")
-    if field == "ip_address"
-    else getattr(AuditEventRow, field)
+    func.host(AuditEventRow.ip_address).label("ip_address") if field == "ip_address" else getattr(AuditEventRow, field)
     for field in (*chain.EVENT_FIELDS, "sequence", "chain_hash")
 ]
 
