@@ -178,13 +178,14 @@ _CHAIN_COLUMNS = [
     func.host(AuditEventRow.ip_address).label("ip_address") if field == "ip_address" else getattr(AuditEventRow, field)
     for field in (*chain.EVENT_FIELDS, "sequence", "chain_hash")
 ]
+_CHAIN_NAMES = [column.key for column in _CHAIN_COLUMNS]
 
 
 async def chain_page(
     session: AsyncSession, scope: str, *, after_sequence: int, through_sequence: int, limit: int
-) -> list[Any]:
-    """The scope's chained events in (after_sequence, through_sequence], in chain order: rows
-    with chain.EVENT_FIELDS, sequence and chain_hash as attributes."""
+) -> list[dict[str, Any]]:
+    """The scope's chained events in (after_sequence, through_sequence], in chain order: dicts
+    of chain.EVENT_FIELDS, sequence and chain_hash, as chain.link takes them."""
     query = (
         select(*_CHAIN_COLUMNS)
         .where(func.coalesce(cast(AuditEventRow.tenant_id, Text), PLATFORM_SCOPE) == scope)
@@ -192,7 +193,7 @@ async def chain_page(
         .order_by(AuditEventRow.sequence)
         .limit(limit)
     )
-    return list(await session.execute(query))
+    return [dict(zip(_CHAIN_NAMES, row, strict=True)) for row in await session.execute(query)]
 
 
 async def ensure_monthly_partitions(session: AsyncSession, first_month: date, months: int) -> int:
