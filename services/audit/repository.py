@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Text, any_, bindparam, case, cast, func, or_, select, text, tuple_
+from sqlalchemy import any_, bindparam, case, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -171,14 +172,29 @@ async def all_chain_heads(session: AsyncSession) -> list[tuple[str, ChainLink]]:
     return [(scope, ChainLink(int(sequence), bytes(chain_hash))) for scope, sequence, chain_hash in rows]
 
 
-# What verification reads of each event: plain rows, not ORM objects (the
-# checkpoint writer walks every event once more), and the address as text,
-# which the driver would otherwise make into an ipaddress object per row.
-_CHAIN_COLUMNS = [
-    func.host(AuditEventRow.ip_address).label("ip_address") if field == "ip_address" else getattr(AuditEventRow, field)
-    for field in (*chain.EVENT_FIELDS, "sequence", "chain_hash")
-]
-_CHAIN_NAMES = [column.key for column in _CHAIN_COLUMNS]
+# What verification reads of each event, as chain.link takes it: ids, address
+# and details as text (no UUID, ipaddress or SQLAlchemy-decoded object per
+# row: the checkpoint writer walks every event once more), in plain dicts.
+_CHAIN_SELECTED = {
+    **{field: field for field in chain.EVENT_FIELDS},
+    "id": "CAST(id AS text)",
+    "tenant_id": "CAST(tenant_id AS text)",
+    "user_id": "CAST(user_id AS text)",
+    "details": "CAST(details AS text)",
+    "ip_address": "host(ip_address)",
+    "sequence": "sequence",
+    "chain_hash": "chain_hash",
+}
+_CHAIN_NAMES = list(_CHAIN_SELECTED)
+# The scope's expression is the events_chain index's (migration 0002).
+_CHAIN_PAGE = text(
+    f"""
+    SELECT {", ".join(_CHAIN_SELECTED.values())} FROM audit.events
+    WHERE coalesce(CAST(tenant_id AS text), '{PLATFORM_SCOPE}') = :scope
+      AND sequence > :after_sequence AND sequence <= :through_sequence
+    ORDER BY sequence LIMIT :limit
+    """
+)
 
 
 async def chain_page(
@@ -186,14 +202,13 @@ async def chain_page(
 ) -> list[dict[str, Any]]:
     """The scope's chained events in (after_sequence, through_sequence], in chain order: dicts
     of chain.EVENT_FIELDS, sequence and chain_hash, as chain.link takes them."""
-    query = (
-        select(*_CHAIN_COLUMNS)
-        .where(func.coalesce(cast(AuditEventRow.tenant_id, Text), PLATFORM_SCOPE) == scope)
-        .where(AuditEventRow.sequence > after_sequence, AuditEventRow.sequence <= through_sequence)
-        .order_by(AuditEventRow.sequence)
-        .limit(limit)
-    )
-    return [dict(zip(_CHAIN_NAMES, row, strict=True)) for row in await session.execute(query)]
+    values = {"scope": scope, "after_sequence": after_sequence, "through_sequence": through_sequence, "limit": limit}
+    rows = []
+    for row in await session.execute(_CHAIN_PAGE, values):
+        event = dict(zip(_CHAIN_NAMES, row, strict=True))
+        event["details"] = json.loads(event["details"])
+        rows.append(event)
+    return rows
 
 
 async def ensure_monthly_partitions(session: AsyncSession, first_month: date, months: int) -> int:
