@@ -86,13 +86,13 @@ _INSERT_AND_ADVANCE = text(
 )
 
 
-async def insert_events(session: AsyncSession, scope: str, documents: list[str], head: tuple[int, bytes]) -> None:
+async def insert_events(session: AsyncSession, scope: str, documents: list[bytes], head: tuple[int, bytes]) -> None:
     """Inserts one scope's new events, given as chain.link_document made them, and moves
     its chain head to head.
 
     The caller holds the head's lock and has left out the stored events."""
     values = {
-        "documents": f"[{','.join(documents)}]",
+        "documents": (b"[%s]" % b",".join(documents)).decode(),
         "scope": scope,
         "head_sequence": head[0],
         "head_hash": head[1],
