@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
+import orjson
+
 GENESIS = b""
+# Format 1's canonical JSON: json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+# its encoder made once (dumps makes one per call, and this runs for every event verified).
+_FORMAT_1_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# Format 2's is orjson's, keys sorted (several times faster: every event is encoded at ingest and again
+# by each verification), or, for a document orjson cannot write (an integer past 64 bits in details),
+# format 1's encoder. Which applies depends on the values alone, so ingest and verification agree.
+_FORMAT_2_OPTIONS = orjson.OPT_SORT_KEYS
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,8 @@ def event_fields(row: Any) -> dict[str, Any]:
     return {field: getattr(row, field) for field in EVENT_FIELDS}
 
 
-def canonical_text(event: dict[str, Any], sequence: int) -> str:
-    """The event's content as hashed, in its chain_format, as JSON text: stable across the
+def canonical(event: dict[str, Any], sequence: int) -> bytes:
+    """The event's content as hashed, in its chain_format, as UTF-8 JSON: stable across the
     database round trip. In format 2 it is also exactly the document ingest stores
     the event from (empty fields as "")."""
     ip = event["ip_address"]
@@ -102,13 +111,13 @@ def canonical_text(event: dict[str, Any], sequence: int) -> str:
         for field in FORMAT_2_TEXT_FIELDS:
             document[field] = event[field] or ""
         document["format"] = FORMAT_2
-    elif chain_format != FORMAT_1:
+        try:
+            return orjson.dumps(document, option=_FORMAT_2_OPTIONS)
+        except orjson.JSONEncodeError:
+            return _FORMAT_1_JSON.encode(document).encode()
+    if chain_format != FORMAT_1:
         raise ValueError(f"unknown audit chain format {chain_format!r}")
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical(event: dict[str, Any], sequence: int) -> bytes:
-    return canonical_text(event, sequence).encode()
+    return _FORMAT_1_JSON.encode(document).encode()
 
 
 def link(key: bytes, previous: bytes, event: dict[str, Any], sequence: int) -> bytes:
@@ -121,11 +130,11 @@ def link(key: bytes, previous: bytes, event: dict[str, Any], sequence: int) -> b
     return hmac.digest(key, previous + canonical(event, sequence), "sha256")
 
 
-def link_document(key: bytes, previous: bytes, event: dict[str, Any], sequence: int) -> tuple[bytes, str]:
+def link_document(key: bytes, previous: bytes, event: dict[str, Any], sequence: int) -> tuple[bytes, bytes]:
     """link(), and the event's canonical document with its chain hash (hex) added: what ingest stores."""
-    document = canonical_text(event, sequence)
-    chain_hash = hmac.digest(key, previous + document.encode(), "sha256")
-    return chain_hash, f'{document[:-1]},"chain_hash":"{chain_hash.hex()}"}}'
+    document = canonical(event, sequence)
+    chain_hash = hmac.digest(key, previous + document, "sha256")
+    return chain_hash, b'%s,"chain_hash":"%s"}' % (document[:-1], chain_hash.hex().encode())
 
 
 @functools.lru_cache(maxsize=4096)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Text, case, cast, func, or_, select, text, tuple_
+from sqlalchemy import any_, bindparam, case, func, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE
@@ -83,13 +86,13 @@ _INSERT_AND_ADVANCE = text(
 )
 
 
-async def insert_events(session: AsyncSession, scope: str, documents: list[str], head: tuple[int, bytes]) -> None:
+async def insert_events(session: AsyncSession, scope: str, documents: list[bytes], head: tuple[int, bytes]) -> None:
     """Inserts one scope's new events, given as chain.link_document made them, and moves
     its chain head to head.
 
     The caller holds the head's lock and has left out the stored events."""
     values = {
-        "documents": f"[{','.join(documents)}]",
+        "documents": (b"[%s]" % b",".join(documents)).decode(),
         "scope": scope,
         "head_sequence": head[0],
         "head_hash": head[1],
@@ -144,9 +147,14 @@ async def open_chain_for_application(
 
 
 async def stored_events(session: AsyncSession, keys: list[tuple[UUID, datetime]]) -> list[AuditEventRow]:
-    """The events of the bound scope with these primary keys."""
-    query = select(AuditEventRow).where(tuple_(AuditEventRow.id, AuditEventRow.created_at).in_(keys))
-    return list((await session.execute(query)).scalars())
+    """The events of the bound scope with these primary keys. One statement text
+    whatever the count, so its prepared form is reused."""
+    query = select(AuditEventRow).where(
+        AuditEventRow.id == any_(bindparam("ids", [key[0] for key in keys], type_=ARRAY(PG_UUID(as_uuid=True)))),
+        AuditEventRow.created_at >= min(key[1] for key in keys),
+    )
+    wanted = set(keys)
+    return [row for row in (await session.execute(query)).scalars() if (row.id, row.created_at) in wanted]
 
 
 async def chain_head(session: AsyncSession, scope: str) -> ChainLink:
@@ -164,30 +172,43 @@ async def all_chain_heads(session: AsyncSession) -> list[tuple[str, ChainLink]]:
     return [(scope, ChainLink(int(sequence), bytes(chain_hash))) for scope, sequence, chain_hash in rows]
 
 
-# What verification reads of each event: plain rows, not ORM objects (the
-# checkpoint writer walks every event once more), and the address as text,
-# which the driver would otherwise make into an ipaddress object per row.
-_CHAIN_COLUMNS = [
-    func.host(AuditEventRow.ip_address).label("ip_address")
-    if field == "ip_address"
-    else getattr(AuditEventRow, field)
-    for field in (*chain.EVENT_FIELDS, "sequence", "chain_hash")
-]
+# What verification reads of each event, as chain.link takes it: ids, address
+# and details as text (no UUID, ipaddress or SQLAlchemy-decoded object per
+# row: the checkpoint writer walks every event once more), in plain dicts.
+_CHAIN_SELECTED = {
+    **{field: field for field in chain.EVENT_FIELDS},
+    "id": "CAST(id AS text)",
+    "tenant_id": "CAST(tenant_id AS text)",
+    "user_id": "CAST(user_id AS text)",
+    "details": "CAST(details AS text)",
+    "ip_address": "host(ip_address)",
+    "sequence": "sequence",
+    "chain_hash": "chain_hash",
+}
+_CHAIN_NAMES = list(_CHAIN_SELECTED)
+# The scope's expression is the events_chain index's (migration 0002).
+_CHAIN_PAGE = text(
+    f"""
+    SELECT {", ".join(_CHAIN_SELECTED.values())} FROM audit.events
+    WHERE coalesce(CAST(tenant_id AS text), '{PLATFORM_SCOPE}') = :scope
+      AND sequence > :after_sequence AND sequence <= :through_sequence
+    ORDER BY sequence LIMIT :limit
+    """
+)
 
 
 async def chain_page(
     session: AsyncSession, scope: str, *, after_sequence: int, through_sequence: int, limit: int
-) -> list[Any]:
-    """The scope's chained events in (after_sequence, through_sequence], in chain order: rows
-    with chain.EVENT_FIELDS, sequence and chain_hash as attributes."""
-    query = (
-        select(*_CHAIN_COLUMNS)
-        .where(func.coalesce(cast(AuditEventRow.tenant_id, Text), PLATFORM_SCOPE) == scope)
-        .where(AuditEventRow.sequence > after_sequence, AuditEventRow.sequence <= through_sequence)
-        .order_by(AuditEventRow.sequence)
-        .limit(limit)
-    )
-    return list(await session.execute(query))
+) -> list[dict[str, Any]]:
+    """The scope's chained events in (after_sequence, through_sequence], in chain order: dicts
+    of chain.EVENT_FIELDS, sequence and chain_hash, as chain.link takes them."""
+    values = {"scope": scope, "after_sequence": after_sequence, "through_sequence": through_sequence, "limit": limit}
+    rows = []
+    for row in await session.execute(_CHAIN_PAGE, values):
+        event = dict(zip(_CHAIN_NAMES, row, strict=True))
+        event["details"] = json.loads(event["details"])
+        rows.append(event)
+    return rows
 
 
 async def ensure_monthly_partitions(session: AsyncSession, first_month: date, months: int) -> int:

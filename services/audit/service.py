@@ -88,7 +88,8 @@ class AuditTrail:
     ) -> list[int]:
         """Links the events one after the other from the head (sequence, previous), inserts
         them and moves the head, in one round trip; their sequences."""
-        documents, sequences = [], []
+        documents: list[bytes] = []
+        sequences: list[int] = []
         for event in events:
             sequence += 1
             previous, document = chain.link_document(self._chain_key, previous, event, sequence)

@@ -68,6 +68,8 @@ def test_an_application_appends_events_that_are_chained_in_its_tenant(stack: Sta
     named.details.update({"pages": 3})
     itself = app_event(action="report.generated", actor_type=audit_pb2.AUDIT_ACTOR_TYPE_SYSTEM, actor_id="nightly")
     plain = app_event()
+    # Numbers and text whose JSON could change on the way through jsonb, and an integer past 64 bits.
+    plain.details.update({"ratio": 1.5e-7, "huge": 1e20, "name": "Zoë 😀", "nested": {"b": [1.0, -0.25], "a": None}})
     receipts = send(stack, tenant.owner_token, named, itself, plain)
     assert [event_id for event_id, _ in receipts] == [named.id, itself.id, plain.id]
     sequences = [sequence for _, sequence in receipts]
