@@ -40,7 +40,7 @@ def port_taken(address: str) -> bool:
 
 
 def python_path() -> str:
-    return os.pathsep.join([str(ROOT), str(ROOT / "gen")])
+    return os.pathsep.join([str(ROOT), str(ROOT / "gen"), str(ROOT / "clients" / "python")])
 
 
 def http_healthy(address: str, timeout: float = 1.0) -> bool:

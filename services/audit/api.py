@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
 
-from kit.audit_events import to_audit_event
 from kit.context import current_principal, require_principal, tenant_required
-from kit.convert import from_struct, from_timestamp, parse_uuid, timestamp
+from kit.convert import from_timestamp, parse_uuid, timestamp
 from kit.db import Database, scope_of_caller
 from kit.errors import InvalidArgument
 from kit.pagination import decode_cursor, page_size
+from services.audit import application_ingest
 from services.audit.checkpoints import ALGORITHM, Checkpoint, CheckpointKey
+from services.audit.event_model import (
+    ACTOR_TYPES,
+    OUTCOMES,
+    category_filter,
+    enum_name,
+    event_fields,
+    lift_from_details,
+    stored_event,
+    uuid_text,
+)
 from services.audit.repository import EventFilter
 from services.audit.service import AuditTrail
 
@@ -22,20 +33,19 @@ AUTH_CATEGORY = "auth"
 
 
 def event_values(index: int, event: audit_pb2.AuditEvent) -> dict[str, Any]:
+    """An event from Tenantry's own services, as the internal ingest receives it."""
     prefix = f"events[{index}]."
-    return {
-        "id": parse_uuid(prefix + "id", event.id),
-        "tenant_id": parse_uuid(prefix + "tenant_id", event.tenant_id, required=False),
-        "user_id": parse_uuid(prefix + "user_id", event.user_id, required=False),
-        "action": event.action,
-        "resource_type": event.resource_type,
-        "resource_id": event.resource_id,
-        "details": from_struct(event.details),
-        "ip_address": event.ip_address or None,
-        "user_agent": event.user_agent or None,
-        "request_id": event.request_id or None,
-        "created_at": from_timestamp(event.created_at) if event.HasField("created_at") else None,
-    }
+    values = event_fields(prefix, event)
+    values.update(
+        tenant_id=uuid_text(prefix + "tenant_id", event.tenant_id, required=False),
+        user_id=uuid_text(prefix + "user_id", event.user_id, required=False),
+        actor_type=enum_name(ACTOR_TYPES, prefix + "actor_type", event.actor_type),
+        actor_id=event.actor_id or None,
+        recorded_by_type=enum_name(ACTOR_TYPES, prefix + "recorded_by_type", event.recorded_by_type),
+        recorded_by_id=event.recorded_by_id or None,
+    )
+    lift_from_details(values)
+    return values
 
 
 def to_checkpoint(checkpoint: Checkpoint) -> audit_pb2.AuditCheckpoint:
@@ -69,7 +79,13 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
             action=request.action or None,
             resource_type=request.resource_type or None,
             user_id=parse_uuid("user_id", request.user_id, required=False),
-            category=request.category or None,
+            category=category_filter(request.category),
+            outcome=enum_name(OUTCOMES, "outcome", request.outcome),
+            actor_type=enum_name(ACTOR_TYPES, "actor_type", request.actor_type),
+            actor_id=request.actor_id or None,
+            session_id=request.session_id or None,
+            target_type=request.target_type or None,
+            target_id=request.target_id or None,
             start_time=from_timestamp(request.start_time) if request.HasField("start_time") else None,
             end_time=from_timestamp(request.end_time) if request.HasField("end_time") else None,
             after=decode_cursor(request.page_token),
@@ -80,7 +96,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
         async with self._database.unit_of_work() as session:
             page = await self._trail.list(session, where, size)
         return audit_service_pb2.ListAuditEventsResponse(
-            events=[to_audit_event(row) for row in page.events], next_page_token=page.next_page_token
+            events=[stored_event(row) for row in page.events], next_page_token=page.next_page_token
         )
 
     async def ListMyAuditEvents(
@@ -101,7 +117,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
         async with self._database.unit_of_work() as session:
             page = await self._trail.list_own(session, principal.user_id, where, size)
         return audit_service_pb2.ListAuditEventsResponse(
-            events=[to_audit_event(row) for row in page.events], next_page_token=page.next_page_token
+            events=[stored_event(row) for row in page.events], next_page_token=page.next_page_token
         )
 
     async def VerifyAuditTrail(
@@ -120,6 +136,19 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
             problem=result.problem,
             latest_checkpoint=to_checkpoint(result.checkpoint) if result.checkpoint else None,
             checkpoint_key=self._checkpoint_key,
+        )
+
+    async def BatchCreateAuditEvents(
+        self, request: audit_service_pb2.BatchCreateAuditEventsRequest, context: grpc.aio.ServicerContext
+    ) -> audit_service_pb2.BatchCreateAuditEventsResponse:
+        principal = require_principal()
+        if principal.tenant_id is None:
+            raise tenant_required()
+        caller = application_ingest.caller_of(principal)
+        events = application_ingest.application_events(request, principal.tenant_id, caller, datetime.now(UTC))
+        receipts = await self._trail.append_for_application(principal.tenant_id, events)
+        return audit_service_pb2.BatchCreateAuditEventsResponse(
+            receipts=[audit_service_pb2.AuditEventReceipt(id=str(event_id), sequence=seq) for event_id, seq in receipts]
         )
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, DateTime, LargeBinary, String, Text
+from sqlalchemy import BigInteger, DateTime, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -36,6 +36,20 @@ class AuditEventRow(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default="now()")
     sequence: Mapped[int | None] = mapped_column(BigInteger)
     chain_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Which fields chain_hash covers (services.audit.chain): 1 for events appended before the model grew.
+    chain_format: Mapped[int] = mapped_column(SmallInteger)
+    # Lowercase names of AuditCategory, AuditOutcome and AuditActorType without their prefix ("auth").
+    category: Mapped[str | None] = mapped_column(String(20))
+    outcome: Mapped[str | None] = mapped_column(String(10))
+    error_message: Mapped[str | None] = mapped_column(String(1000))
+    session_id: Mapped[str | None] = mapped_column(String(128))
+    actor_type: Mapped[str | None] = mapped_column(String(20))
+    actor_id: Mapped[str | None] = mapped_column(String(200))
+    target_type: Mapped[str | None] = mapped_column(String(100))
+    target_id: Mapped[str | None] = mapped_column(String(200))
+    target_name: Mapped[str | None] = mapped_column(String(200))
+    recorded_by_type: Mapped[str | None] = mapped_column(String(20))
+    recorded_by_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class ChainHead(Base):

@@ -8,10 +8,13 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Text, cast, func, or_, select, text, tuple_
+from sqlalchemy import any_, bindparam, case, func, or_, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE
+from services.audit import chain
 from services.audit.chain import START, ChainLink
 from services.audit.models import AuditEventRow, ChainHead
 
@@ -22,8 +25,14 @@ class EventFilter:
     action: str | None = None
     resource_type: str | None = None
     user_id: UUID | None = None
-    # details->>'category', e.g. "auth".
+    # "auth", ...: the category column, or for events of the first model, details->>'category'.
     category: str | None = None
+    outcome: str | None = None
+    actor_type: str | None = None
+    actor_id: str | None = None
+    session_id: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
     # Also the events recorded outside any tenant (needs the user bound as the subject).
     with_tenantless: bool = False
     start_time: datetime | None = None
@@ -31,28 +40,44 @@ class EventFilter:
     after: tuple[datetime, UUID] | None = None
 
 
-# The events' columns, in the order the arrays below carry them.
-_EVENT_ARRAYS = """
-    unnest(
-        CAST(:ids AS uuid[]), CAST(:created_at AS timestamptz[]), CAST(:tenant_ids AS uuid[]),
-        CAST(:user_ids AS uuid[]), CAST(:actions AS text[]), CAST(:resource_types AS text[]),
-        CAST(:resource_ids AS text[]), CAST(:details AS text[]), CAST(:ip_addresses AS text[]),
-        CAST(:user_agents AS text[]), CAST(:request_ids AS text[]), CAST(:sequences AS bigint[]),
-        CAST(:chain_hashes AS bytea[])
-    ) AS event(id, created_at, tenant_id, user_id, action, resource_type, resource_id, details,
-               ip_address, user_agent, request_id, sequence, chain_hash)
-"""
-
-# One statement for a whole scope's share of a batch: the rows go in as
-# arrays (no per-row SQL to build or parse) and the chain head moves with them.
+# Each new event goes in as the very document its chain hash covers (format 2
+# of services.audit.chain, which holds every column, "" for an empty one) with
+# the hash added: one JSON text for a scope's share of a batch, so nothing is
+# encoded twice nor per value by the driver, and what is stored is read from
+# what was hashed. The columns, with the type each is read as.
+_DOCUMENT_COLUMNS = (
+    ("id", "uuid"),
+    ("created_at", "timestamptz"),
+    ("tenant_id", "text"),
+    ("user_id", "text"),
+    ("action", "text"),
+    ("resource_type", "text"),
+    ("resource_id", "text"),
+    ("details", "jsonb"),
+    ("ip_address", "text"),
+    ("user_agent", "text"),
+    ("request_id", "text"),
+    ("sequence", "bigint"),
+    ("chain_hash", "text"),
+    ("format", "smallint"),
+    *((column, "text") for column in chain.FORMAT_2_TEXT_FIELDS),
+)
+_STORED_AS = {
+    "tenant_id": "CAST(NULLIF(e.tenant_id, '') AS uuid)",
+    "user_id": "CAST(NULLIF(e.user_id, '') AS uuid)",
+    "ip_address": "CAST(NULLIF(e.ip_address, '') AS inet)",
+    "chain_hash": "decode(e.chain_hash, 'hex')",
+    "format": "e.format",
+    **{column: f"NULLIF(e.{column}, '')" for column in ("user_agent", "request_id", *chain.FORMAT_2_TEXT_FIELDS)},
+}
 _INSERT_AND_ADVANCE = text(
     f"""
     WITH inserted AS (
-        INSERT INTO audit.events (id, created_at, tenant_id, user_id, action, resource_type, resource_id,
-                                  details, ip_address, user_agent, request_id, sequence, chain_hash)
-        SELECT id, created_at, tenant_id, user_id, action, resource_type, resource_id,
-               CAST(details AS jsonb), CAST(ip_address AS inet), user_agent, request_id, sequence, chain_hash
-        FROM {_EVENT_ARRAYS}
+        INSERT INTO audit.events
+            ({", ".join("chain_format" if column == "format" else column for column, _ in _DOCUMENT_COLUMNS)})
+        SELECT {", ".join(_STORED_AS.get(column, f"e.{column}") for column, _ in _DOCUMENT_COLUMNS)}
+        FROM jsonb_to_recordset(CAST(CAST(:documents AS text) AS jsonb))
+             AS e({", ".join(f"{column} {kind}" for column, kind in _DOCUMENT_COLUMNS)})
         RETURNING 1
     )
     UPDATE audit.chain_heads SET sequence = :head_sequence, chain_hash = :head_hash
@@ -61,54 +86,75 @@ _INSERT_AND_ADVANCE = text(
 )
 
 
-async def insert_events(
-    session: AsyncSession, scope: str, events: list[dict[str, Any]], head: tuple[int, bytes]
-) -> None:
-    """Inserts one scope's new events and moves its chain head to head.
+async def insert_events(session: AsyncSession, scope: str, documents: list[bytes], head: tuple[int, bytes]) -> None:
+    """Inserts one scope's new events, given as chain.link_document made them, and moves
+    its chain head to head.
 
     The caller holds the head's lock and has left out the stored events."""
-    values: dict[str, Any] = {
-        "ids": [event["id"] for event in events],
-        "created_at": [event["created_at"] for event in events],
-        "tenant_ids": [event["tenant_id"] for event in events],
-        "user_ids": [event["user_id"] for event in events],
-        "actions": [event["action"] for event in events],
-        "resource_types": [event["resource_type"] for event in events],
-        "resource_ids": [event["resource_id"] for event in events],
-        "details": [json.dumps(event["details"]) for event in events],
-        "ip_addresses": [event["ip_address"] for event in events],
-        "user_agents": [event["user_agent"] for event in events],
-        "request_ids": [event["request_id"] for event in events],
-        "sequences": [event["sequence"] for event in events],
-        "chain_hashes": [event["chain_hash"] for event in events],
+    values = {
+        "documents": (b"[%s]" % b",".join(documents)).decode(),
         "scope": scope,
         "head_sequence": head[0],
         "head_hash": head[1],
-        "expected": len(events),
+        "expected": len(documents),
     }
     moved = await session.execute(_INSERT_AND_ADVANCE, values)
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise RuntimeError(f"the chain head of {scope} did not move with its events")
 
 
+def _array_literal(items: list[str]) -> str:
+    """A PostgreSQL array literal of values that need no quoting (UUIDs, ISO times):
+    one text parameter, rather than an array the driver encodes value by value."""
+    return "{" + ",".join(items) + "}"
+
+
 _OPEN_CHAIN_FOR_APPEND = text(
-    "SELECT * FROM audit.open_chain_for_append(:scope, CAST(:ids AS uuid[]), CAST(:created AS timestamptz[]))"
+    "SELECT * FROM audit.open_chain_for_append(:scope, CAST(CAST(:ids AS text) AS uuid[]), "
+    "CAST(CAST(:created AS text) AS timestamptz[]))"
 )
 
 
 async def open_chain_for_append(
-    session: AsyncSession, scope: str, keys: list[tuple[UUID, datetime]]
-) -> tuple[int, bytes, set[UUID]]:
+    session: AsyncSession, scope: str, ids: list[str], created: list[str]
+) -> tuple[int, bytes, set[str]]:
     """Binds the scope and locks its chain head for the transaction, in one round trip
     (see the function in migration 0005): the head's sequence and hash, and
-    which of the events (id, created_at) are stored already, by primary key."""
+    which of the events (ids and ISO times of creation) are stored already, by primary key."""
     row = (
         await session.execute(
             _OPEN_CHAIN_FOR_APPEND,
-            {"scope": scope, "ids": [key[0] for key in keys], "created": [key[1] for key in keys]},
+            {"scope": scope, "ids": _array_literal(ids), "created": _array_literal(created)},
         )
     ).one()
-    return int(row[0]), bytes(row[1]), set(row[2])
+    return int(row[0]), bytes(row[1]), {str(stored) for stored in row[2]}
+
+
+_OPEN_CHAIN_FOR_APPLICATION = text(
+    "SELECT * FROM audit.open_chain_for_application(:scope, CAST(CAST(:ids AS text) AS uuid[]), "
+    "CAST(:since AS timestamptz))"
+)
+
+
+async def open_chain_for_application(
+    session: AsyncSession, scope: str, ids: list[str], since: datetime
+) -> tuple[int, bytes, list[tuple[UUID, datetime]]]:
+    """Like open_chain_for_append, for an application's events (migration 0006): the ids
+    are looked up by id alone among the events since `since`; the (id, created_at) of those found."""
+    values = {"scope": scope, "ids": _array_literal(ids), "since": since}
+    row = (await session.execute(_OPEN_CHAIN_FOR_APPLICATION, values)).one()
+    return int(row[0]), bytes(row[1]), list(zip(row[2], row[3], strict=True))
+
+
+async def stored_events(session: AsyncSession, keys: list[tuple[UUID, datetime]]) -> list[AuditEventRow]:
+    """The events of the bound scope with these primary keys. One statement text
+    whatever the count, so its prepared form is reused."""
+    query = select(AuditEventRow).where(
+        AuditEventRow.id == any_(bindparam("ids", [key[0] for key in keys], type_=ARRAY(PG_UUID(as_uuid=True)))),
+        AuditEventRow.created_at >= min(key[1] for key in keys),
+    )
+    wanted = set(keys)
+    return [row for row in (await session.execute(query)).scalars() if (row.id, row.created_at) in wanted]
 
 
 async def chain_head(session: AsyncSession, scope: str) -> ChainLink:
@@ -126,18 +172,43 @@ async def all_chain_heads(session: AsyncSession) -> list[tuple[str, ChainLink]]:
     return [(scope, ChainLink(int(sequence), bytes(chain_hash))) for scope, sequence, chain_hash in rows]
 
 
+# What verification reads of each event, as chain.link takes it: ids, address
+# and details as text (no UUID, ipaddress or SQLAlchemy-decoded object per
+# row: the checkpoint writer walks every event once more), in plain dicts.
+_CHAIN_SELECTED = {
+    **{field: field for field in chain.EVENT_FIELDS},
+    "id": "CAST(id AS text)",
+    "tenant_id": "CAST(tenant_id AS text)",
+    "user_id": "CAST(user_id AS text)",
+    "details": "CAST(details AS text)",
+    "ip_address": "host(ip_address)",
+    "sequence": "sequence",
+    "chain_hash": "chain_hash",
+}
+_CHAIN_NAMES = list(_CHAIN_SELECTED)
+# The scope's expression is the events_chain index's (migration 0002).
+_CHAIN_PAGE = text(
+    f"""
+    SELECT {", ".join(_CHAIN_SELECTED.values())} FROM audit.events
+    WHERE coalesce(CAST(tenant_id AS text), '{PLATFORM_SCOPE}') = :scope
+      AND sequence > :after_sequence AND sequence <= :through_sequence
+    ORDER BY sequence LIMIT :limit
+    """
+)
+
+
 async def chain_page(
     session: AsyncSession, scope: str, *, after_sequence: int, through_sequence: int, limit: int
-) -> list[AuditEventRow]:
-    """The scope's chained events in (after_sequence, through_sequence], in chain order."""
-    query = (
-        select(AuditEventRow)
-        .where(func.coalesce(cast(AuditEventRow.tenant_id, Text), PLATFORM_SCOPE) == scope)
-        .where(AuditEventRow.sequence > after_sequence, AuditEventRow.sequence <= through_sequence)
-        .order_by(AuditEventRow.sequence)
-        .limit(limit)
-    )
-    return list((await session.execute(query)).scalars())
+) -> list[dict[str, Any]]:
+    """The scope's chained events in (after_sequence, through_sequence], in chain order: dicts
+    of chain.EVENT_FIELDS, sequence and chain_hash, as chain.link takes them."""
+    values = {"scope": scope, "after_sequence": after_sequence, "through_sequence": through_sequence, "limit": limit}
+    rows = []
+    for row in await session.execute(_CHAIN_PAGE, values):
+        event = dict(zip(_CHAIN_NAMES, row, strict=True))
+        event["details"] = json.loads(event["details"])
+        rows.append(event)
+    return rows
 
 
 async def ensure_monthly_partitions(session: AsyncSession, first_month: date, months: int) -> int:
@@ -162,7 +233,22 @@ async def list_events(session: AsyncSession, where: EventFilter, limit: int) -> 
     if where.user_id:
         query = query.where(AuditEventRow.user_id == where.user_id)
     if where.category:
-        query = query.where(AuditEventRow.details["category"].astext == where.category)
+        # Events of the first model kept their category in details only.
+        stored_category = case(
+            (AuditEventRow.chain_format == chain.FORMAT_1, AuditEventRow.details["category"].astext),
+            else_=AuditEventRow.category,
+        )
+        query = query.where(stored_category == where.category)
+    for column, value in (
+        (AuditEventRow.outcome, where.outcome),
+        (AuditEventRow.actor_type, where.actor_type),
+        (AuditEventRow.actor_id, where.actor_id),
+        (AuditEventRow.session_id, where.session_id),
+        (AuditEventRow.target_type, where.target_type),
+        (AuditEventRow.target_id, where.target_id),
+    ):
+        if value:
+            query = query.where(column == value)
     if where.start_time:
         query = query.where(AuditEventRow.created_at >= where.start_time)
     if where.end_time:

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE, Database, bind_scope
-from kit.errors import InvalidArgument
+from kit.errors import AlreadyExists, InvalidArgument
 from kit.pagination import one_page
-from services.audit import chain, repository
+from services.audit import application_ingest, chain, repository
 from services.audit.chain import START, ChainLink
 from services.audit.checkpoints import Checkpoint, CheckpointLog
+from services.audit.event_model import validate_event
 from services.audit.models import AuditEventRow
 from services.audit.repository import EventFilter
 from services.audit.verification import Verification, verify_chain, walk
@@ -27,37 +28,14 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 _PARTITION_MISSING = "no partition of relation"
+_UNIQUE_VIOLATION = "23505"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class EventPage:
     events: list[AuditEventRow]
     next_page_token: str
-
-
-def validate_event(index: int, event: dict[str, Any]) -> dict[str, Any]:
-    """Checks one incoming event; errors name the event's index and field."""
-
-    def fail(field: str, problem: str) -> InvalidArgument:
-        return InvalidArgument(f"events[{index}].{field}", problem)
-
-    for field, limit in (("action", 100), ("resource_type", 100), ("resource_id", 200)):
-        if not event[field]:
-            raise fail(field, "is required")
-        if len(event[field]) > limit:
-            raise fail(field, f"must be at most {limit} characters")
-    if event["created_at"] is None:
-        raise fail("created_at", "is required")
-    if event["ip_address"]:
-        try:
-            ipaddress.ip_address(event["ip_address"])
-        except ValueError:
-            raise fail("ip_address", "is not an IP address") from None
-    if event["user_agent"] and len(event["user_agent"]) > 512:
-        event["user_agent"] = event["user_agent"][:512]
-    if event["request_id"] and len(event["request_id"]) > 128:
-        raise fail("request_id", "must be at most 128 characters")
-    return event
 
 
 class AuditTrail:
@@ -69,23 +47,57 @@ class AuditTrail:
         self._reported_heads: dict[str, ChainLink] = {}
 
     async def append(self, events: list[dict[str, Any]]) -> int:
+        """Tenantry's services' events (the internal ingest), each into its own tenant's chain."""
         if len(events) > MAX_BATCH:
             raise InvalidArgument("events", f"at most {MAX_BATCH} per batch")
         if not events:
             return 0
         checked = [validate_event(index, event) for index, event in enumerate(events)]
+        return await self._with_partitions(checked, lambda: self._insert_by_tenant(checked))
+
+    async def append_for_application(self, tenant_id: UUID, events: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        """An application's events (checked by application_ingest) into its tenant's chain,
+        in one transaction; each event's (id, sequence), in order, the same for a replay."""
+        if not events:
+            return []
         try:
-            return await self._insert_by_tenant(checked)
+            return await self._with_partitions(events, lambda: self._insert_for_application(str(tenant_id), events))
+        except IntegrityError as error:
+            # Another tenant's event has this very (id, created_at): row-level
+            # security hid it from the lookup. Refused without saying more.
+            if getattr(error.orig, "sqlstate", None) != _UNIQUE_VIOLATION:
+                raise
+            raise AlreadyExists("events: an event id of this batch is used already; choose new ids") from None
+
+    async def _with_partitions(self, events: list[dict[str, Any]], insert: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await insert()
         except IntegrityError as error:
             if _PARTITION_MISSING not in str(error.orig):
                 raise
         # An event for a month without a partition yet (an outbox that waited
         # long, a clock far ahead): make the months it needs and try again.
-        months = sorted({date(event["created_at"].year, event["created_at"].month, 1) for event in checked})
+        months = sorted({date(event["created_at"].year, event["created_at"].month, 1) for event in events})
         async with self._database.unit_of_work(scope="") as session:
             for month in months:
                 await repository.ensure_monthly_partitions(session, month, 1)
-        return await self._insert_by_tenant(checked)
+        return await insert()
+
+    async def _chain_and_insert(
+        self, session: AsyncSession, scope: str, events: Iterable[dict[str, Any]], sequence: int, previous: bytes
+    ) -> list[int]:
+        """Links the events one after the other from the head (sequence, previous), inserts
+        them and moves the head, in one round trip; their sequences."""
+        documents: list[bytes] = []
+        sequences: list[int] = []
+        for event in events:
+            sequence += 1
+            previous, document = chain.link_document(self._chain_key, previous, event, sequence)
+            documents.append(document)
+            sequences.append(sequence)
+        if documents:
+            await repository.insert_events(session, scope, documents, (sequence, previous))
+        return sequences
 
     async def _insert_by_tenant(self, events: list[dict[str, Any]]) -> int:
         """One transaction; each tenant's events chained and inserted under that tenant's scope.
@@ -95,27 +107,43 @@ class AuditTrail:
         batch adds nothing and the chain never counts an event twice. Per
         scope it costs two round trips whatever the batch's size: bind the
         scope, lock its head and find the stored events; insert and move the head."""
-        by_scope: dict[str, dict[UUID, dict[str, Any]]] = defaultdict(dict)
+        by_scope: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for event in events:
-            by_scope[str(event["tenant_id"]) if event["tenant_id"] else PLATFORM_SCOPE].setdefault(event["id"], event)
+            by_scope[event["tenant_id"] or PLATFORM_SCOPE].setdefault(event["id"], event)
         appended = 0
         async with self._database.unit_of_work(scope="") as session:
             for scope in sorted(by_scope):
                 candidates = by_scope[scope]
                 sequence, previous, stored = await repository.open_chain_for_append(
-                    session, scope, [(event_id, event["created_at"]) for event_id, event in candidates.items()]
+                    session,
+                    scope,
+                    list(candidates),
+                    [event["created_at"].isoformat(timespec="microseconds") for event in candidates.values()],
                 )
-                rows = []
-                for event_id, event in candidates.items():
-                    if event_id in stored:
-                        continue
-                    sequence += 1
-                    previous = chain.link(self._chain_key, previous, event, sequence)
-                    rows.append({**event, "sequence": sequence, "chain_hash": previous})
-                if rows:
-                    await repository.insert_events(session, scope, rows, (sequence, previous))
-                    appended += len(rows)
+                new = [event for event_id, event in candidates.items() if event_id not in stored]
+                appended += len(await self._chain_and_insert(session, scope, new, sequence, previous))
         return appended
+
+    async def _insert_for_application(self, scope: str, events: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        """Two round trips for a new batch (lock the head and look the ids up; insert and move
+        the head), one more when some ids are stored already (read them to compare)."""
+        since = datetime.now(UTC) - application_ingest.LOOKUP_WINDOW
+        async with self._database.unit_of_work(scope="") as session:
+            sequence, previous, found = await repository.open_chain_for_application(
+                session, scope, [event["id"] for event in events], since
+            )
+            sequences: dict[str, int] = {}
+            if found:
+                stored = {str(row.id): row for row in await repository.stored_events(session, found)}
+                for index, event in enumerate(events):
+                    row = stored.get(event["id"])
+                    if row is not None:
+                        application_ingest.require_same_content(index, event, row)
+                        sequences[event["id"]] = int(row.sequence or 0)
+            new = [event for event in events if event["id"] not in sequences]
+            appended = await self._chain_and_insert(session, scope, new, sequence, previous)
+            sequences.update(zip((event["id"] for event in new), appended, strict=True))
+        return [(event["id"], sequences[event["id"]]) for event in events]
 
     async def verify(self, session: AsyncSession, scope: str) -> Verification:
         """The scope's chain as of its head, checked against its signed checkpoints.

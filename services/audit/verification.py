@@ -13,19 +13,8 @@ from services.audit.chain import START, ChainLink
 from services.audit.checkpoints import Checkpoint, ScopeLog
 
 VERIFY_PAGE = 1000
-EVENT_COLUMNS = (
-    "id",
-    "tenant_id",
-    "user_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "details",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "created_at",
-)
+# What chain.link hashes of a stored event (kept under this name for callers of the first model).
+EVENT_COLUMNS = chain.EVENT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -65,19 +54,18 @@ async def walk(
         )
         for row in page:
             problem, checkpoint = "", pinned.get(expected)
-            if row.sequence != expected:
+            stored_hash = row["chain_hash"]
+            if row["sequence"] != expected:
                 problem = f"sequence gap: expected {expected}"
-            elif row.chain_hash is None or not hmac.compare_digest(
-                chain.link(chain_key, previous, {column: getattr(row, column) for column in EVENT_COLUMNS}, expected),
-                bytes(row.chain_hash),
+            elif stored_hash is None or not hmac.compare_digest(
+                chain.link(chain_key, previous, row, expected), bytes(stored_hash)
             ):
                 problem = "hash mismatch"
-            elif checkpoint is not None and not hmac.compare_digest(checkpoint.head_hash, bytes(row.chain_hash)):
+            elif checkpoint is not None and not hmac.compare_digest(checkpoint.head_hash, bytes(stored_hash)):
                 problem = f"hash differs from the checkpoint signed at {_when(checkpoint)}"
             if problem:
-                return Verification(False, expected - 1, str(row.id), row.sequence or 0, problem)
-            assert row.chain_hash is not None
-            previous, expected = bytes(row.chain_hash), expected + 1
+                return Verification(False, expected - 1, str(row["id"]), row["sequence"] or 0, problem)
+            previous, expected = bytes(stored_hash), expected + 1
         if len(page) < VERIFY_PAGE:
             break
     return ChainLink(expected - 1, previous)

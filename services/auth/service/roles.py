@@ -30,6 +30,7 @@ CATALOGUE: dict[str, str] = {
     "members.manage": "Change members' roles and status, and remove members.",
     "roles.manage": "Define, change and delete the tenant's roles.",
     "audit.read": "Read and verify the tenant's audit trail.",
+    "audit.write": "Append the application's own events to the tenant's audit trail.",
     "emails.read": "Read the tenant's email delivery log (recipients, status, errors; never bodies).",
     "api_keys.read": "List the tenant's API keys (never their secrets).",
     "api_keys.manage": "Create and revoke the tenant's API keys.",

@@ -26,17 +26,23 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtenantry/audit/v1/audit.proto\x12\x11tenantry.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x02\n\nAuditEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x15\n\rresource_type\x18\x05 \x01(\t\x12\x13\n\x0bresource_id\x18\x06 \x01(\t\x12(\n\x07\x64\x65tails\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nip_address\x18\x08 \x01(\t\x12\x12\n\nuser_agent\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x0c \x01(\x03\"\xb0\x01\n\x0f\x41uditCheckpoint\x12\r\n\x05scope\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\thead_hash\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12\x11\n\tsignature\x18\x06 \x01(\x0c\x12\x16\n\x0esigned_payload\x18\x07 \x01(\x0c\"K\n\x12\x41uditCheckpointKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dtenantry/audit/v1/audit.proto\x12\x11tenantry.audit.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x05\n\nAuditEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\x15\n\rresource_type\x18\x05 \x01(\t\x12\x13\n\x0bresource_id\x18\x06 \x01(\t\x12(\n\x07\x64\x65tails\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nip_address\x18\x08 \x01(\t\x12\x12\n\nuser_agent\x18\t \x01(\t\x12\x12\n\nrequest_id\x18\n \x01(\t\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08sequence\x18\x0c \x01(\x03\x12\x32\n\x08\x63\x61tegory\x18\r \x01(\x0e\x32 .tenantry.audit.v1.AuditCategory\x12\x30\n\x07outcome\x18\x0e \x01(\x0e\x32\x1f.tenantry.audit.v1.AuditOutcome\x12\x15\n\rerror_message\x18\x0f \x01(\t\x12\x12\n\nsession_id\x18\x10 \x01(\t\x12\x35\n\nactor_type\x18\x11 \x01(\x0e\x32!.tenantry.audit.v1.AuditActorType\x12\x10\n\x08\x61\x63tor_id\x18\x12 \x01(\t\x12\x13\n\x0btarget_type\x18\x13 \x01(\t\x12\x11\n\ttarget_id\x18\x14 \x01(\t\x12\x13\n\x0btarget_name\x18\x15 \x01(\t\x12;\n\x10recorded_by_type\x18\x16 \x01(\x0e\x32!.tenantry.audit.v1.AuditActorType\x12\x16\n\x0erecorded_by_id\x18\x17 \x01(\t\"\xb0\x01\n\x0f\x41uditCheckpoint\x12\r\n\x05scope\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\thead_hash\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x05 \x01(\t\x12\x11\n\tsignature\x18\x06 \x01(\x0c\x12\x16\n\x0esigned_payload\x18\x07 \x01(\x0c\"K\n\x12\x41uditCheckpointKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x11\n\talgorithm\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c*\xec\x01\n\rAuditCategory\x12\x1e\n\x1a\x41UDIT_CATEGORY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41UDIT_CATEGORY_AUTH\x10\x01\x12\x17\n\x13\x41UDIT_CATEGORY_DATA\x10\x02\x12\x18\n\x14\x41UDIT_CATEGORY_ADMIN\x10\x03\x12\x1b\n\x17\x41UDIT_CATEGORY_SECURITY\x10\x04\x12\x1a\n\x16\x41UDIT_CATEGORY_CONSENT\x10\x05\x12\x1b\n\x17\x41UDIT_CATEGORY_ACTIVITY\x10\x06\x12\x19\n\x15\x41UDIT_CATEGORY_SYSTEM\x10\x07*c\n\x0c\x41uditOutcome\x12\x1d\n\x19\x41UDIT_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41UDIT_OUTCOME_SUCCESS\x10\x01\x12\x19\n\x15\x41UDIT_OUTCOME_FAILURE\x10\x02*\xae\x01\n\x0e\x41uditActorType\x12 \n\x1c\x41UDIT_ACTOR_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41UDIT_ACTOR_TYPE_USER\x10\x01\x12\x1c\n\x18\x41UDIT_ACTOR_TYPE_API_KEY\x10\x02\x12$\n AUDIT_ACTOR_TYPE_SERVICE_ACCOUNT\x10\x03\x12\x1b\n\x17\x41UDIT_ACTOR_TYPE_SYSTEM\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tenantry.audit.v1.audit_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_AUDITCATEGORY']._serialized_start=1027
+  _globals['_AUDITCATEGORY']._serialized_end=1263
+  _globals['_AUDITOUTCOME']._serialized_start=1265
+  _globals['_AUDITOUTCOME']._serialized_end=1364
+  _globals['_AUDITACTORTYPE']._serialized_start=1367
+  _globals['_AUDITACTORTYPE']._serialized_end=1541
   _globals['_AUDITEVENT']._serialized_start=116
-  _globals['_AUDITEVENT']._serialized_end=404
-  _globals['_AUDITCHECKPOINT']._serialized_start=407
-  _globals['_AUDITCHECKPOINT']._serialized_end=583
-  _globals['_AUDITCHECKPOINTKEY']._serialized_start=585
-  _globals['_AUDITCHECKPOINTKEY']._serialized_end=660
+  _globals['_AUDITEVENT']._serialized_end=768
+  _globals['_AUDITCHECKPOINT']._serialized_start=771
+  _globals['_AUDITCHECKPOINT']._serialized_end=947
+  _globals['_AUDITCHECKPOINTKEY']._serialized_start=949
+  _globals['_AUDITCHECKPOINTKEY']._serialized_end=1024
 # @@protoc_insertion_point(module_scope)

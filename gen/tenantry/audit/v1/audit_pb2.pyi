@@ -7,6 +7,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -17,6 +18,91 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AuditCategory:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuditCategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditCategory.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUDIT_CATEGORY_UNSPECIFIED: _AuditCategory.ValueType  # 0
+    AUDIT_CATEGORY_AUTH: _AuditCategory.ValueType  # 1
+    """Logins, logouts, sessions, passwords, verification."""
+    AUDIT_CATEGORY_DATA: _AuditCategory.ValueType  # 2
+    """Reading, creating, changing or deleting data."""
+    AUDIT_CATEGORY_ADMIN: _AuditCategory.ValueType  # 3
+    """Settings, members, roles, keys: administering the tenant or application."""
+    AUDIT_CATEGORY_SECURITY: _AuditCategory.ValueType  # 4
+    """Security-relevant events: permission refusals, suspicious activity."""
+    AUDIT_CATEGORY_CONSENT: _AuditCategory.ValueType  # 5
+    """Consent given or withdrawn."""
+    AUDIT_CATEGORY_ACTIVITY: _AuditCategory.ValueType  # 6
+    """A user's activity that changes nothing (viewed, searched, exported)."""
+    AUDIT_CATEGORY_SYSTEM: _AuditCategory.ValueType  # 7
+    """What a system or scheduled job did on its own."""
+
+class AuditCategory(_AuditCategory, metaclass=_AuditCategoryEnumTypeWrapper):
+    """What kind of fact an audit event records."""
+
+AUDIT_CATEGORY_UNSPECIFIED: AuditCategory.ValueType  # 0
+AUDIT_CATEGORY_AUTH: AuditCategory.ValueType  # 1
+"""Logins, logouts, sessions, passwords, verification."""
+AUDIT_CATEGORY_DATA: AuditCategory.ValueType  # 2
+"""Reading, creating, changing or deleting data."""
+AUDIT_CATEGORY_ADMIN: AuditCategory.ValueType  # 3
+"""Settings, members, roles, keys: administering the tenant or application."""
+AUDIT_CATEGORY_SECURITY: AuditCategory.ValueType  # 4
+"""Security-relevant events: permission refusals, suspicious activity."""
+AUDIT_CATEGORY_CONSENT: AuditCategory.ValueType  # 5
+"""Consent given or withdrawn."""
+AUDIT_CATEGORY_ACTIVITY: AuditCategory.ValueType  # 6
+"""A user's activity that changes nothing (viewed, searched, exported)."""
+AUDIT_CATEGORY_SYSTEM: AuditCategory.ValueType  # 7
+"""What a system or scheduled job did on its own."""
+Global___AuditCategory: _TypeAlias = AuditCategory  # noqa: Y015
+
+class _AuditOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuditOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUDIT_OUTCOME_UNSPECIFIED: _AuditOutcome.ValueType  # 0
+    AUDIT_OUTCOME_SUCCESS: _AuditOutcome.ValueType  # 1
+    AUDIT_OUTCOME_FAILURE: _AuditOutcome.ValueType  # 2
+
+class AuditOutcome(_AuditOutcome, metaclass=_AuditOutcomeEnumTypeWrapper): ...
+
+AUDIT_OUTCOME_UNSPECIFIED: AuditOutcome.ValueType  # 0
+AUDIT_OUTCOME_SUCCESS: AuditOutcome.ValueType  # 1
+AUDIT_OUTCOME_FAILURE: AuditOutcome.ValueType  # 2
+Global___AuditOutcome: _TypeAlias = AuditOutcome  # noqa: Y015
+
+class _AuditActorType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuditActorTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuditActorType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUDIT_ACTOR_TYPE_UNSPECIFIED: _AuditActorType.ValueType  # 0
+    AUDIT_ACTOR_TYPE_USER: _AuditActorType.ValueType  # 1
+    """A person: a Tenantry user, or an application's end user."""
+    AUDIT_ACTOR_TYPE_API_KEY: _AuditActorType.ValueType  # 2
+    AUDIT_ACTOR_TYPE_SERVICE_ACCOUNT: _AuditActorType.ValueType  # 3
+    AUDIT_ACTOR_TYPE_SYSTEM: _AuditActorType.ValueType  # 4
+    """Tenantry or the application itself, acting for nobody."""
+
+class AuditActorType(_AuditActorType, metaclass=_AuditActorTypeEnumTypeWrapper):
+    """Who acts or records."""
+
+AUDIT_ACTOR_TYPE_UNSPECIFIED: AuditActorType.ValueType  # 0
+AUDIT_ACTOR_TYPE_USER: AuditActorType.ValueType  # 1
+"""A person: a Tenantry user, or an application's end user."""
+AUDIT_ACTOR_TYPE_API_KEY: AuditActorType.ValueType  # 2
+AUDIT_ACTOR_TYPE_SERVICE_ACCOUNT: AuditActorType.ValueType  # 3
+AUDIT_ACTOR_TYPE_SYSTEM: AuditActorType.ValueType  # 4
+"""Tenantry or the application itself, acting for nobody."""
+Global___AuditActorType: _TypeAlias = AuditActorType  # noqa: Y015
 
 @_typing.final
 class AuditEvent(_message.Message):
@@ -36,6 +122,17 @@ class AuditEvent(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_TYPE_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    TARGET_TYPE_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    TARGET_NAME_FIELD_NUMBER: _builtins.int
+    RECORDED_BY_TYPE_FIELD_NUMBER: _builtins.int
+    RECORDED_BY_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Chosen by the producer; appending the same id twice stores it once."""
     tenant_id: _builtins.str
@@ -56,6 +153,40 @@ class AuditEvent(_message.Message):
     every event a tenant ever had, which can outgrow uint32 (4.29e9, about a
     year and a half at 100 events a second) and then JavaScript's 2^53.
     """
+    category: Global___AuditCategory.ValueType
+    """What kind of fact this is. Tenantry's account events are AUTH."""
+    outcome: Global___AuditOutcome.ValueType
+    """Whether the action succeeded; unspecified when it is not an attempt."""
+    error_message: _builtins.str
+    """Why it failed, for a FAILURE outcome (Tenantry's own events: the reason,
+    e.g. "bad_password"). At most 1,000 characters. Never a secret.
+    """
+    session_id: _builtins.str
+    """The session the action belongs to, as its producer names it (an
+    application's own session id). At most 128 characters.
+    """
+    actor_type: Global___AuditActorType.ValueType
+    """Who acted. For Tenantry's own events, the user (user_id) when there is
+    one. For events an application appends, the end user the application
+    names, else the credential that appended it (recorded_by).
+    """
+    actor_id: _builtins.str
+    """The actor's id in its own namespace (a user's UUID, an API key's id, an
+    application's own user id). At most 200 characters.
+    """
+    target_type: _builtins.str
+    """What the action was done to, beside the resource it went through (e.g.
+    resource "membership", target the user whose membership changed).
+    At most 100, 200 and 200 characters.
+    """
+    target_id: _builtins.str
+    target_name: _builtins.str
+    recorded_by_type: Global___AuditActorType.ValueType
+    """The credential that appended the event through BatchCreateAuditEvents
+    (a user's access token, an API key or a service account), taken from
+    the credential itself. Unspecified for Tenantry's own events.
+    """
+    recorded_by_id: _builtins.str
     @_builtins.property
     def details(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -75,10 +206,21 @@ class AuditEvent(_message.Message):
         request_id: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         sequence: _builtins.int = ...,
+        category: Global___AuditCategory.ValueType = ...,
+        outcome: Global___AuditOutcome.ValueType = ...,
+        error_message: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        actor_type: Global___AuditActorType.ValueType = ...,
+        actor_id: _builtins.str = ...,
+        target_type: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        target_name: _builtins.str = ...,
+        recorded_by_type: Global___AuditActorType.ValueType = ...,
+        recorded_by_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "details", b"details"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "created_at", b"created_at", "details", b"details", "id", b"id", "ip_address", b"ip_address", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "sequence", b"sequence", "tenant_id", b"tenant_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "actor_type", b"actor_type", "category", b"category", "created_at", b"created_at", "details", b"details", "error_message", b"error_message", "id", b"id", "ip_address", b"ip_address", "outcome", b"outcome", "recorded_by_id", b"recorded_by_id", "recorded_by_type", b"recorded_by_type", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "sequence", b"sequence", "session_id", b"session_id", "target_id", b"target_id", "target_name", b"target_name", "target_type", b"target_type", "tenant_id", b"tenant_id", "user_agent", b"user_agent", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

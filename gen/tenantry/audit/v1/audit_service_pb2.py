@@ -23,42 +23,66 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from tenantry.audit.v1 import audit_pb2 as tenantry_dot_audit_dot_v1_dot_audit__pb2
 from tenantry.common.v1 import access_pb2 as tenantry_dot_common_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tenantry/audit/v1/audit_service.proto\x12\x11tenantry.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtenantry/audit/v1/audit.proto\x1a\x1ftenantry/common/v1/access.proto\"\xe7\x01\n\x16ListAuditEventsRequest\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x15\n\rresource_type\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x08 \x01(\t\"A\n\x18ListMyAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x17ListAuditEventsResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.tenantry.audit.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x19\n\x17VerifyAuditTrailRequest\"\x8f\x02\n\x18VerifyAuditTrailResponse\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_event_id\x18\x03 \x01(\t\x12\x1d\n\x15\x66irst_broken_sequence\x18\x04 \x01(\x03\x12\x0f\n\x07problem\x18\x05 \x01(\t\x12=\n\x11latest_checkpoint\x18\x06 \x01(\x0b\x32\".tenantry.audit.v1.AuditCheckpoint\x12=\n\x0e\x63heckpoint_key\x18\x07 \x01(\x0b\x32%.tenantry.audit.v1.AuditCheckpointKey\"I\n\x18\x41ppendAuditEventsRequest\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.tenantry.audit.v1.AuditEvent\"-\n\x19\x41ppendAuditEventsResponse\x12\x10\n\x08\x61ppended\x18\x01 \x01(\x05\x32\xe2\x03\n\x0c\x41uditService\x12\x98\x01\n\x0fListAuditEvents\x12).tenantry.audit.v1.ListAuditEventsRequest\x1a*.tenantry.audit.v1.ListAuditEventsResponse\".\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/audit/events\x12\x92\x01\n\x11ListMyAuditEvents\x12+.tenantry.audit.v1.ListMyAuditEventsRequest\x1a*.tenantry.audit.v1.ListAuditEventsResponse\"$\x8a\xb5\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/auth/me/events\x12\xa1\x01\n\x10VerifyAuditTrail\x12*.tenantry.audit.v1.VerifyAuditTrailRequest\x1a+.tenantry.audit.v1.VerifyAuditTrailResponse\"4\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/audit/verification2\x8c\x01\n\x12\x41uditIngestService\x12v\n\x11\x41ppendAuditEvents\x12+.tenantry.audit.v1.AppendAuditEventsRequest\x1a,.tenantry.audit.v1.AppendAuditEventsResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%tenantry/audit/v1/audit_service.proto\x12\x11tenantry.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtenantry/audit/v1/audit.proto\x1a\x1ftenantry/common/v1/access.proto\"\x9e\x03\n\x16ListAuditEventsRequest\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\x15\n\rresource_type\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x08 \x01(\t\x12\x30\n\x07outcome\x18\t \x01(\x0e\x32\x1f.tenantry.audit.v1.AuditOutcome\x12\x35\n\nactor_type\x18\n \x01(\x0e\x32!.tenantry.audit.v1.AuditActorType\x12\x10\n\x08\x61\x63tor_id\x18\x0b \x01(\t\x12\x12\n\nsession_id\x18\x0c \x01(\t\x12\x13\n\x0btarget_type\x18\r \x01(\t\x12\x11\n\ttarget_id\x18\x0e \x01(\t\"A\n\x18ListMyAuditEventsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"a\n\x17ListAuditEventsResponse\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.tenantry.audit.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x19\n\x17VerifyAuditTrailRequest\"\x8f\x02\n\x18VerifyAuditTrailResponse\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x16\n\x0e\x65vents_checked\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_event_id\x18\x03 \x01(\t\x12\x1d\n\x15\x66irst_broken_sequence\x18\x04 \x01(\x03\x12\x0f\n\x07problem\x18\x05 \x01(\t\x12=\n\x11latest_checkpoint\x18\x06 \x01(\x0b\x32\".tenantry.audit.v1.AuditCheckpoint\x12=\n\x0e\x63heckpoint_key\x18\x07 \x01(\x0b\x32%.tenantry.audit.v1.AuditCheckpointKey\"I\n\x18\x41ppendAuditEventsRequest\x12-\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1d.tenantry.audit.v1.AuditEvent\"-\n\x19\x41ppendAuditEventsResponse\x12\x10\n\x08\x61ppended\x18\x01 \x01(\x05\"_\n\x1d\x42\x61tchCreateAuditEventsRequest\x12>\n\x06\x65vents\x18\x01 \x03(\x0b\x32(.tenantry.audit.v1.ApplicationAuditEventB\x04\xe2\x41\x01\x02\"\xaa\x04\n\x15\x41pplicationAuditEvent\x12\x10\n\x02id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x14\n\x06\x61\x63tion\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x32\n\x08\x63\x61tegory\x18\x03 \x01(\x0e\x32 .tenantry.audit.v1.AuditCategory\x12\x30\n\x07outcome\x18\x04 \x01(\x0e\x32\x1f.tenantry.audit.v1.AuditOutcome\x12\x15\n\rerror_message\x18\x05 \x01(\t\x12\x1b\n\rresource_type\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\x12\x19\n\x0bresource_id\x18\x07 \x01(\tB\x04\xe2\x41\x01\x02\x12\x13\n\x0btarget_type\x18\x08 \x01(\t\x12\x11\n\ttarget_id\x18\t \x01(\t\x12\x13\n\x0btarget_name\x18\n \x01(\t\x12\x12\n\nsession_id\x18\x0b \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x0c \x01(\t\x12\x35\n\nactor_type\x18\r \x01(\x0e\x32!.tenantry.audit.v1.AuditActorType\x12(\n\x07\x64\x65tails\x18\x0e \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nip_address\x18\x0f \x01(\t\x12\x12\n\nuser_agent\x18\x10 \x01(\t\x12\x12\n\nrequest_id\x18\x11 \x01(\t\x12\x34\n\ncreated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\"X\n\x1e\x42\x61tchCreateAuditEventsResponse\x12\x36\n\x08receipts\x18\x01 \x03(\x0b\x32$.tenantry.audit.v1.AuditEventReceipt\"1\n\x11\x41uditEventReceipt\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x32\x9c\x05\n\x0c\x41uditService\x12\x98\x01\n\x0fListAuditEvents\x12).tenantry.audit.v1.ListAuditEventsRequest\x1a*.tenantry.audit.v1.ListAuditEventsResponse\".\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/audit/events\x12\x92\x01\n\x11ListMyAuditEvents\x12+.tenantry.audit.v1.ListMyAuditEventsRequest\x1a*.tenantry.audit.v1.ListAuditEventsResponse\"$\x8a\xb5\x18\x02\x08\x02\x82\xd3\xe4\x93\x02\x18\x12\x16/api/v1/auth/me/events\x12\xa1\x01\n\x10VerifyAuditTrail\x12*.tenantry.audit.v1.VerifyAuditTrailRequest\x1a+.tenantry.audit.v1.VerifyAuditTrailResponse\"4\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x1c\x12\x1a/api/v1/audit/verification\x12\xb7\x01\n\x16\x42\x61tchCreateAuditEvents\x12\x30.tenantry.audit.v1.BatchCreateAuditEventsRequest\x1a\x31.tenantry.audit.v1.BatchCreateAuditEventsResponse\"8\x8a\xb5\x18\x0f\x08\x02\x1a\x0b\x61udit.write\x82\xd3\xe4\x93\x02\x1f\"\x1a/api/v1/audit/events:batch:\x01*2\x8c\x01\n\x12\x41uditIngestService\x12v\n\x11\x41ppendAuditEvents\x12+.tenantry.audit.v1.AppendAuditEventsRequest\x1a,.tenantry.audit.v1.AppendAuditEventsResponse\"\x06\x8a\xb5\x18\x02\x08\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tenantry.audit.v1.audit_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_BATCHCREATEAUDITEVENTSREQUEST'].fields_by_name['events']._loaded_options = None
+  _globals['_BATCHCREATEAUDITEVENTSREQUEST'].fields_by_name['events']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['id']._loaded_options = None
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['id']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['action']._loaded_options = None
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['action']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['resource_type']._loaded_options = None
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['resource_type']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['resource_id']._loaded_options = None
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['resource_id']._serialized_options = b'\342A\001\002'
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['created_at']._loaded_options = None
+  _globals['_APPLICATIONAUDITEVENT'].fields_by_name['created_at']._serialized_options = b'\342A\001\002'
   _globals['_AUDITSERVICE'].methods_by_name['ListAuditEvents']._loaded_options = None
   _globals['_AUDITSERVICE'].methods_by_name['ListAuditEvents']._serialized_options = b'\212\265\030\016\010\002\032\naudit.read\202\323\344\223\002\026\022\024/api/v1/audit/events'
   _globals['_AUDITSERVICE'].methods_by_name['ListMyAuditEvents']._loaded_options = None
   _globals['_AUDITSERVICE'].methods_by_name['ListMyAuditEvents']._serialized_options = b'\212\265\030\002\010\002\202\323\344\223\002\030\022\026/api/v1/auth/me/events'
   _globals['_AUDITSERVICE'].methods_by_name['VerifyAuditTrail']._loaded_options = None
   _globals['_AUDITSERVICE'].methods_by_name['VerifyAuditTrail']._serialized_options = b'\212\265\030\016\010\002\032\naudit.read\202\323\344\223\002\034\022\032/api/v1/audit/verification'
+  _globals['_AUDITSERVICE'].methods_by_name['BatchCreateAuditEvents']._loaded_options = None
+  _globals['_AUDITSERVICE'].methods_by_name['BatchCreateAuditEvents']._serialized_options = b'\212\265\030\017\010\002\032\013audit.write\202\323\344\223\002\037\"\032/api/v1/audit/events:batch:\001*'
   _globals['_AUDITINGESTSERVICE'].methods_by_name['AppendAuditEvents']._loaded_options = None
   _globals['_AUDITINGESTSERVICE'].methods_by_name['AppendAuditEvents']._serialized_options = b'\212\265\030\002\010\003'
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=188
-  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=419
-  _globals['_LISTMYAUDITEVENTSREQUEST']._serialized_start=421
-  _globals['_LISTMYAUDITEVENTSREQUEST']._serialized_end=486
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=488
-  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=585
-  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_start=587
-  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_end=612
-  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_start=615
-  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_end=886
-  _globals['_APPENDAUDITEVENTSREQUEST']._serialized_start=888
-  _globals['_APPENDAUDITEVENTSREQUEST']._serialized_end=961
-  _globals['_APPENDAUDITEVENTSRESPONSE']._serialized_start=963
-  _globals['_APPENDAUDITEVENTSRESPONSE']._serialized_end=1008
-  _globals['_AUDITSERVICE']._serialized_start=1011
-  _globals['_AUDITSERVICE']._serialized_end=1493
-  _globals['_AUDITINGESTSERVICE']._serialized_start=1496
-  _globals['_AUDITINGESTSERVICE']._serialized_end=1636
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=251
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=665
+  _globals['_LISTMYAUDITEVENTSREQUEST']._serialized_start=667
+  _globals['_LISTMYAUDITEVENTSREQUEST']._serialized_end=732
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=734
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=831
+  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_start=833
+  _globals['_VERIFYAUDITTRAILREQUEST']._serialized_end=858
+  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_start=861
+  _globals['_VERIFYAUDITTRAILRESPONSE']._serialized_end=1132
+  _globals['_APPENDAUDITEVENTSREQUEST']._serialized_start=1134
+  _globals['_APPENDAUDITEVENTSREQUEST']._serialized_end=1207
+  _globals['_APPENDAUDITEVENTSRESPONSE']._serialized_start=1209
+  _globals['_APPENDAUDITEVENTSRESPONSE']._serialized_end=1254
+  _globals['_BATCHCREATEAUDITEVENTSREQUEST']._serialized_start=1256
+  _globals['_BATCHCREATEAUDITEVENTSREQUEST']._serialized_end=1351
+  _globals['_APPLICATIONAUDITEVENT']._serialized_start=1354
+  _globals['_APPLICATIONAUDITEVENT']._serialized_end=1908
+  _globals['_BATCHCREATEAUDITEVENTSRESPONSE']._serialized_start=1910
+  _globals['_BATCHCREATEAUDITEVENTSRESPONSE']._serialized_end=1998
+  _globals['_AUDITEVENTRECEIPT']._serialized_start=2000
+  _globals['_AUDITEVENTRECEIPT']._serialized_end=2049
+  _globals['_AUDITSERVICE']._serialized_start=2052
+  _globals['_AUDITSERVICE']._serialized_end=2720
+  _globals['_AUDITINGESTSERVICE']._serialized_start=2723
+  _globals['_AUDITINGESTSERVICE']._serialized_end=2863
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from tenantry.audit.v1 import audit_pb2 as _audit_pb2
@@ -32,6 +33,12 @@ class ListAuditEventsRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ACTOR_TYPE_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    TARGET_TYPE_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
     action: _builtins.str
     resource_type: _builtins.str
     user_id: _builtins.str
@@ -39,9 +46,17 @@ class ListAuditEventsRequest(_message.Message):
     """At most 200; 0 means 50."""
     page_token: _builtins.str
     category: _builtins.str
-    """The events' category, e.g. "auth" for account events (logins, resets,
-    verification, sessions).
+    """The events' category: an AuditCategory's name, in full
+    ("AUDIT_CATEGORY_AUTH") or short and in lowercase ("auth"), e.g. "auth"
+    for account events (logins, resets, verification, sessions). A string
+    for compatibility with the filter's first form.
     """
+    outcome: _audit_pb2.AuditOutcome.ValueType
+    actor_type: _audit_pb2.AuditActorType.ValueType
+    actor_id: _builtins.str
+    session_id: _builtins.str
+    target_type: _builtins.str
+    target_id: _builtins.str
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Inclusive lower bound."""
@@ -61,10 +76,16 @@ class ListAuditEventsRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         category: _builtins.str = ...,
+        outcome: _audit_pb2.AuditOutcome.ValueType = ...,
+        actor_type: _audit_pb2.AuditActorType.ValueType = ...,
+        actor_id: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        target_type: _builtins.str = ...,
+        target_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end_time", b"end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "category", b"category", "end_time", b"end_time", "page_size", b"page_size", "page_token", b"page_token", "resource_type", b"resource_type", "start_time", b"start_time", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "actor_type", b"actor_type", "category", b"category", "end_time", b"end_time", "outcome", b"outcome", "page_size", b"page_size", "page_token", b"page_token", "resource_type", b"resource_type", "session_id", b"session_id", "start_time", b"start_time", "target_id", b"target_id", "target_type", b"target_type", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -228,3 +249,172 @@ class AppendAuditEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AppendAuditEventsResponse: _TypeAlias = AppendAuditEventsResponse  # noqa: Y015
+
+@_typing.final
+class BatchCreateAuditEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApplicationAuditEvent]:
+        """At most 1,000 events, each id at most once."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___ApplicationAuditEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCreateAuditEventsRequest: _TypeAlias = BatchCreateAuditEventsRequest  # noqa: Y015
+
+@_typing.final
+class ApplicationAuditEvent(_message.Message):
+    """An event an application appends to its tenant's trail. There is no tenant
+    field: the tenant is the credential's.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    RESOURCE_TYPE_FIELD_NUMBER: _builtins.int
+    RESOURCE_ID_FIELD_NUMBER: _builtins.int
+    TARGET_TYPE_FIELD_NUMBER: _builtins.int
+    TARGET_ID_FIELD_NUMBER: _builtins.int
+    TARGET_NAME_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_TYPE_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    IP_ADDRESS_FIELD_NUMBER: _builtins.int
+    USER_AGENT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """A UUID chosen by the application (e.g. its outbox row's id): the event's
+    idempotency key within the tenant.
+    """
+    action: _builtins.str
+    """Dotted verb in the application's own namespace, e.g. "document.shared":
+    ASCII letters, digits and . _ - : /, at most 100 characters, never in one
+    of Tenantry's namespaces.
+    """
+    category: _audit_pb2.AuditCategory.ValueType
+    outcome: _audit_pb2.AuditOutcome.ValueType
+    error_message: _builtins.str
+    """Only with outcome FAILURE. At most 1,000 characters."""
+    resource_type: _builtins.str
+    """At most 100 and 200 characters."""
+    resource_id: _builtins.str
+    target_type: _builtins.str
+    """What the action was done to, if not the resource itself."""
+    target_id: _builtins.str
+    target_name: _builtins.str
+    session_id: _builtins.str
+    """The application's session, at most 128 characters."""
+    actor_id: _builtins.str
+    """The end user who acted, in the application's namespace (at most 200
+    characters); empty when the caller acted itself.
+    """
+    actor_type: _audit_pb2.AuditActorType.ValueType
+    """USER (the default with an actor_id) or SYSTEM; never API_KEY or
+    SERVICE_ACCOUNT: the credential that calls is recorded as recorded_by.
+    """
+    ip_address: _builtins.str
+    """The end user's address and client, as the application saw them."""
+    user_agent: _builtins.str
+    request_id: _builtins.str
+    @_builtins.property
+    def details(self) -> _struct_pb2.Struct:
+        """At most 16 KiB encoded. Never a secret."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it happened: at most 5 minutes ahead of the service's clock and at
+        most 31 days old (ids are remembered at least that long).
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        action: _builtins.str = ...,
+        category: _audit_pb2.AuditCategory.ValueType = ...,
+        outcome: _audit_pb2.AuditOutcome.ValueType = ...,
+        error_message: _builtins.str = ...,
+        resource_type: _builtins.str = ...,
+        resource_id: _builtins.str = ...,
+        target_type: _builtins.str = ...,
+        target_id: _builtins.str = ...,
+        target_name: _builtins.str = ...,
+        session_id: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+        actor_type: _audit_pb2.AuditActorType.ValueType = ...,
+        details: _struct_pb2.Struct | None = ...,
+        ip_address: _builtins.str = ...,
+        user_agent: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "details", b"details"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "actor_type", b"actor_type", "category", b"category", "created_at", b"created_at", "details", b"details", "error_message", b"error_message", "id", b"id", "ip_address", b"ip_address", "outcome", b"outcome", "request_id", b"request_id", "resource_id", b"resource_id", "resource_type", b"resource_type", "session_id", b"session_id", "target_id", b"target_id", "target_name", b"target_name", "target_type", b"target_type", "user_agent", b"user_agent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplicationAuditEvent: _TypeAlias = ApplicationAuditEvent  # noqa: Y015
+
+@_typing.final
+class BatchCreateAuditEventsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuditEventReceipt]:
+        """One per request event, in the request's order; the same when the batch
+        is sent again.
+        """
+
+    def __init__(
+        self,
+        *,
+        receipts: _abc.Iterable[Global___AuditEventReceipt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipts", b"receipts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchCreateAuditEventsResponse: _TypeAlias = BatchCreateAuditEventsResponse  # noqa: Y015
+
+@_typing.final
+class AuditEventReceipt(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    sequence: _builtins.int
+    """The event's position in the tenant's hash chain. int64, a string in JSON."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuditEventReceipt: _TypeAlias = AuditEventReceipt  # noqa: Y015

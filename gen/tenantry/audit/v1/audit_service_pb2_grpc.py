@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class AuditServiceStub:
-    """The audit trail, read side.
+    """The audit trail as tenants see it: reading and verifying it, and appending
+    an application's own events.
     """
 
     def __init__(self, channel):
@@ -50,10 +51,16 @@ class AuditServiceStub:
                 request_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailRequest.SerializeToString,
                 response_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailResponse.FromString,
                 _registered_method=True)
+        self.BatchCreateAuditEvents = channel.unary_unary(
+                '/tenantry.audit.v1.AuditService/BatchCreateAuditEvents',
+                request_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.BatchCreateAuditEventsRequest.SerializeToString,
+                response_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.BatchCreateAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
-    """The audit trail, read side.
+    """The audit trail as tenants see it: reading and verifying it, and appending
+    an application's own events.
     """
 
     def ListAuditEvents(self, request, context):
@@ -93,6 +100,26 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchCreateAuditEvents(self, request, context):
+        """Appends an application's own events to the caller's tenant's trail, in
+        one transaction, hash-chained like Tenantry's own. The tenant is the
+        credential's (a user's access token, an API key or a service account
+        token), never the request's. Each event records the credential as
+        recorded_by; its actor is the end user the event names (actor_id), else
+        the credential. Idempotent by event id: sending an event again (same id,
+        same content) stores nothing and answers with the stored event's receipt,
+        so a retried batch gets the same response. Actions in Tenantry's own
+        namespaces (auth., tenant., user., membership., invitation., role.,
+        tenantry., ...) are refused. Callers holding `audit.write`.
+        Errors: INVALID_ARGUMENT (names the event index and field; nothing of
+        the batch is stored), ALREADY_EXISTS (an id already stored with other
+        content), PERMISSION_DENIED (no `audit.write`, or a token naming no
+        tenant).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +138,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     request_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailRequest.FromString,
                     response_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailResponse.SerializeToString,
             ),
+            'BatchCreateAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCreateAuditEvents,
+                    request_deserializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.BatchCreateAuditEventsRequest.FromString,
+                    response_serializer=tenantry_dot_audit_dot_v1_dot_audit__service__pb2.BatchCreateAuditEventsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tenantry.audit.v1.AuditService', rpc_method_handlers)
@@ -120,7 +152,8 @@ def add_AuditServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AuditService:
-    """The audit trail, read side.
+    """The audit trail as tenants see it: reading and verifying it, and appending
+    an application's own events.
     """
 
     @staticmethod
@@ -194,6 +227,33 @@ class AuditService:
             '/tenantry.audit.v1.AuditService/VerifyAuditTrail',
             tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailRequest.SerializeToString,
             tenantry_dot_audit_dot_v1_dot_audit__service__pb2.VerifyAuditTrailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCreateAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tenantry.audit.v1.AuditService/BatchCreateAuditEvents',
+            tenantry_dot_audit_dot_v1_dot_audit__service__pb2.BatchCreateAuditEventsRequest.SerializeToString,
+            tenantry_dot_audit_dot_v1_dot_audit__service__pb2.BatchCreateAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class AuditServiceStub:
-    """The audit trail, read side."""
+    """The audit trail as tenants see it: reading and verifying it, and appending
+    an application's own events.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -58,10 +60,28 @@ class AuditServiceStub:
     keep. Owners, admins and platform operators (for platform events).
     Errors: PERMISSION_DENIED.
     """
+    BatchCreateAuditEvents: _grpc.UnaryUnaryMultiCallable[_audit_service_pb2.BatchCreateAuditEventsRequest, _audit_service_pb2.BatchCreateAuditEventsResponse]
+    """Appends an application's own events to the caller's tenant's trail, in
+    one transaction, hash-chained like Tenantry's own. The tenant is the
+    credential's (a user's access token, an API key or a service account
+    token), never the request's. Each event records the credential as
+    recorded_by; its actor is the end user the event names (actor_id), else
+    the credential. Idempotent by event id: sending an event again (same id,
+    same content) stores nothing and answers with the stored event's receipt,
+    so a retried batch gets the same response. Actions in Tenantry's own
+    namespaces (auth., tenant., user., membership., invitation., role.,
+    tenantry., ...) are refused. Callers holding `audit.write`.
+    Errors: INVALID_ARGUMENT (names the event index and field; nothing of
+    the batch is stored), ALREADY_EXISTS (an id already stored with other
+    content), PERMISSION_DENIED (no `audit.write`, or a token naming no
+    tenant).
+    """
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
-    """The audit trail, read side."""
+    """The audit trail as tenants see it: reading and verifying it, and appending
+    an application's own events.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.ListAuditEventsRequest, _audit_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
@@ -89,9 +109,27 @@ class AuditServiceAsyncStub(AuditServiceStub):
     keep. Owners, admins and platform operators (for platform events).
     Errors: PERMISSION_DENIED.
     """
+    BatchCreateAuditEvents: _aio.UnaryUnaryMultiCallable[_audit_service_pb2.BatchCreateAuditEventsRequest, _audit_service_pb2.BatchCreateAuditEventsResponse]  # type: ignore[assignment]
+    """Appends an application's own events to the caller's tenant's trail, in
+    one transaction, hash-chained like Tenantry's own. The tenant is the
+    credential's (a user's access token, an API key or a service account
+    token), never the request's. Each event records the credential as
+    recorded_by; its actor is the end user the event names (actor_id), else
+    the credential. Idempotent by event id: sending an event again (same id,
+    same content) stores nothing and answers with the stored event's receipt,
+    so a retried batch gets the same response. Actions in Tenantry's own
+    namespaces (auth., tenant., user., membership., invitation., role.,
+    tenantry., ...) are refused. Callers holding `audit.write`.
+    Errors: INVALID_ARGUMENT (names the event index and field; nothing of
+    the batch is stored), ALREADY_EXISTS (an id already stored with other
+    content), PERMISSION_DENIED (no `audit.write`, or a token naming no
+    tenant).
+    """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The audit trail, read side."""
+    """The audit trail as tenants see it: reading and verifying it, and appending
+    an application's own events.
+    """
 
     @_abc_1.abstractmethod
     def ListAuditEvents(
@@ -134,6 +172,28 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         gets a new one, returned with the key's public half for the caller to
         keep. Owners, admins and platform operators (for platform events).
         Errors: PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def BatchCreateAuditEvents(
+        self,
+        request: _audit_service_pb2.BatchCreateAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_service_pb2.BatchCreateAuditEventsResponse, _abc.Awaitable[_audit_service_pb2.BatchCreateAuditEventsResponse]]:
+        """Appends an application's own events to the caller's tenant's trail, in
+        one transaction, hash-chained like Tenantry's own. The tenant is the
+        credential's (a user's access token, an API key or a service account
+        token), never the request's. Each event records the credential as
+        recorded_by; its actor is the end user the event names (actor_id), else
+        the credential. Idempotent by event id: sending an event again (same id,
+        same content) stores nothing and answers with the stored event's receipt,
+        so a retried batch gets the same response. Actions in Tenantry's own
+        namespaces (auth., tenant., user., membership., invitation., role.,
+        tenantry., ...) are refused. Callers holding `audit.write`.
+        Errors: INVALID_ARGUMENT (names the event index and field; nothing of
+        the batch is stored), ALREADY_EXISTS (an id already stored with other
+        content), PERMISSION_DENIED (no `audit.write`, or a token naming no
+        tenant).
         """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
