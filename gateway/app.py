@@ -122,7 +122,8 @@ class Gateway:
             else:
                 response = await handler(request)
         except GatewayError as error:
-            response = json_response(error.http_status, error_body(error.code, error.message), error.headers)
+            body = error.body if error.body is not None else error_body(error.code, error.message)
+            response = json_response(error.http_status, body, error.headers)
         except asyncio.CancelledError:
             raise
         except Exception:

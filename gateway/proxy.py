@@ -23,6 +23,7 @@ from gateway.edge import (
     deadline,
     traceparent,
 )
+from gateway.oauth_errors import oauth_error
 from gateway.routes import Matched, MethodNotAllowed, RouteTable
 from gateway.status import HTTP_STATUS, GatewayError, error_body
 from gateway.transcoding import build_request, to_json
@@ -33,9 +34,9 @@ log = logging.getLogger(__name__)
 
 CALL_INFO = "tenantry.call"
 GATEWAY_TOKEN_HEADER = "x-gateway-token"
-# RFC 6749 §5.1: a response carrying tokens must not be stored by any cache.
+# RFC 6749 §5.1: a response carrying tokens (or a client secret) must not be stored by any cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-TOKEN_FIELDS = frozenset({"access_token", "refresh_token"})
+TOKEN_FIELDS = frozenset({"access_token", "refresh_token", "client_secret"})
 
 
 @dataclass
@@ -133,7 +134,8 @@ class Proxy:
             metadata.append(("x-client-user-agent", user_agent))
 
         body = await self._read_body(request)
-        message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
+        query = list(request.rel_url.query.items())
+        message = build_request(binding, matched.path_values, query, body, content_type=request.content_type)
         timeout = deadline(request.headers.get("grpc-timeout"), self._timeout)
         call = self._upstreams.callable(binding.rpc)
         if binding.rpc.server_streaming:
@@ -210,6 +212,9 @@ def _carries_tokens(descriptor: Descriptor, seen: set[str]) -> bool:
 
 
 def upstream_error(error: grpc.aio.AioRpcError, *, token_presented: bool = False) -> GatewayError:
+    oauth = oauth_error(error)
+    if oauth is not None:
+        return oauth
     code = error.code()
     # Every 401 carries a challenge (RFC 9110 §15.5.2), but invalid_token only
     # answers a token that was sent (RFC 6750 §3): a wrong password is no token problem.

@@ -42,9 +42,12 @@ class GatewayError(Exception):
         *,
         http_status: int | None = None,
         headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.http_status = http_status or HTTP_STATUS[code]
         self.headers = headers or {}
+        # Replaces the usual error body (an OAuth 2 error answer, say).
+        self.body = body

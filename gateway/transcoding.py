@@ -20,6 +20,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from gateway.descriptors import Binding
+from gateway.form_bodies import form_document, is_form
 from gateway.status import GatewayError
 
 # Message types whose JSON form is a string, so a query parameter can carry them.
@@ -130,12 +131,17 @@ def build_request(
     path_values: dict[tuple[str, ...], str],
     query: list[tuple[str, str]],
     body: bytes,
+    *,
+    content_type: str = "",
 ) -> Message:
     descriptor = binding.rpc.request_class.DESCRIPTOR
     tree: dict[str, Any] = {}
     bound_top_level: set[str] = set()
     if binding.body:
-        document = _parse_json(body)
+        if is_form(content_type):  # RFC 6749's token endpoint, for one
+            document: Any = form_document(body, descriptor, binding.body)
+        else:
+            document = _parse_json(body)
         if binding.body == "*":
             if not isinstance(document, dict):
                 raise bad_request("request body must be a JSON object")

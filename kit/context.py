@@ -28,6 +28,8 @@ class Principal:
     expires_at: datetime
     # What the token's membership (or the operator) may do; see kit.permissions.
     permissions: frozenset[str] = frozenset()
+    # "user", or "service_account" (the token's actor_type claim): a machine identity, user_id being the account.
+    actor_type: str = "user"
 
     @property
     def is_platform_admin(self) -> bool:

@@ -34,6 +34,8 @@ from kit.revocations import RevokedSessions
 ALGORITHM = "EdDSA"
 ACCESS_TOKEN_HEADER_TYPE = "at+jwt"  # RFC 9068
 ACCESS_TOKEN_CLAIM_TYPE = "access"
+# The actor_type claim of tokens issued to service accounts (absent: a person).
+SERVICE_ACCOUNT_ACTOR = "service_account"
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "sid", "jti", "typ", "iat", "nbf", "exp")
 # Tolerated clock skew between services, in seconds.
 CLOCK_LEEWAY = 5
@@ -197,9 +199,16 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
             token_id=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             permissions=frozenset(permissions),
+            actor_type=_actor_type(claims.get("actor_type", "user")),
         )
     except (ValueError, TypeError, AttributeError):
         raise Unauthenticated("access token is invalid") from None
+
+
+def _actor_type(value: Any) -> str:
+    if value not in ("user", SERVICE_ACCOUNT_ACTOR):
+        raise ValueError("unknown actor type")
+    return str(value)
 
 
 def _strings(value: Any) -> list[str]:

@@ -15,6 +15,8 @@ from tenantry.auth.v1 import (
     members_service_pb2_grpc,
     roles_service_pb2,
     roles_service_pb2_grpc,
+    service_accounts_service_pb2,
+    service_accounts_service_pb2_grpc,
 )
 
 from kit.db import Database
@@ -28,9 +30,11 @@ from services.auth.api.auth import AuthApi, AuthInternalApi
 from services.auth.api.emails import EmailApi
 from services.auth.api.members import MemberApi
 from services.auth.api.roles import RoleApi
+from services.auth.api.service_accounts import OAuthApi, ServiceAccountApi
 from services.auth.models import DB_ROLE, outbox
 from services.auth.service.account_emails import AccountEmailPolicy, AccountEmails
 from services.auth.service.accounts import AccountService
+from services.auth.service.client_credentials import ClientCredentialsGrant, GrantPolicy
 from services.auth.service.email_delivery import email_sender_jobs
 from services.auth.service.invitations import InvitationPolicy, InvitationService
 from services.auth.service.memberships import MembershipService
@@ -40,6 +44,7 @@ from services.auth.service.passwords import PasswordHasher
 from services.auth.service.registration import Registration
 from services.auth.service.revocation_feed import RevocationFeed
 from services.auth.service.roles import RoleService
+from services.auth.service.service_accounts import ServiceAccountService
 from services.auth.service.sessions import SessionService, TokenPolicy
 from services.auth.service.signing_keys import SigningKeys
 from services.auth.service.verification import EmailVerification
@@ -83,6 +88,14 @@ def build(settings: ServiceSettings) -> ServiceHost:
     registration = Registration(hasher=hasher, outbox=audit_outbox, emails=account_emails)
     verification = EmailVerification(outbox=audit_outbox, emails=account_emails)
     passwords = PasswordReset(hasher=hasher, outbox=audit_outbox, emails=account_emails, sessions=sessions)
+    service_token_ttl = timedelta(minutes=settings.service_token_expire_minutes)
+    service_accounts = ServiceAccountService(outbox=audit_outbox, revoked=revoked, token_ttl=service_token_ttl)
+    grant = ClientCredentialsGrant(
+        database,
+        keys,
+        audit_outbox,
+        GrantPolicy(settings.jwt_issuer, settings.jwt_audience, settings.token_endpoint, service_token_ttl),
+    )
     feed = RevocationFeed(database, settings.database_url, revoked)
     relay, close_relay = relay_jobs(audit_outbox, database, settings)
     email_jobs = email_sender_jobs(database, settings)
@@ -138,6 +151,16 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 emails_service_pb2.DESCRIPTOR.services_by_name["EmailService"],
                 emails_service_pb2_grpc.add_EmailServiceServicer_to_server,
                 EmailApi(database),
+            ),
+            (
+                service_accounts_service_pb2.DESCRIPTOR.services_by_name["ServiceAccountService"],
+                service_accounts_service_pb2_grpc.add_ServiceAccountServiceServicer_to_server,
+                ServiceAccountApi(database, service_accounts),
+            ),
+            (
+                service_accounts_service_pb2.DESCRIPTOR.services_by_name["OAuthService"],
+                service_accounts_service_pb2_grpc.add_OAuthServiceServicer_to_server,
+                OAuthApi(grant),
             ),
             (
                 service["AuthInternalService"],

@@ -23,6 +23,11 @@ class AuthSettings(ServiceSettings):
     # Where people open the links in Tenantry's emails.
     public_base_url: str = Field(default="http://127.0.0.1:8080", validation_alias="PUBLIC_BASE_URL")
 
+    # Service accounts' access tokens (client-credentials grant) live this long.
+    service_token_expire_minutes: int = Field(default=10, ge=1, le=60, validation_alias="SERVICE_TOKEN_EXPIRE_MINUTES")
+    # What a private_key_jwt assertion's aud must be; unset: PUBLIC_BASE_URL + /api/v1/oauth/token.
+    oauth_token_url: str | None = Field(default=None, validation_alias="OAUTH_TOKEN_URL")
+
     # Email delivery over SMTP. Without SMTP_HOST nothing is sent: emails wait in the outbox.
     smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
     # Unset: 25, 587 or 465 by SMTP_TLS.
@@ -41,6 +46,10 @@ class AuthSettings(ServiceSettings):
     email_max_attempts: int = Field(default=20, ge=1, le=1000, validation_alias="EMAIL_MAX_ATTEMPTS")
     # New emails wake the sender at once; other replicas' emails are found by polling this often.
     email_poll_seconds: float = Field(default=5, gt=0, le=600, validation_alias="EMAIL_POLL_SECONDS")
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.oauth_token_url or self.public_base_url.rstrip("/") + "/api/v1/oauth/token"
 
     @field_validator("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_ca_file", mode="before")
     @classmethod

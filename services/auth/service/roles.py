@@ -30,6 +30,7 @@ CATALOGUE: dict[str, str] = {
     "roles.manage": "Define, change and delete the tenant's roles.",
     "audit.read": "Read and verify the tenant's audit trail.",
     "emails.read": "Read the tenant's email delivery log (recipients, status, errors; never bodies).",
+    "service_accounts.manage": "Create and delete the tenant's service accounts and their credentials.",
 }
 APPLICATION_PREFIX = "app."
 APPLICATION_PATTERN = "app.<name>[.<name>...] with lowercase letters, digits and underscores; app.<name>.* for a set"
@@ -49,6 +50,7 @@ PLATFORM_OPERATOR_PERMISSIONS = (
     "platform.tenants.manage",
     "audit.read",
     "platform.emails.read",
+    "service_accounts.manage",
 )
 MAX_PERMISSIONS = 100
 # The operator's role is platform_admin; no tenant role may look like it.

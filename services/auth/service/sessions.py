@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import PLATFORM_ADMIN_ROLE, Principal, current_request
@@ -16,12 +15,13 @@ from kit.db import Database, after_commit, bind_scope
 from kit.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox, valid_ip
 from kit.revocations import RevokedSessions
-from kit.tokens import ACCESS_TOKEN_CLAIM_TYPE, ACCESS_TOKEN_HEADER_TYPE, ALGORITHM, CLOCK_LEEWAY
+from kit.tokens import CLOCK_LEEWAY
 from kit.validation import PASSWORD_MAX_BYTES, normalize_email
 from services.auth.models import User
 from services.auth.repository import directory, invitations, memberships, users
 from services.auth.repository import sessions as session_rows
 from services.auth.repository.memberships import MembershipView
+from services.auth.service.access_tokens import sign_access_token
 from services.auth.service.opaque_tokens import hash_opaque_token, new_opaque_token, scope_of_opaque_token
 from services.auth.service.passwords import PasswordHasher
 from services.auth.service.roles import BUILT_IN, PLATFORM_OPERATOR_PERMISSIONS, permissions_of
@@ -337,26 +337,18 @@ class SessionService:
     def _access_tokens(
         self, user_id: UUID, grant: Grant, session_id: UUID, now: datetime, refresh_token: str
     ) -> IssuedTokens:
-        issued_at = int(now.timestamp())
         expires_in = int(self._policy.access_ttl.total_seconds())
-        claims = {
-            "iss": self._policy.issuer,
-            "aud": self._policy.audience,
-            "sub": str(user_id),
-            "roles": [grant.role],
-            "perms": sorted(grant.permissions),
-            "sid": str(session_id),
-            "jti": str(uuid.uuid4()),
-            "typ": ACCESS_TOKEN_CLAIM_TYPE,
-            "iat": issued_at,
-            "nbf": issued_at,
-            "exp": issued_at + expires_in,
-        }
-        if grant.tenant_id is not None:
-            claims["tid"] = str(grant.tenant_id)
-        kid, private_key = self._keys.signing_key
-        access_token = jwt.encode(
-            claims, private_key, algorithm=ALGORITHM, headers={"kid": kid, "typ": ACCESS_TOKEN_HEADER_TYPE}
+        access_token = sign_access_token(
+            self._keys,
+            issuer=self._policy.issuer,
+            audience=self._policy.audience,
+            subject=user_id,
+            session_id=session_id,
+            tenant_id=grant.tenant_id,
+            roles=[grant.role],
+            permissions=grant.permissions,
+            now=now,
+            ttl_seconds=expires_in,
         )
         return IssuedTokens(access_token=access_token, refresh_token=refresh_token, expires_in=expires_in)
 
