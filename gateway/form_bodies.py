@@ -1,7 +1,8 @@
 """application/x-www-form-urlencoded request bodies (RFC 6749's token endpoint
 takes no other), read into the same JSON-like tree as a JSON body.
 
-Only methods whose whole request is the body (`body: "*"`) take them, and
+Clients such as curl -d label JSON bodies as forms too: a body starting with
+"{" is JSON whatever its label. Only methods whose whole request is the body (`body: "*"`) take them, and
 only top-level scalar or repeated scalar fields: a form has no nesting. A
 field given twice is refused unless it is repeated (RFC 6749 §3.2: parameters
 must not be included more than once).
@@ -21,8 +22,11 @@ FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 100
 
 
-def is_form(content_type: str) -> bool:
-    return content_type.split(";", 1)[0].strip().lower() == FORM_CONTENT_TYPE
+def is_form(content_type: str, body: bytes) -> bool:
+    """A form body, by its content type. A JSON object sent as a form (curl -d sends
+    every body so) stays JSON: no form field can start with "{", since no field name does."""
+    declared = content_type.split(";", 1)[0].strip().lower() == FORM_CONTENT_TYPE
+    return declared and not body.lstrip().startswith(b"{")
 
 
 def _bad(message: str) -> GatewayError:

@@ -138,7 +138,7 @@ def build_request(
     tree: dict[str, Any] = {}
     bound_top_level: set[str] = set()
     if binding.body:
-        if is_form(content_type):  # RFC 6749's token endpoint, for one
+        if is_form(content_type, body):  # RFC 6749's token endpoint, for one
             document: Any = form_document(body, descriptor, binding.body)
         else:
             document = _parse_json(body)

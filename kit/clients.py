@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kit.context import current_request
 from kit.interceptors.access import INTERNAL_TOKEN_HEADER
+from kit.service_identity import ServiceTokens, bearer_interceptors
 
 # Reconnect quickly after a peer restarts (at most ~0.25 s with gRPC's 20 %
 # jitter), so revocation streams and queued work resume at once. A dead peer
@@ -93,12 +94,18 @@ def channel_options(*, retry_policy: str | None = None) -> tuple[tuple[str, str 
     return options
 
 
-def internal_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=channel_options(retry_policy=INTERNAL_RETRY_POLICY))
+def internal_channel(address: str, tokens: ServiceTokens | None = None) -> grpc.aio.Channel:
+    """A channel to another service; with tokens, every call carries this service's access token."""
+    return grpc.aio.insecure_channel(
+        address,
+        options=channel_options(retry_policy=INTERNAL_RETRY_POLICY),
+        interceptors=bearer_interceptors(tokens) if tokens is not None else None,
+    )
 
 
-def internal_metadata(internal_api_token: str) -> tuple[tuple[str, str], ...]:
-    return ((INTERNAL_TOKEN_HEADER, internal_api_token),)
+def internal_metadata(internal_api_token: str, tokens: ServiceTokens | None = None) -> tuple[tuple[str, str], ...]:
+    """The deprecated shared token: sent only by a service without service-account tokens, while one is configured."""
+    return ((INTERNAL_TOKEN_HEADER, internal_api_token),) if internal_api_token and tokens is None else ()
 
 
 def with_request_id(metadata: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:

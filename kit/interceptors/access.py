@@ -10,11 +10,11 @@ import grpc
 from tenantry.common.v1 import access_pb2
 
 from kit.access import AccessRule
-from kit.context import current_request
+from kit.context import Principal, current_request
 from kit.errors import PermissionDenied, Unauthenticated
 from kit.interceptors.base import Metadata, WrappingInterceptor
 from kit.permissions import missing
-from kit.tokens import AccessTokenVerifier
+from kit.tokens import SERVICE_ACCOUNT_ACTOR, AccessTokenVerifier
 
 INTERNAL_TOKEN_HEADER = "x-internal-token"
 
@@ -31,9 +31,7 @@ class AccessInterceptor(WrappingInterceptor):
         if rule is None or rule.audience == access_pb2.AUDIENCE_UNSPECIFIED:
             raise PermissionDenied("this method has no access rule")
         if rule.audience == access_pb2.AUDIENCE_INTERNAL:
-            offered = metadata.get(INTERNAL_TOKEN_HEADER, "").encode()
-            if not hmac.compare_digest(offered, self._internal_api_token):
-                raise Unauthenticated("internal method: a valid internal API token is required")
+            await self._authenticate_service(metadata, rule)
         elif rule.audience == access_pb2.AUDIENCE_AUTHENTICATED:
             await self._authenticate(metadata, rule)
         elif rule.audience == access_pb2.AUDIENCE_PUBLIC and rule.accepts_bearer and "authorization" in metadata:
@@ -41,7 +39,22 @@ class AccessInterceptor(WrappingInterceptor):
             await self._authenticate(metadata, rule)
         yield
 
-    async def _authenticate(self, metadata: Metadata, rule: AccessRule) -> None:
+    async def _authenticate_service(self, metadata: Metadata, rule: AccessRule) -> None:
+        """A platform service account's token carrying the rule's permissions.
+
+        The shared internal token (deprecated, INTERNAL_API_TOKEN) still passes
+        while one is configured, for callers not yet moved to service accounts."""
+        offered = metadata.get(INTERNAL_TOKEN_HEADER, "").encode()
+        if offered and self._internal_api_token and hmac.compare_digest(offered, self._internal_api_token):
+            return
+        if "authorization" not in metadata:
+            raise Unauthenticated("internal method: a platform service account's access token is required")
+        principal = await self._verified(metadata)
+        if principal.actor_type != SERVICE_ACCOUNT_ACTOR or principal.tenant_id is not None:
+            raise PermissionDenied("internal method: only Tenantry's platform service accounts may call it")
+        self._require(principal, rule)
+
+    async def _verified(self, metadata: Metadata) -> Principal:
         scheme, _, token = metadata.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("a bearer access token is required")
@@ -49,6 +62,13 @@ class AccessInterceptor(WrappingInterceptor):
         request = current_request()
         if request is not None:
             request.principal = principal
+        return principal
+
+    @staticmethod
+    def _require(principal: Principal, rule: AccessRule) -> None:
         lacking = missing(principal.permissions, rule.permissions)
         if lacking:
             raise PermissionDenied(f"requires the permission: {', '.join(lacking)}")
+
+    async def _authenticate(self, metadata: Metadata, rule: AccessRule) -> None:
+        self._require(await self._verified(metadata), rule)

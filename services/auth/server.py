@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from tenantry.auth.v1 import (
     accounts_service_pb2,
@@ -23,6 +24,7 @@ from kit.db import Database
 from kit.outbox import Outbox, relay_jobs
 from kit.revocations import RevokedSessions
 from kit.server import ServiceHost
+from kit.service_identity import ServiceTokens
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
 from services.auth.api.accounts import AccountApi
@@ -41,6 +43,11 @@ from services.auth.service.memberships import MembershipService
 from services.auth.service.operators import ensure_platform_admin
 from services.auth.service.password_reset import PasswordReset
 from services.auth.service.passwords import PasswordHasher
+from services.auth.service.platform_accounts import (
+    AUTH_PERMISSIONS,
+    parse_platform_accounts,
+    provision_platform_accounts,
+)
 from services.auth.service.registration import Registration
 from services.auth.service.revocation_feed import RevocationFeed
 from services.auth.service.roles import RoleService
@@ -97,7 +104,9 @@ def build(settings: ServiceSettings) -> ServiceHost:
         GrantPolicy(settings.jwt_issuer, settings.jwt_audience, settings.token_endpoint, service_token_ttl),
     )
     feed = RevocationFeed(database, settings.database_url, revoked)
-    relay, close_relay = relay_jobs(audit_outbox, database, settings)
+    # Auth's own calls (its outbox relay) carry tokens it mints itself.
+    own_tokens = ServiceTokens(partial(grant.mint_own, "auth", AUTH_PERMISSIONS))
+    relay, close_relay = relay_jobs(audit_outbox, database, settings, own_tokens)
     email_jobs = email_sender_jobs(database, settings)
 
     async def start() -> None:
@@ -105,6 +114,9 @@ def build(settings: ServiceSettings) -> ServiceHost:
         # Loaded before serving; the feed loads again once it listens, to
         # close the gap between this read and its LISTEN.
         await feed.load_live()
+        await provision_platform_accounts(
+            database, service_accounts, parse_platform_accounts(settings.platform_service_accounts.get_secret_value())
+        )
         if settings.platform_admin_email and settings.platform_admin_password:
             await ensure_platform_admin(
                 database,

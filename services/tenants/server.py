@@ -10,6 +10,7 @@ from kit.clients import internal_channel, internal_metadata
 from kit.db import Database
 from kit.outbox import Outbox, relay_jobs
 from kit.server import ServiceHost
+from kit.service_identity import service_tokens
 from kit.settings import ServiceSettings
 from services.tenants.api import TenantApi
 from services.tenants.models import DB_ROLE, outbox
@@ -21,11 +22,12 @@ from services.tenants.tenant_cache import TenantCache
 def build(settings: ServiceSettings) -> ServiceHost:
     assert isinstance(settings, TenantsSettings)
     database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
-    metadata = internal_metadata(settings.internal_api_token.get_secret_value())
-    auth_channel = internal_channel(settings.auth_service_addr)
-    verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel)
+    tokens, close_tokens = service_tokens(settings)
+    metadata = internal_metadata(settings.internal_api_token.get_secret_value(), tokens)
+    auth_channel = internal_channel(settings.auth_service_addr, tokens)
+    verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel, tokens)
     audit_outbox = Outbox(outbox)
-    relay, close_relay = relay_jobs(audit_outbox, database, settings)
+    relay, close_relay = relay_jobs(audit_outbox, database, settings, tokens)
     cache = TenantCache(settings.database_url, role=DB_ROLE)
     registry = TenantRegistry(
         database, audit_outbox, auth_service_pb2_grpc.AuthInternalServiceStub(auth_channel), metadata, cache
@@ -34,6 +36,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
     async def stop() -> None:
         await auth_channel.close()
         await close_relay()
+        await close_tokens()
 
     return ServiceHost(
         name="tenants",

@@ -364,3 +364,18 @@ def test_the_operator_manages_platform_accounts_with_platform_permissions_only(s
         options={"verify_signature": False},
     )
     assert "tid" not in claims and claims["perms"] == ["audit.ingest"]
+
+
+def test_suspending_the_tenant_ends_its_accounts_tokens_and_refuses_new_ones(stack: Stack) -> None:
+    tenant = stack.create_tenant("sa-suspended")
+    account = new_account(stack, tenant.owner_token, "tenant.read")
+    secret = new_secret(stack, tenant.owner_token, account)
+    token = token_with_secret(stack, account.client_id, secret.client_secret).access_token
+    stack.tenants.SuspendTenant(
+        tenants_service_pb2.SuspendTenantRequest(tenant_id=tenant.id),
+        metadata=bearer(stack.operator_token()),
+        timeout=30,
+    )
+    eventually(lambda: rpc_error(lambda: my_tenant(stack, token)).code() == grpc.StatusCode.UNAUTHENTICATED, timeout=1)
+    refused = rpc_error(lambda: token_with_secret(stack, account.client_id, secret.client_secret))
+    assert oauth_error(refused) == "unauthorized_client"

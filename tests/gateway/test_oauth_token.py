@@ -82,6 +82,11 @@ def test_malformed_form_bodies_are_refused_naming_the_problem(gateway: str, stac
     ]:
         reply = requests.post(url, data=body, headers=FORM)
         assert reply.status_code == 400 and problem in reply.json()["message"], (body, reply.text)
-    # A JSON-only method refuses a form body rather than guessing.
+    # JSON labelled as a form (curl -d does so) is still JSON.
+    labelled = requests.post(
+        f"{gateway}/api/v1/auth/login", data='{"email": "nobody@x.test", "password": "x"}', headers=FORM
+    )
+    assert labelled.status_code == 401, labelled.text
+    # A form for a method taking JSON is read as its fields.
     login_form = requests.post(f"{gateway}/api/v1/auth/login", data="email=a@b.test&password=x", headers=FORM)
     assert login_form.status_code in (400, 401)

@@ -154,3 +154,10 @@ async def use_assertion(
         .returning(ClientAssertion.jti)
     )
     return inserted.scalar_one_or_none() is not None
+
+
+async def credential_ids_of_tenant(session: AsyncSession, tenant_id: UUID) -> list[UUID]:
+    rows = await session.execute(
+        select(ServiceAccountCredential.id).where(ServiceAccountCredential.tenant_id == tenant_id)
+    )
+    return list(rows.scalars())

@@ -25,6 +25,7 @@ from kit.db import PLATFORM_SCOPE, Database
 from kit.errors import DomainError
 from kit.outbox import Outbox
 from kit.permissions import missing
+from kit.service_identity import minted_session_id, platform_account_id
 from services.auth.models import ServiceAccount, ServiceAccountCredential
 from services.auth.repository import directory
 from services.auth.repository import service_accounts as account_rows
@@ -180,9 +181,10 @@ class ClientCredentialsGrant:
         token = self._sign(account, credential.id, permissions, now)
         return ServiceToken(token, self._ttl, " ".join(permissions) if request.scope.strip() else None)
 
-    def mint(self, account: ServiceAccount, credential_id: UUID) -> ServiceToken:
-        """A token for one of auth's own accounts, without a round trip through the grant."""
-        return ServiceToken(self._sign(account, credential_id, account.permissions, datetime.now(UTC)), self._ttl, None)
+    async def mint_own(self, name: str, permissions: tuple[str, ...]) -> tuple[str, int]:
+        """A token for auth's own calls (its outbox relay), signed here without a grant or a stored account."""
+        account = ServiceAccount(id=platform_account_id(name), tenant_id=None, permissions=list(permissions))
+        return self._sign(account, minted_session_id(name), list(permissions), datetime.now(UTC)), self._ttl
 
     @property
     def _ttl(self) -> int:

@@ -117,6 +117,20 @@ def allowed_permissions(principal: Principal, tenant_id: UUID | None, requested:
     return granted
 
 
+async def end_tokens_of(
+    session: AsyncSession, revoked: RevokedSessions, credential_ids: list[UUID], until: datetime
+) -> None:
+    """Lists the credentials' tokens as revoked sessions (the feed tells every service) and, on commit,
+    refuses them in this process at once."""
+    await session_rows.list_revocations(session, credential_ids, until)
+
+    def publish() -> None:
+        for credential_id in credential_ids:
+            revoked.revoke(credential_id, until)
+
+    after_commit(session, publish)
+
+
 class ServiceAccountService:
     def __init__(self, *, outbox: Outbox, revoked: RevokedSessions, token_ttl: timedelta) -> None:
         self._outbox = outbox
@@ -249,13 +263,7 @@ class ServiceAccountService:
 
     async def _revoke(self, session: AsyncSession, credential_ids: list[UUID]) -> list[str]:
         until = datetime.now(UTC) + self._token_ttl + timedelta(seconds=CLOCK_LEEWAY)
-        await session_rows.list_revocations(session, credential_ids, until)
-
-        def publish() -> None:
-            for credential_id in credential_ids:
-                self._revoked.revoke(credential_id, until)
-
-        after_commit(session, publish)
+        await end_tokens_of(session, self._revoked, credential_ids, until)
         return [str(credential_id) for credential_id in credential_ids]
 
     async def _record(
