@@ -18,13 +18,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 from tenantry.auth.v1 import service_accounts_service_pb2, service_accounts_service_pb2_grpc
-
-from kit.settings import ServiceSettings
 
 # Platform accounts provisioned by auth have ids derived from their names, so
 # a deployment names each service's client id without asking auth first.
@@ -82,21 +80,6 @@ def client_credentials_fetcher(channel: grpc.aio.Channel, client_id: str, client
         return reply.access_token, reply.expires_in
 
     return fetch
-
-
-async def _nothing() -> None:
-    return None
-
-
-def service_tokens(settings: ServiceSettings) -> tuple[ServiceTokens | None, Callable[[], Coroutine[Any, Any, None]]]:
-    """Tokens from the service's own credentials (None without them: only the
-    deprecated internal token is sent), and the job closing their channel."""
-    secret = settings.service_client_secret.get_secret_value()
-    if not settings.service_client_id or not secret:
-        return None, _nothing
-    # No interceptor here: the token RPC is public, and this channel fetches the token the others send.
-    channel = grpc.aio.insecure_channel(settings.auth_service_addr)
-    return ServiceTokens(client_credentials_fetcher(channel, settings.service_client_id, secret)), channel.close
 
 
 class _BearerToken:

@@ -8,11 +8,10 @@ import logging
 from tenantry.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 
 from kit.auth_client import remote_verifier
-from kit.clients import internal_channel
+from kit.clients import internal_channel, service_tokens
 from kit.db import Database
 from kit.errors import Unavailable
 from kit.server import ServiceHost
-from kit.service_identity import service_tokens
 from kit.settings import ServiceSettings
 from services.audit.api import AuditApi, AuditIngestApi
 from services.audit.checkpoints import CheckpointKey, CheckpointLog

@@ -6,11 +6,10 @@ from tenantry.auth.v1 import auth_service_pb2_grpc
 from tenantry.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
 
 from kit.auth_client import remote_verifier
-from kit.clients import internal_channel, internal_metadata
+from kit.clients import internal_channel, internal_metadata, service_tokens
 from kit.db import Database
 from kit.outbox import Outbox, relay_jobs
 from kit.server import ServiceHost
-from kit.service_identity import service_tokens
 from kit.settings import ServiceSettings
 from services.tenants.api import TenantApi
 from services.tenants.models import DB_ROLE, outbox
