@@ -9,7 +9,6 @@ was not registered for are refused before any signature is looked at.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -114,10 +113,3 @@ def check_assertion(
     if not isinstance(exp, int) or exp > now.timestamp() + MAX_ASSERTION_LIFETIME_SECONDS:
         raise ValueError(f"client_assertion's exp must be within {MAX_ASSERTION_LIFETIME_SECONDS} s")
     return CheckedAssertion(jti=jti, expires_at=datetime.fromtimestamp(exp + ASSERTION_LEEWAY_SECONDS, UTC))
-
-
-def jwk_from_json(text: str) -> dict[str, Any]:
-    document = json.loads(text)
-    if not isinstance(document, dict):
-        raise ValueError("not an object")
-    return document
