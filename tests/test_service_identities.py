@@ -109,3 +109,19 @@ def test_rotating_one_services_secret_leaves_the_others_working(stack: Stack) ->
     )
     # And Tenantry's own services are untouched.
     assert service_token(stack, "tenants") and service_token(stack, "audit")
+
+
+def test_every_internal_rpc_names_the_permissions_it_needs() -> None:
+    """Declarative and closed: no internal RPC lets any platform account in just for being one."""
+    from tenantry.common.v1 import access_pb2
+
+    from kit.access import access_rules
+
+    rules = access_rules(
+        auth_service_pb2.DESCRIPTOR.services_by_name["AuthInternalService"],
+        audit_service_pb2.DESCRIPTOR.services_by_name["AuditIngestService"],
+    )
+    assert rules and all(rule.audience == access_pb2.AUDIENCE_INTERNAL for rule in rules.values())
+    assert all(rule.permissions for rule in rules.values()), rules
+    assert rules["/tenantry.audit.v1.AuditIngestService/AppendAuditEvents"].permissions == ["audit.ingest"]
+    assert rules["/tenantry.auth.v1.AuthInternalService/WatchRevocations"].permissions == ["auth.revocations.watch"]
