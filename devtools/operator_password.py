@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 from devtools.postgres import start_embedded, with_database
-from devtools.run import DATA_DIR, DEFAULT_OPERATOR_EMAIL, operator_password, secret_file
+from devtools.run import DATA_DIR, DEFAULT_OPERATOR_EMAIL, operator_password
 from devtools.stack import ROOT, python_path
 
 
@@ -30,7 +30,6 @@ def main() -> None:
         **os.environ,
         "PYTHONPATH": python_path(),
         "DATABASE_URL": database_url,
-        "INTERNAL_API_TOKEN": os.environ.get("INTERNAL_API_TOKEN") or secret_file(DATA_DIR / "internal-api-token", 32),
         "PLATFORM_ADMIN_EMAIL": os.environ.get("PLATFORM_ADMIN_EMAIL") or DEFAULT_OPERATOR_EMAIL,
         "PLATFORM_ADMIN_PASSWORD": password,
     }

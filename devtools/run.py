@@ -15,7 +15,16 @@ from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from devtools import examples as example_services
 from devtools.mail_catcher import start_mail_catcher
 from devtools.postgres import create_database, start_embedded
-from devtools.stack import ROOT, SERVICES, ServiceProcess, gateway_env, http_healthy, port_taken, service_env
+from devtools.stack import (
+    ROOT,
+    SERVICES,
+    ServiceProcess,
+    gateway_env,
+    http_healthy,
+    port_taken,
+    service_env,
+    service_identities,
+)
 from kit import migrations
 
 # Generated secrets and the embedded database; TENANTRY_DATA_DIR moves them (tests do).
@@ -107,7 +116,7 @@ def main() -> None:
     gateway_token = os.environ.get("GATEWAY_TOKEN") or secret_file(DATA_DIR / "gateway-token", 32)
     env = service_env(
         database_url,
-        os.environ.get("INTERNAL_API_TOKEN") or secret_file(DATA_DIR / "internal-api-token", 32),
+        os.environ.get("INTERNAL_API_TOKEN", ""),  # deprecated: the services call each other as service accounts
         addresses,
         audit_chain_key=os.environ.get("AUDIT_CHAIN_KEY") or secret_file(DATA_DIR / "audit-chain-key", 32),
         audit_data_dir=Path(os.environ.get("AUDIT_DATA_DIR") or DATA_DIR / "audit"),
@@ -123,7 +132,14 @@ def main() -> None:
 
     # Own process groups: Ctrl-C reaches only this supervisor, which stops
     # the gateway first and the services after it.
-    services = [ServiceProcess(name, addresses[name], env, own_process_group=True) for name in SERVICES]
+    # Each service's own platform service account, its secret generated once into .data/.
+    identities = service_identities(
+        {name: secret_file(DATA_DIR / f"{name}-service-secret", 32) for name in ("tenants", "audit")}
+    )
+    services = [
+        ServiceProcess(name, addresses[name], {**env, **identities.get(name, {})}, own_process_group=True)
+        for name in SERVICES
+    ]
     services += example_services.processes(examples, env, own_process_group=True)
     gateway = ServiceProcess(
         "gateway",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kit.healthcheck import is_serving
+from kit.service_identity import platform_client_id
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("audit", "auth", "tenants")
@@ -128,7 +129,7 @@ def service_env(
     gateway_token: str = "",
     api_key_hash_key: str = "",
 ) -> dict[str, str]:
-    """The environment every service of one stack shares."""
+    """The environment every service of one stack shares (internal_api_token: deprecated, "" for none)."""
     return {
         "DATABASE_URL": database_url,
         "INTERNAL_API_TOKEN": internal_api_token,
@@ -144,6 +145,18 @@ def service_env(
         # Keys the hash API keys are stored as (auth only); empty: no API keys.
         "API_KEY_HASH_KEY": api_key_hash_key,
     }
+
+
+def service_identities(secrets: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Each service's own environment for its platform service account: auth
+    provisions every account (PLATFORM_SERVICE_ACCOUNTS), and each other
+    service holds its own client id and secret, nobody else's."""
+    identities = {
+        "auth": {"PLATFORM_SERVICE_ACCOUNTS": ",".join(f"{name}={secret}" for name, secret in secrets.items())}
+    }
+    for name, secret in secrets.items():
+        identities[name] = {"SERVICE_CLIENT_ID": platform_client_id(name), "SERVICE_CLIENT_SECRET": secret}
+    return identities
 
 
 def gateway_env(addresses: Mapping[str, str], gateway_address: str, *, gateway_token: str = "") -> dict[str, str]:

@@ -24,6 +24,7 @@ from gateway.edge import (
     traceparent,
 )
 from gateway.error_details import DetailDecoder
+from gateway.oauth_errors import oauth_error
 from gateway.routes import Matched, MethodNotAllowed, RouteTable
 from gateway.status import HTTP_STATUS, GatewayError
 from gateway.streaming import stream_response
@@ -35,9 +36,9 @@ log = logging.getLogger(__name__)
 
 CALL_INFO = "tenantry.call"
 GATEWAY_TOKEN_HEADER = "x-gateway-token"
-# RFC 6749 §5.1: a response carrying tokens must not be stored by any cache.
+# RFC 6749 §5.1: a response carrying tokens (or a client secret) must not be stored by any cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-TOKEN_FIELDS = frozenset({"access_token", "refresh_token", "secret"})
+TOKEN_FIELDS = frozenset({"access_token", "refresh_token", "secret", "client_secret"})
 
 
 @dataclass
@@ -134,7 +135,8 @@ class Proxy:
 
         body = await self._read_body(request)
         try:
-            message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
+            query = list(request.rel_url.query.items())
+            message = build_request(binding, matched.path_values, query, body, content_type=request.content_type)
         except GatewayError as error:
             if error.field is not None:
                 error.details = [self._details.bad_request(error.field, error.message)]
@@ -206,6 +208,9 @@ def upstream_error(
 ) -> GatewayError:
     """The upstream's status as the gateway answers it: HTTP status, headers and, with a
     decoder, the google.rpc details of its grpc-status-details-bin."""
+    oauth = oauth_error(error)
+    if oauth is not None:
+        return oauth
     code = error.code()
     trailers = error.trailing_metadata() or ()
     rich = details.from_trailers(code, trailers) if details is not None else None

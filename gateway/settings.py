@@ -36,7 +36,8 @@ class GatewaySettings(BaseSettings):
     max_in_flight: int = Field(default=32, ge=1, le=100_000, validation_alias="GATEWAY_MAX_IN_FLIGHT")
     rate_limited_methods: str = Field(
         default="tenantry.auth.v1.AuthService.Login,tenantry.auth.v1.AuthService.Refresh,"
-        "tenantry.auth.v1.AuthService.AcceptInvitation,tenantry.auth.v1.ApiKeyService.ExchangeApiKey",
+        "tenantry.auth.v1.AuthService.AcceptInvitation,tenantry.auth.v1.ApiKeyService.ExchangeApiKey,"
+        "tenantry.auth.v1.OAuthService.CreateToken",
         validation_alias="GATEWAY_RATE_LIMITED_METHODS",
     )
     # Proxies in front of the gateway (CIDRs, comma-separated) whose

@@ -44,6 +44,7 @@ class GatewayError(Exception):
         headers: dict[str, str] | None = None,
         details: list[dict[str, Any]] | None = None,
         field: str | None = None,
+        body: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -53,8 +54,12 @@ class GatewayError(Exception):
         self.details = details or []
         # The request field (or parameter) a 400 of the gateway's own is about: its BadRequest detail.
         self.field = field
+        # Replaces the usual error body (an OAuth 2 error answer, say).
+        self._body = body
 
     def body(self) -> dict[str, Any]:
+        if self._body is not None:
+            return self._body
         return error_body(self.code, self.message, self.details)
 
 

@@ -29,6 +29,7 @@ from gateway.field_masks import (
     mask_paths,
     update_target,
 )
+from gateway.form_bodies import form_document, is_form
 from gateway.query_maps import check_map_key, is_map, map_entry_name
 from gateway.status import bad_request
 
@@ -133,13 +134,16 @@ def build_request(
     path_values: dict[tuple[str, ...], str],
     query: list[tuple[str, str]],
     body: bytes,
+    *,
+    content_type: str = "",
 ) -> Message:
     descriptor: Descriptor = binding.rpc.request_class.DESCRIPTOR
     tree: dict[str, Any] = {}
     document: Any = None
     bound_top_level: set[str] = set()
     if binding.body:
-        document = _parse_json(body)
+        # A form: RFC 6749's token endpoint, for one.
+        document = form_document(body, descriptor, binding.body) if is_form(content_type, body) else _parse_json(body)
         if binding.body == "*":
             if not isinstance(document, dict):
                 raise bad_request("request body must be a JSON object")

@@ -14,6 +14,7 @@ from kit.clients import internal_metadata
 from kit.error_details import Reason
 from kit.errors import Unavailable
 from kit.revocations import RevokedSessions, follow_revocations
+from kit.service_identity import ServiceTokens
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier, CachedJwks, PublicKeySource
 
@@ -38,7 +39,7 @@ class KeysWhileRevocationsCurrent:
 
 
 def remote_verifier(
-    settings: ServiceSettings, channel: grpc.aio.Channel
+    settings: ServiceSettings, channel: grpc.aio.Channel, tokens: ServiceTokens | None = None
 ) -> tuple[AccessTokenVerifier, RevokedSessions, Job]:
     """A verifier whose keys come from the auth service's JWKS, cached; the
     revoked sessions it checks; and the background job that keeps them in step
@@ -64,7 +65,8 @@ def remote_verifier(
         audience=settings.jwt_audience,
         revoked=revoked,
     )
-    metadata = internal_metadata(settings.internal_api_token.get_secret_value())
+    # The channel carries the service's token (WatchRevocations needs auth.revocations.watch).
+    metadata = internal_metadata(settings.internal_api_token.get_secret_value(), tokens)
 
     async def follow() -> None:
         await follow_revocations(channel, metadata, revoked)

@@ -9,7 +9,9 @@ policy that answers such pings with GOAWAY `too_many_pings`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from functools import cache
+from typing import Any
 
 import grpc
 from pydantic import Field
@@ -17,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kit.context import current_request
 from kit.interceptors.access import INTERNAL_TOKEN_HEADER
+from kit.service_identity import ServiceTokens, bearer_interceptors, client_credentials_fetcher
+from kit.settings import ServiceSettings
 
 # Reconnect quickly after a peer restarts (at most ~0.25 s with gRPC's 20 %
 # jitter), so revocation streams and queued work resume at once. A dead peer
@@ -93,15 +97,37 @@ def channel_options(*, retry_policy: str | None = None) -> tuple[tuple[str, str 
     return options
 
 
-def internal_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=channel_options(retry_policy=INTERNAL_RETRY_POLICY))
+def internal_channel(address: str, tokens: ServiceTokens | None = None) -> grpc.aio.Channel:
+    """A channel to another service; with tokens, every call carries this service's access token."""
+    return grpc.aio.insecure_channel(
+        address,
+        options=channel_options(retry_policy=INTERNAL_RETRY_POLICY),
+        interceptors=bearer_interceptors(tokens) if tokens is not None else None,
+    )
 
 
-def internal_metadata(internal_api_token: str) -> tuple[tuple[str, str], ...]:
-    return ((INTERNAL_TOKEN_HEADER, internal_api_token),)
+def internal_metadata(internal_api_token: str, tokens: ServiceTokens | None = None) -> tuple[tuple[str, str], ...]:
+    """The deprecated shared token: sent only by a service without service-account tokens, while one is configured."""
+    return ((INTERNAL_TOKEN_HEADER, internal_api_token),) if internal_api_token and tokens is None else ()
 
 
 def with_request_id(metadata: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     """Carries the current request's id on to the service being called."""
     request = current_request()
     return (*metadata, ("x-request-id", request.request_id)) if request else metadata
+
+
+async def _nothing() -> None:
+    return None
+
+
+def service_tokens(settings: ServiceSettings) -> tuple[ServiceTokens | None, Callable[[], Coroutine[Any, Any, None]]]:
+    """Tokens from the service's own credentials (None without them: only the
+    deprecated internal token is sent), and the job closing their channel."""
+    secret = settings.service_client_secret.get_secret_value()
+    if not settings.service_client_id or not secret:
+        return None, _nothing
+    # No interceptor here: the token RPC is public, and this channel fetches the token the others send.
+    # It reconnects as fast as the others, so a service started while auth was down gets going at once.
+    channel = grpc.aio.insecure_channel(settings.auth_service_addr, options=channel_options())
+    return ServiceTokens(client_credentials_fetcher(channel, settings.service_client_id, secret)), channel.close

@@ -29,7 +29,8 @@ class Principal:
     expires_at: datetime
     # What the token's membership (or the operator) may do; see kit.permissions.
     permissions: frozenset[str] = frozenset()
-    # "user", or "api_key" (the token's actor_type claim): a machine identity, user_id and session_id being the key.
+    # "user", "api_key" or "service_account" (the token's actor_type claim). For a machine identity
+    # user_id is the key or the account (and for a key, session_id too).
     actor_type: str = "user"
 
     @property

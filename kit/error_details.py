@@ -51,7 +51,6 @@ class Reason(StrEnum):
     API_KEY_REVOKED = "API_KEY_REVOKED"
     API_KEY_EXPIRED = "API_KEY_EXPIRED"
     API_KEY_NOT_ALLOWED = "API_KEY_NOT_ALLOWED"  # an API key may not do this (create keys): a person must
-    INTERNAL_TOKEN_INVALID = "INTERNAL_TOKEN_INVALID"  # an internal method without the internal API token
     # UNAUTHENTICATED: what a person presents instead of an access token.
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"  # an email and password that do not match (or a wrong password)
     REFRESH_TOKEN_INVALID = "REFRESH_TOKEN_INVALID"  # unknown, used, expired, or its session ended
@@ -66,6 +65,7 @@ class Reason(StrEnum):
     BUILT_IN_ROLE = "BUILT_IN_ROLE"  # owner, admin and viewer cannot change
     TENANT_REQUIRED = "TENANT_REQUIRED"  # the token names no tenant (an operator's, on a tenant's RPC)
     PLATFORM_OPERATOR_REQUIRED = "PLATFORM_OPERATOR_REQUIRED"
+    PLATFORM_SERVICE_REQUIRED = "PLATFORM_SERVICE_REQUIRED"  # an internal method: only Tenantry's own service accounts
     TENANT_SUSPENDED = "TENANT_SUSPENDED"
     NOT_A_MEMBER = "NOT_A_MEMBER"  # of the tenant named, or of any usable tenant
     MEMBERSHIP_SUSPENDED = "MEMBERSHIP_SUSPENDED"
@@ -94,6 +94,7 @@ class Precondition(StrEnum):
     EMAIL_ALREADY_VERIFIED = "EMAIL_ALREADY_VERIFIED"
     ACCOUNT_CHANGED = "ACCOUNT_CHANGED"  # registered or verified meanwhile: retry the request
     FEATURE_DISABLED = "FEATURE_DISABLED"  # the server is not configured for it (API_KEY_HASH_KEY unset)
+    CREDENTIALS_LIMIT = "CREDENTIALS_LIMIT"  # a service account has as many credentials as allowed: revoke one
     PREFIX_EXHAUSTED = "PREFIX_EXHAUSTED"  # no unused API key prefix could be drawn: retry
 
 

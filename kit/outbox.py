@@ -44,6 +44,7 @@ from kit.audit_events import to_audit_event
 from kit.clients import internal_channel, internal_metadata
 from kit.context import current_principal, current_request
 from kit.db import Database, after_commit, is_connection_failure
+from kit.service_identity import ServiceTokens
 from kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -185,10 +186,12 @@ class Outbox:
             return len(rows)
 
 
-def relay_jobs(outbox: Outbox, database: Database, settings: ServiceSettings) -> tuple[Job, Job]:
-    """The background job that ships a service's outbox, and the one closing its channel."""
-    channel = internal_channel(settings.audit_service_addr)
-    metadata = internal_metadata(settings.internal_api_token.get_secret_value())
+def relay_jobs(
+    outbox: Outbox, database: Database, settings: ServiceSettings, tokens: ServiceTokens | None = None
+) -> tuple[Job, Job]:
+    """The background job that ships a service's outbox (with the service's tokens), and the one closing its channel."""
+    channel = internal_channel(settings.audit_service_addr, tokens)
+    metadata = internal_metadata(settings.internal_api_token.get_secret_value(), tokens)
 
     async def relay() -> None:
         await outbox.relay(database.sessions, audit_service_pb2_grpc.AuditIngestServiceStub(channel), metadata)

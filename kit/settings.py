@@ -19,7 +19,12 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = Field(validation_alias="DATABASE_URL")
     db_pool_size: int = Field(default=10, ge=1, validation_alias="DB_POOL_SIZE")
-    internal_api_token: SecretStr = Field(validation_alias="INTERNAL_API_TOKEN")
+    # Deprecated: the one shared token internal RPCs accepted before service accounts. Unset
+    # (the default), only platform service accounts' tokens pass internal RPCs.
+    internal_api_token: SecretStr = Field(default=SecretStr(""), validation_alias="INTERNAL_API_TOKEN")
+    # This service's own platform service account (kit.service_identity), for its calls to the others.
+    service_client_id: str = Field(default="", validation_alias="SERVICE_CLIENT_ID")
+    service_client_secret: SecretStr = Field(default=SecretStr(""), validation_alias="SERVICE_CLIENT_SECRET")
     jwt_issuer: str = Field(default="tenantry", validation_alias="JWT_ISSUER")
     jwt_audience: str = Field(default="tenantry-api", validation_alias="JWT_AUDIENCE")
     access_token_expire_minutes: int = Field(default=15, ge=1, le=1440, validation_alias="ACCESS_TOKEN_EXPIRE_MINUTES")
@@ -41,14 +46,7 @@ class ServiceSettings(BaseSettings):
     def _asyncpg(cls, value: str) -> str:
         return asyncpg_url(value)
 
-    @field_validator("internal_api_token")
-    @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters")
-        return value
-
-    @field_validator("gateway_token")
+    @field_validator("internal_api_token", "gateway_token")
     @classmethod
     def _empty_or_long_enough(cls, value: SecretStr) -> SecretStr:
         if 0 < len(value.get_secret_value()) < 16:

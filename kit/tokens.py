@@ -49,6 +49,7 @@ __all__ = [
     "API_KEY_ACTOR",
     "CLOCK_LEEWAY",
     "REQUIRED_CLAIMS",
+    "SERVICE_ACCOUNT_ACTOR",
     "AccessTokenVerifier",
     "CachedJwks",
     "PublicKeySource",
@@ -56,6 +57,8 @@ __all__ = [
 
 # The actor_type claim of tokens exchanged for API keys (absent: a person).
 API_KEY_ACTOR = "api_key"
+# The actor_type claim of tokens issued to service accounts.
+SERVICE_ACCOUNT_ACTOR = "service_account"
 # Verified tokens remembered per process: a few thousand live sessions per
 # replica, at well under a kilobyte each.
 VERIFIED_TOKENS_REMEMBERED = 4096
@@ -142,7 +145,7 @@ def _principal_from(claims: dict[str, Any]) -> Principal:
 
 
 def _actor_type(value: Any) -> str:
-    if value not in ("user", API_KEY_ACTOR):
+    if value not in ("user", API_KEY_ACTOR, SERVICE_ACCOUNT_ACTOR):
         raise ValueError("unknown actor type")
     return str(value)
 

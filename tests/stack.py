@@ -25,7 +25,7 @@ from tenantry.auth.v1 import (
 )
 from tenantry.tenants.v1 import tenants_pb2, tenants_service_pb2, tenants_service_pb2_grpc
 
-from devtools.stack import ServiceProcess, free_port, service_env
+from devtools.stack import ServiceProcess, free_port, service_env, service_identities
 from kit import migrations
 
 OPERATOR_EMAIL = "operator@tenantry.test"
@@ -34,6 +34,8 @@ INTERNAL_API_TOKEN = "test-internal-token-0123456789"
 AUDIT_CHAIN_KEY = "test-audit-chain-key-0123456789"
 GATEWAY_TOKEN = "test-gateway-token-0123456789"
 API_KEY_HASH_KEY = "test-api-key-hash-key-0123456789"
+# Each service's own platform service account secret (auth provisions them at start).
+SERVICE_SECRETS = {name: f"test-{name}-service-secret-0123456789abcdef" for name in ("tenants", "audit")}
 OWNER_PASSWORD = "owner-password-1"
 MEMBER_PASSWORD = "member-password-1"
 
@@ -87,8 +89,10 @@ class Stack:
                 **self.extra_env,
             }
         )
+        identities = service_identities(SERVICE_SECRETS)
         for name in ("audit", "auth", "tenants"):
-            self.processes[name] = ServiceProcess(name, addresses[name], env, log_path=self.log_dir / f"{name}.log")
+            own_env = {**env, **identities.get(name, {})}
+            self.processes[name] = ServiceProcess(name, addresses[name], own_env, log_path=self.log_dir / f"{name}.log")
         for process in self.processes.values():
             process.start()
         for process in self.processes.values():

@@ -181,11 +181,20 @@ def test_wrong_credentials_and_a_suspended_tenant_have_their_reasons(stack: Stac
     assert reason(refused, grpc.StatusCode.PERMISSION_DENIED).reason == Reason.TENANT_SUSPENDED
 
 
-def test_an_internal_method_without_the_internal_token_says_so(stack: Stack) -> None:
+def test_an_internal_method_without_a_service_token_says_so(stack: Stack) -> None:
     error = rpc_error(
         lambda: stack.auth_internal.SetTenantStatus(auth_service_pb2.SetTenantStatusRequest(), timeout=10)
     )
-    assert reason(error, grpc.StatusCode.UNAUTHENTICATED).reason == Reason.INTERNAL_TOKEN_INVALID
+    assert reason(error, grpc.StatusCode.UNAUTHENTICATED).reason == Reason.TOKEN_MISSING
+
+
+def test_an_internal_method_called_by_a_person_says_only_platform_services_may(stack: Stack) -> None:
+    error = rpc_error(
+        lambda: stack.auth_internal.SetTenantStatus(
+            auth_service_pb2.SetTenantStatusRequest(), metadata=bearer(stack.operator_token()), timeout=10
+        )
+    )
+    assert reason(error, grpc.StatusCode.PERMISSION_DENIED).reason == Reason.PLATFORM_SERVICE_REQUIRED
 
 
 # RetryInfo -------------------------------------------------------------------

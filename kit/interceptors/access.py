@@ -11,12 +11,12 @@ from tenantry.common.v1 import access_pb2
 
 from kit.access import AccessRule
 from kit.api_keys import API_KEY_HEADER, ApiKeyTokens, metadata_api_key
-from kit.context import current_request
+from kit.context import Principal, current_request
 from kit.error_details import Reason
 from kit.errors import PermissionDenied, Unauthenticated
 from kit.interceptors.base import Metadata, WrappingInterceptor
 from kit.permissions import missing
-from kit.tokens import AccessTokenVerifier
+from kit.tokens import SERVICE_ACCOUNT_ACTOR, AccessTokenVerifier
 
 INTERNAL_TOKEN_HEADER = "x-internal-token"
 
@@ -41,11 +41,7 @@ class AccessInterceptor(WrappingInterceptor):
         if rule is None or rule.audience == access_pb2.AUDIENCE_UNSPECIFIED:
             raise PermissionDenied("this method has no access rule", reason=Reason.NO_ACCESS_RULE)
         if rule.audience == access_pb2.AUDIENCE_INTERNAL:
-            offered = metadata.get(INTERNAL_TOKEN_HEADER, "").encode()
-            if not hmac.compare_digest(offered, self._internal_api_token):
-                raise Unauthenticated(
-                    "internal method: a valid internal API token is required", reason=Reason.INTERNAL_TOKEN_INVALID
-                )
+            await self._authenticate_service(metadata, rule)
         elif rule.audience == access_pb2.AUDIENCE_AUTHENTICATED:
             await self._authenticate(metadata, rule)
         elif rule.audience == access_pb2.AUDIENCE_PUBLIC and rule.accepts_bearer and _credential_in(metadata):
@@ -53,7 +49,28 @@ class AccessInterceptor(WrappingInterceptor):
             await self._authenticate(metadata, rule)
         yield
 
-    async def _authenticate(self, metadata: Metadata, rule: AccessRule) -> None:
+    async def _authenticate_service(self, metadata: Metadata, rule: AccessRule) -> None:
+        """A platform service account's token carrying the rule's permissions.
+
+        The shared internal token (deprecated, INTERNAL_API_TOKEN) still passes
+        while one is configured, for callers not yet moved to service accounts."""
+        offered = metadata.get(INTERNAL_TOKEN_HEADER, "").encode()
+        if offered and self._internal_api_token and hmac.compare_digest(offered, self._internal_api_token):
+            return
+        if "authorization" not in metadata:
+            raise Unauthenticated(
+                "internal method: a platform service account's access token is required",
+                reason=Reason.TOKEN_MISSING,
+            )
+        principal = await self._verified(metadata)
+        if principal.actor_type != SERVICE_ACCOUNT_ACTOR or principal.tenant_id is not None:
+            raise PermissionDenied(
+                "internal method: only Tenantry's platform service accounts may call it",
+                reason=Reason.PLATFORM_SERVICE_REQUIRED,
+            )
+        self._require(principal, rule)
+
+    async def _verified(self, metadata: Metadata) -> Principal:
         api_key = metadata_api_key(metadata)
         if api_key is not None:
             if self._api_keys is None:
@@ -67,6 +84,10 @@ class AccessInterceptor(WrappingInterceptor):
         request = current_request()
         if request is not None:
             request.principal = principal
+        return principal
+
+    @staticmethod
+    def _require(principal: Principal, rule: AccessRule) -> None:
         lacking = missing(principal.permissions, rule.permissions)
         if lacking:
             raise PermissionDenied(
@@ -74,6 +95,9 @@ class AccessInterceptor(WrappingInterceptor):
                 reason=Reason.PERMISSION_MISSING,
                 metadata={"permission": ",".join(lacking)},
             )
+
+    async def _authenticate(self, metadata: Metadata, rule: AccessRule) -> None:
+        self._require(await self._verified(metadata), rule)
 
 
 def _credential_in(metadata: Metadata) -> bool:

@@ -8,7 +8,7 @@ import logging
 from tenantry.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 
 from kit.auth_client import remote_api_keys, remote_verifier
-from kit.clients import internal_channel
+from kit.clients import internal_channel, service_tokens
 from kit.db import Database
 from kit.errors import Unavailable
 from kit.server import ServiceHost
@@ -34,8 +34,9 @@ def build(settings: ServiceSettings) -> ServiceHost:
         chain_key=settings.audit_chain_key.get_secret_value().encode(),
         checkpoints=CheckpointLog(settings.audit_data_dir / "checkpoints", checkpoint_key),
     )
-    auth_channel = internal_channel(settings.auth_service_addr)
-    verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel)
+    tokens, close_tokens = service_tokens(settings)
+    auth_channel = internal_channel(settings.auth_service_addr, tokens)
+    verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel, tokens)
 
     async def keep_partitions_ready() -> None:
         while True:
@@ -81,5 +82,5 @@ def build(settings: ServiceSettings) -> ServiceHost:
             ),
         ],
         background=[keep_partitions_ready, sign_checkpoints, follow_revocations],
-        on_stop=[auth_channel.close],
+        on_stop=[auth_channel.close, close_tokens],
     )

@@ -228,3 +228,46 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_by: Mapped[UUID | None]
+
+
+class ServiceAccount(Base):
+    """A machine identity of a tenant, or of the platform (no tenant): Tenantry's own services."""
+
+    __tablename__ = "service_accounts"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[UUID | None]
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(500))
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(100)))
+    created_by: Mapped[UUID | None]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ServiceAccountCredential(Base):
+    """A client secret (its SHA-256 hash) or a registered public key; its id is the sid of the tokens it gets."""
+
+    __tablename__ = "service_account_credentials"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    account_id: Mapped[UUID] = mapped_column(ForeignKey("service_accounts.id", ondelete="CASCADE"))
+    tenant_id: Mapped[UUID | None]
+    type: Mapped[str] = mapped_column(String(20))
+    secret_hash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    secret_prefix: Mapped[str | None] = mapped_column(String(16))
+    kid: Mapped[str | None] = mapped_column(String(200))
+    algorithm: Mapped[str | None] = mapped_column(String(10))
+    public_jwk: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ClientAssertion(Base):
+    """A private_key_jwt assertion's jti, kept until the assertion expires so it is accepted once."""
+
+    __tablename__ = "client_assertions"
+
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tenant_id: Mapped[UUID | None]
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from tenantry.auth.v1 import (
     accounts_service_pb2,
@@ -17,6 +18,8 @@ from tenantry.auth.v1 import (
     members_service_pb2_grpc,
     roles_service_pb2,
     roles_service_pb2_grpc,
+    service_accounts_service_pb2,
+    service_accounts_service_pb2_grpc,
 )
 
 from kit.api_keys import ApiKeyTokens, ExchangedToken
@@ -24,6 +27,7 @@ from kit.db import Database
 from kit.outbox import Outbox, relay_jobs
 from kit.revocations import RevokedSessions
 from kit.server import ServiceHost
+from kit.service_identity import ServiceTokens
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
 from services.auth.api.accounts import AccountApi
@@ -32,19 +36,27 @@ from services.auth.api.auth import AuthApi, AuthInternalApi
 from services.auth.api.emails import EmailApi
 from services.auth.api.members import MemberApi
 from services.auth.api.roles import RoleApi
+from services.auth.api.service_accounts import OAuthApi, ServiceAccountApi
 from services.auth.models import DB_ROLE, outbox
 from services.auth.service.account_emails import AccountEmailPolicy, AccountEmails
 from services.auth.service.accounts import AccountService
 from services.auth.service.api_keys import ApiKeyPolicy, ApiKeyService
+from services.auth.service.client_credentials import ClientCredentialsGrant, GrantPolicy
 from services.auth.service.email_delivery import email_sender_jobs
 from services.auth.service.invitations import InvitationPolicy, InvitationService
 from services.auth.service.memberships import MembershipService
 from services.auth.service.operators import ensure_platform_admin
 from services.auth.service.password_reset import PasswordReset
 from services.auth.service.passwords import PasswordHasher
+from services.auth.service.platform_accounts import (
+    AUTH_PERMISSIONS,
+    parse_platform_accounts,
+    provision_platform_accounts,
+)
 from services.auth.service.registration import Registration
 from services.auth.service.revocation_feed import RevocationFeed
 from services.auth.service.roles import RoleService
+from services.auth.service.service_accounts import ServiceAccountService
 from services.auth.service.sessions import SessionService, TokenPolicy
 from services.auth.service.signing_keys import SigningKeys
 from services.auth.service.verification import EmailVerification
@@ -105,12 +117,22 @@ def build(settings: ServiceSettings) -> ServiceHost:
     registration = Registration(hasher=hasher, outbox=audit_outbox, emails=account_emails)
     verification = EmailVerification(outbox=audit_outbox, emails=account_emails)
     passwords = PasswordReset(hasher=hasher, outbox=audit_outbox, emails=account_emails, sessions=sessions)
+    service_token_ttl = timedelta(minutes=settings.service_token_expire_minutes)
+    service_accounts = ServiceAccountService(outbox=audit_outbox, revoked=revoked, token_ttl=service_token_ttl)
+    grant = ClientCredentialsGrant(
+        database,
+        keys,
+        audit_outbox,
+        GrantPolicy(settings.jwt_issuer, settings.jwt_audience, settings.token_endpoint, service_token_ttl),
+    )
 
     async def exchange_api_key(api_key: str) -> ExchangedToken:
         return await api_keys.exchange(database, api_key)
 
     feed = RevocationFeed(database, settings.database_url, revoked)
-    relay, close_relay = relay_jobs(audit_outbox, database, settings)
+    # Auth's own calls (its outbox relay) carry tokens it mints itself.
+    own_tokens = ServiceTokens(partial(grant.mint_own, "auth", AUTH_PERMISSIONS))
+    relay, close_relay = relay_jobs(audit_outbox, database, settings, own_tokens)
     email_jobs = email_sender_jobs(database, settings)
 
     async def start() -> None:
@@ -118,6 +140,9 @@ def build(settings: ServiceSettings) -> ServiceHost:
         # Loaded before serving; the feed loads again once it listens, to
         # close the gap between this read and its LISTEN.
         await feed.load_live()
+        await provision_platform_accounts(
+            database, service_accounts, parse_platform_accounts(settings.platform_service_accounts.get_secret_value())
+        )
         if settings.platform_admin_email and settings.platform_admin_password:
             await ensure_platform_admin(
                 database,
@@ -169,6 +194,16 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 api_keys_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"],
                 api_keys_service_pb2_grpc.add_ApiKeyServiceServicer_to_server,
                 ApiKeyApi(database, api_keys),
+            ),
+            (
+                service_accounts_service_pb2.DESCRIPTOR.services_by_name["ServiceAccountService"],
+                service_accounts_service_pb2_grpc.add_ServiceAccountServiceServicer_to_server,
+                ServiceAccountApi(database, service_accounts),
+            ),
+            (
+                service_accounts_service_pb2.DESCRIPTOR.services_by_name["OAuthService"],
+                service_accounts_service_pb2_grpc.add_OAuthServiceServicer_to_server,
+                OAuthApi(grant),
             ),
             (
                 service["AuthInternalService"],

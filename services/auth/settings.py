@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 
 from kit.settings import ServiceSettings
+from services.auth.service.platform_accounts import parse_platform_accounts
 
 
 class AuthSettings(ServiceSettings):
@@ -27,6 +28,14 @@ class AuthSettings(ServiceSettings):
     api_key_hash_key: SecretStr | None = Field(default=None, validation_alias="API_KEY_HASH_KEY")
     # Lifetime of the access tokens API keys are exchanged for (at most 300 s, never past the key's expiry).
     api_key_token_ttl_seconds: int = Field(default=300, ge=10, le=300, validation_alias="API_KEY_TOKEN_TTL_SECONDS")
+
+    # Service accounts' access tokens (client-credentials grant) live this long.
+    service_token_expire_minutes: int = Field(default=10, ge=1, le=60, validation_alias="SERVICE_TOKEN_EXPIRE_MINUTES")
+    # The platform service accounts of Tenantry's own services, `name=secret,...` (tenants, audit);
+    # each service holds its own as SERVICE_CLIENT_ID / SERVICE_CLIENT_SECRET.
+    platform_service_accounts: SecretStr = Field(default=SecretStr(""), validation_alias="PLATFORM_SERVICE_ACCOUNTS")
+    # What a private_key_jwt assertion's aud must be; unset: PUBLIC_BASE_URL + /api/v1/oauth/token.
+    oauth_token_url: str | None = Field(default=None, validation_alias="OAUTH_TOKEN_URL")
 
     # Email delivery over SMTP. Without SMTP_HOST nothing is sent: emails wait in the outbox.
     smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
@@ -54,6 +63,16 @@ class AuthSettings(ServiceSettings):
             return None
         if isinstance(value, str) and len(value) < 16:
             raise ValueError("must be at least 16 characters")
+        return value
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.oauth_token_url or self.public_base_url.rstrip("/") + "/api/v1/oauth/token"
+
+    @field_validator("platform_service_accounts")
+    @classmethod
+    def _platform_accounts(cls, value: SecretStr) -> SecretStr:
+        parse_platform_accounts(value.get_secret_value())
         return value
 
     @field_validator("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_ca_file", mode="before")

@@ -6,7 +6,7 @@ from tenantry.auth.v1 import auth_service_pb2_grpc
 from tenantry.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
 
 from kit.auth_client import remote_api_keys, remote_verifier
-from kit.clients import internal_channel, internal_metadata
+from kit.clients import internal_channel, internal_metadata, service_tokens
 from kit.db import Database
 from kit.outbox import Outbox, relay_jobs
 from kit.server import ServiceHost
@@ -21,11 +21,12 @@ from services.tenants.tenant_cache import TenantCache
 def build(settings: ServiceSettings) -> ServiceHost:
     assert isinstance(settings, TenantsSettings)
     database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
-    metadata = internal_metadata(settings.internal_api_token.get_secret_value())
-    auth_channel = internal_channel(settings.auth_service_addr)
-    verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel)
+    tokens, close_tokens = service_tokens(settings)
+    metadata = internal_metadata(settings.internal_api_token.get_secret_value(), tokens)
+    auth_channel = internal_channel(settings.auth_service_addr, tokens)
+    verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel, tokens)
     audit_outbox = Outbox(outbox)
-    relay, close_relay = relay_jobs(audit_outbox, database, settings)
+    relay, close_relay = relay_jobs(audit_outbox, database, settings, tokens)
     cache = TenantCache(settings.database_url, role=DB_ROLE)
     registry = TenantRegistry(
         database, audit_outbox, auth_service_pb2_grpc.AuthInternalServiceStub(auth_channel), metadata, cache
@@ -34,6 +35,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
     async def stop() -> None:
         await auth_channel.close()
         await close_relay()
+        await close_tokens()
 
     return ServiceHost(
         name="tenants",

@@ -319,6 +319,15 @@ def test_openapi_document_is_valid_and_matches_the_routes(gateway: str) -> None:
         ("/api/v1/api-keys:exchange", "POST"),
         ("/api/v1/system/info", "GET"),
         ("/health", "GET"),
+        ("/api/v1/service-accounts", "POST"),
+        ("/api/v1/service-accounts", "GET"),
+        ("/api/v1/service-accounts/{id}", "GET"),
+        ("/api/v1/service-accounts/{id}", "DELETE"),
+        ("/api/v1/service-accounts/{id}/secrets", "POST"),
+        ("/api/v1/service-accounts/{id}/secrets:rotate", "POST"),
+        ("/api/v1/service-accounts/{id}/keys", "POST"),
+        ("/api/v1/service-accounts/{id}/credentials/{credential_id}", "DELETE"),
+        ("/api/v1/oauth/token", "POST"),
     }
     assert documented == expected
     # Every documented route answers something other than 404/405 (it exists).

@@ -175,16 +175,30 @@ async def revoke_sessions(
         .returning(SessionRevocation.session_id, SessionRevocation.revoked_until)
         .cte("listed")
     )
-    rows = await session.execute(
-        select(
-            listed.c.session_id,
-            func.pg_notify(
-                REVOCATION_CHANNEL,
-                func.concat(listed.c.session_id, " ", func.extract("epoch", listed.c.revoked_until)),
-            ),
-        )
-    )
+    rows = await session.execute(select(listed.c.session_id, _notify(listed)))
     return [row[0] for row in rows]
+
+
+def _notify(listed: Any) -> Any:
+    """Tells every auth replica's feed of each revocation listed, on commit."""
+    return func.pg_notify(
+        REVOCATION_CHANNEL, func.concat(listed.c.session_id, " ", func.extract("epoch", listed.c.revoked_until))
+    )
+
+
+async def list_revocations(session: AsyncSession, session_ids: list[UUID], revoked_until: datetime) -> None:
+    """Lists sids that are no rows of auth.sessions (a service account's
+    credentials) for the revocation feed, and notifies every auth replica on commit."""
+    if not session_ids:
+        return
+    listed = (
+        insert(SessionRevocation)
+        .values([{"session_id": sid, "revoked_until": revoked_until} for sid in session_ids])
+        .on_conflict_do_update(index_elements=["session_id"], set_={"revoked_until": text("excluded.revoked_until")})
+        .returning(SessionRevocation.session_id, SessionRevocation.revoked_until)
+        .cte("listed")
+    )
+    await session.execute(select(_notify(listed)))
 
 
 async def prune_revocations(session: AsyncSession, now: datetime) -> int:

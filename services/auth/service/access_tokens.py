@@ -1,4 +1,4 @@
-"""Access tokens as auth signs them, for sessions and API keys alike (RFC 9068 shape, EdDSA)."""
+"""Signing access tokens: the one place their claims are written, for sessions, API keys and service accounts."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from uuid import UUID
 
 import jwt
 
-from kit.tokens import ACCESS_TOKEN_CLAIM_TYPE, ACCESS_TOKEN_HEADER_TYPE, ALGORITHM
+from kit.tokens import ACCESS_TOKEN_CLAIM_TYPE, ACCESS_TOKEN_HEADER_TYPE, ALGORITHM, SERVICE_ACCOUNT_ACTOR
 from services.auth.service.signing_keys import SigningKeys
+
+__all__ = ["SERVICE_ACCOUNT_ACTOR", "sign_access_token"]
 
 
 def sign_access_token(
@@ -28,7 +30,9 @@ def sign_access_token(
     ttl_seconds: int,
     actor_type: str | None = None,
 ) -> str:
-    """A signed access token; `sid` is what revocation names (a session, or an API key)."""
+    """An EdDSA access JWT (RFC 9068 typ), verified by kit.tokens in every service.
+
+    sid is what revocation names: a person's session, an API key, or a service account's credential."""
     issued_at = int(now.timestamp())
     claims: dict[str, Any] = {
         "iss": issuer,

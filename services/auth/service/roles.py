@@ -34,6 +34,7 @@ CATALOGUE: dict[str, str] = {
     "emails.read": "Read the tenant's email delivery log (recipients, status, errors; never bodies).",
     "api_keys.read": "List the tenant's API keys (never their secrets).",
     "api_keys.manage": "Create and revoke the tenant's API keys.",
+    "service_accounts.manage": "Create and delete the tenant's service accounts and their credentials.",
 }
 APPLICATION_PREFIX = "app."
 APPLICATION_PATTERN = "app.<name>[.<name>...] with lowercase letters, digits and underscores; app.<name>.* for a set"
@@ -53,6 +54,7 @@ PLATFORM_OPERATOR_PERMISSIONS = (
     "platform.tenants.manage",
     "audit.read",
     "platform.emails.read",
+    "service_accounts.manage",
 )
 MAX_PERMISSIONS = 100
 # The operator's role is platform_admin; no tenant role may look like it.

@@ -20,12 +20,14 @@ from kit.tokens import CLOCK_LEEWAY
 from kit.validation import PASSWORD_MAX_BYTES, normalize_email
 from services.auth.models import User
 from services.auth.repository import directory, invitations, memberships, users
+from services.auth.repository import service_accounts as service_account_rows
 from services.auth.repository import sessions as session_rows
 from services.auth.repository.memberships import MembershipView
 from services.auth.service.access_tokens import sign_access_token
 from services.auth.service.opaque_tokens import hash_opaque_token, new_opaque_token, scope_of_opaque_token
 from services.auth.service.passwords import PasswordHasher
 from services.auth.service.roles import BUILT_IN, PLATFORM_OPERATOR_PERMISSIONS, permissions_of
+from services.auth.service.service_accounts import end_tokens_of
 from services.auth.service.signing_keys import SigningKeys
 from services.auth.service.throttling import LOGIN_FAILURES, count_attempt, forgive, refuse_if_blocked
 
@@ -275,6 +277,11 @@ class SessionService:
         )
 
     async def revoke_tenant_sessions(self, session: AsyncSession, tenant_id: UUID) -> int:
+        """Ends the tenant's sessions and its service accounts' tokens (whose sid is their credential)."""
+        credentials = await service_account_rows.credential_ids_of_tenant(session, tenant_id)
+        # Longer than any service token lives (SERVICE_TOKEN_EXPIRE_MINUTES is at most 60).
+        until = datetime.now(UTC) + timedelta(hours=1, seconds=CLOCK_LEEWAY)
+        await end_tokens_of(session, self._revoked, credentials, until)
         return len(await self._revoke(session, tenant_id=tenant_id, reason="tenant_suspended"))
 
     async def revoke_member_sessions(

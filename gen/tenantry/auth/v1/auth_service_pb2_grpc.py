@@ -438,7 +438,8 @@ class AuthService:
 
 class AuthInternalServiceStub:
     """Identity operations for Tenantry's own services. Internal only: no REST
-    mapping, and every call needs the internal API token.
+    mapping, and every call needs a platform service account's access token
+    carrying the permission its rule names.
     """
 
     def __init__(self, channel):
@@ -476,7 +477,8 @@ class AuthInternalServiceStub:
 
 class AuthInternalServiceServicer:
     """Identity operations for Tenantry's own services. Internal only: no REST
-    mapping, and every call needs the internal API token.
+    mapping, and every call needs a platform service account's access token
+    carrying the permission its rule names.
     """
 
     def IntrospectToken(self, request, context):
@@ -572,7 +574,8 @@ def add_AuthInternalServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AuthInternalService:
     """Identity operations for Tenantry's own services. Internal only: no REST
-    mapping, and every call needs the internal API token.
+    mapping, and every call needs a platform service account's access token
+    carrying the permission its rule names.
     """
 
     @staticmethod

@@ -245,7 +245,8 @@ def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _ty
 
 class AuthInternalServiceStub:
     """Identity operations for Tenantry's own services. Internal only: no REST
-    mapping, and every call needs the internal API token.
+    mapping, and every call needs a platform service account's access token
+    carrying the permission its rule names.
     """
 
     @_typing.overload
@@ -291,7 +292,8 @@ class AuthInternalServiceStub:
 @_typing.type_check_only
 class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
     """Identity operations for Tenantry's own services. Internal only: no REST
-    mapping, and every call needs the internal API token.
+    mapping, and every call needs a platform service account's access token
+    carrying the permission its rule names.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -333,7 +335,8 @@ class AuthInternalServiceAsyncStub(AuthInternalServiceStub):
 
 class AuthInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Identity operations for Tenantry's own services. Internal only: no REST
-    mapping, and every call needs the internal API token.
+    mapping, and every call needs a platform service account's access token
+    carrying the permission its rule names.
     """
 
     @_abc_1.abstractmethod

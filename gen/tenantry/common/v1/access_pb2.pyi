@@ -33,9 +33,12 @@ class _AudienceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Audience.Val
     AUDIENCE_AUTHENTICATED: _Audience.ValueType  # 2
     """A valid, unrevoked access token."""
     AUDIENCE_INTERNAL: _Audience.ValueType  # 3
-    """Tenantry's own services and trusted internal callers only, with the
-    internal API token. Internal RPCs carry no google.api.http annotation,
-    so the REST gateway never exposes them.
+    """Tenantry's own services only: an access token of a platform service
+    account (actor_type service_account, no tenant) carrying every one of
+    the rule's `permissions` (audit.ingest, auth.provision_owner,
+    auth.revocations.watch, ...). The shared INTERNAL_API_TOKEN is accepted
+    while one is configured (deprecated). Internal RPCs carry no
+    google.api.http annotation, so the REST gateway never exposes them.
     """
 
 class Audience(_Audience, metaclass=_AudienceEnumTypeWrapper): ...
@@ -46,9 +49,12 @@ AUDIENCE_PUBLIC: Audience.ValueType  # 1
 AUDIENCE_AUTHENTICATED: Audience.ValueType  # 2
 """A valid, unrevoked access token."""
 AUDIENCE_INTERNAL: Audience.ValueType  # 3
-"""Tenantry's own services and trusted internal callers only, with the
-internal API token. Internal RPCs carry no google.api.http annotation,
-so the REST gateway never exposes them.
+"""Tenantry's own services only: an access token of a platform service
+account (actor_type service_account, no tenant) carrying every one of
+the rule's `permissions` (audit.ingest, auth.provision_owner,
+auth.revocations.watch, ...). The shared INTERNAL_API_TOKEN is accepted
+while one is configured (deprecated). Internal RPCs carry no
+google.api.http annotation, so the REST gateway never exposes them.
 """
 Global___Audience: _TypeAlias = Audience  # noqa: Y015
 
@@ -71,7 +77,7 @@ class AccessRule(_message.Message):
     """
     @_builtins.property
     def permissions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """For AUDIENCE_AUTHENTICATED: the caller's access token must carry every
+        """For AUDIENCE_AUTHENTICATED and AUDIENCE_INTERNAL: the caller's access token must carry every
         one of these permissions (its `perms` claim). A held permission ending in
         ".*" grants every permission under that prefix. Empty means any
         authenticated caller. Checked from the verified token alone, so a backend
