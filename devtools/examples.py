@@ -57,13 +57,22 @@ def requested(setting: str | None = None) -> list[Example]:
     return examples
 
 
-def processes(examples: list[Example], service_env: Mapping[str, str], **options: object) -> list[ServiceProcess]:
-    """One process per example, with the services' environment (database, addresses, internal token)."""
+def processes(
+    examples: list[Example], service_env: Mapping[str, str], identity: Mapping[str, str], **options: object
+) -> list[ServiceProcess]:
+    """One process per example, with the services' environment (database, addresses) and the
+    examples' platform service account (`identity`: SERVICE_CLIENT_ID and _SECRET) as its own
+    <NAME>_CLIENT_ID and <NAME>_CLIENT_SECRET."""
     return [
         ServiceProcess(
             example.name,
             example.address(),
-            {**service_env, example.listen_variable: example.address()},
+            {
+                **service_env,
+                example.listen_variable: example.address(),
+                f"{example.name.upper()}_CLIENT_ID": identity["SERVICE_CLIENT_ID"],
+                f"{example.name.upper()}_CLIENT_SECRET": identity["SERVICE_CLIENT_SECRET"],
+            },
             module=example.module,
             **options,  # type: ignore[arg-type]
         )

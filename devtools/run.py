@@ -134,13 +134,13 @@ def main() -> None:
     # the gateway first and the services after it.
     # Each service's own platform service account, its secret generated once into .data/.
     identities = service_identities(
-        {name: secret_file(DATA_DIR / f"{name}-service-secret", 32) for name in ("tenants", "audit")}
+        {name: secret_file(DATA_DIR / f"{name}-service-secret", 32) for name in ("tenants", "audit", "examples")}
     )
     services = [
         ServiceProcess(name, addresses[name], {**env, **identities.get(name, {})}, own_process_group=True)
         for name in SERVICES
     ]
-    services += example_services.processes(examples, env, own_process_group=True)
+    services += example_services.processes(examples, env, identities["examples"], own_process_group=True)
     gateway = ServiceProcess(
         "gateway",
         gateway_address,

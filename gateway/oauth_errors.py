@@ -1,7 +1,8 @@
 """OAuth 2 error answers (RFC 6749 §5.2) for RPCs that name an OAuth error code.
 
-An upstream refusal carrying the `x-oauth-error` trailer (the token endpoint
-sets it) is answered with `{"error": code, "error_description": message}`
+An upstream refusal whose google.rpc.ErrorInfo reason names an OAuth error
+(OAUTH_INVALID_CLIENT and the like: the token endpoint sends them) is answered
+with `{"error": code, "error_description": message}`
 beside the usual error fields: 401 with a Basic challenge for
 invalid_client (§5.2 requires it when the client tried the Authorization
 header, and every 401 carries a challenge), 400 for every other code. Only
@@ -11,10 +12,11 @@ the codes RFC 6749 defines pass; anything else gets the usual body.
 from __future__ import annotations
 
 import grpc
+from google.rpc import error_details_pb2
 
 from gateway.status import GatewayError, error_body
+from kit.error_details import DOMAIN, details_in
 
-OAUTH_ERROR_TRAILER = "x-oauth-error"
 BASIC_CHALLENGE = 'Basic realm="tenantry"'
 OAUTH_ERRORS = frozenset(
     {
@@ -29,7 +31,14 @@ OAUTH_ERRORS = frozenset(
 
 
 def oauth_error(error: grpc.aio.AioRpcError) -> GatewayError | None:
-    code = dict(error.trailing_metadata() or ()).get(OAUTH_ERROR_TRAILER)
+    code = next(
+        (
+            detail.reason.removeprefix("OAUTH_").lower()
+            for detail in details_in(error.trailing_metadata())
+            if isinstance(detail, error_details_pb2.ErrorInfo) and detail.domain == DOMAIN
+        ),
+        None,
+    )
     if code not in OAUTH_ERRORS:
         return None
     description = error.details() or str(code)

@@ -72,6 +72,13 @@ class Reason(StrEnum):
     MEMBERSHIP_REMOVED = "MEMBERSHIP_REMOVED"
     INVITATION_EMAIL_MISMATCH = "INVITATION_EMAIL_MISMATCH"  # the invitation is for another email
     REGISTRATION_CLOSED = "REGISTRATION_CLOSED"  # the tenant takes no self-registration
+    # The token endpoint's refusals, each an RFC 6749 §5.2 error code (the gateway writes the OAuth body from it).
+    OAUTH_INVALID_REQUEST = "OAUTH_INVALID_REQUEST"
+    OAUTH_INVALID_CLIENT = "OAUTH_INVALID_CLIENT"
+    OAUTH_INVALID_GRANT = "OAUTH_INVALID_GRANT"
+    OAUTH_UNAUTHORIZED_CLIENT = "OAUTH_UNAUTHORIZED_CLIENT"
+    OAUTH_UNSUPPORTED_GRANT_TYPE = "OAUTH_UNSUPPORTED_GRANT_TYPE"
+    OAUTH_INVALID_SCOPE = "OAUTH_INVALID_SCOPE"
     NO_ACCESS_RULE = "NO_ACCESS_RULE"  # the method declares no access rule: nobody may call it
     # RESOURCE_EXHAUSTED (with RetryInfo).
     TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"  # failed logins or account emails for this address or client

@@ -12,11 +12,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from google.protobuf import struct_pb2
+from google.rpc import error_details_pb2
 from tenantry.auth.v1 import roles_service_pb2
 from tenantry.auth.v1 import service_accounts_service_pb2 as pb
 from tenantry.auth.v1 import service_accounts_service_pb2_grpc as pb_grpc
 from tenantry.tenants.v1 import tenants_service_pb2
 
+from kit.error_details import details_in
 from tests.stack import Stack, Tenant, bearer, eventually, rpc_error
 
 TOKEN_URL = "http://127.0.0.1:8080/api/v1/oauth/token"  # PUBLIC_BASE_URL's default
@@ -60,7 +62,9 @@ def my_tenant(stack: Stack, token: str) -> Any:
 
 
 def oauth_error(error: grpc.RpcError) -> str | None:
-    return dict(error.trailing_metadata() or ()).get("x-oauth-error")  # type: ignore[attr-defined]
+    """The RFC 6749 error code the refusal's ErrorInfo reason names (OAUTH_INVALID_CLIENT: invalid_client)."""
+    infos = [d for d in details_in(error.trailing_metadata()) if isinstance(d, error_details_pb2.ErrorInfo)]  # type: ignore[attr-defined]
+    return infos[0].reason.removeprefix("OAUTH_").lower() if infos and infos[0].reason.startswith("OAUTH_") else None
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import grpc
 from tenantry.auth.v1 import service_accounts_service_pb2 as pb
 from tenantry.auth.v1 import service_accounts_service_pb2_grpc as pb_grpc
 
-from kit.context import current_request, require_principal
+from kit.context import require_principal
 from kit.convert import from_struct, timestamp
 from kit.db import Database
 from services.auth.models import ServiceAccountCredential
-from services.auth.service.client_credentials import ClientCredentialsGrant, OAuthError, TokenRequest
+from services.auth.service.client_credentials import ClientCredentialsGrant, TokenRequest
 from services.auth.service.service_accounts import CLIENT_SECRET, AccountView, NewSecret, ServiceAccountService
 
 # The trailer naming an RFC 6749 §5.2 error code; the gateway renders the OAuth error body from it.
@@ -130,23 +130,17 @@ class OAuthApi(pb_grpc.OAuthServiceServicer):
         self, request: pb.CreateTokenRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateTokenResponse:
         authorization = dict(context.invocation_metadata() or ()).get("authorization", "")
-        try:
-            token = await self._grant.token(
-                TokenRequest(
-                    grant_type=request.grant_type,
-                    scope=request.scope,
-                    client_id=request.client_id,
-                    client_secret=request.client_secret,
-                    client_assertion_type=request.client_assertion_type,
-                    client_assertion=request.client_assertion,
-                    authorization=str(authorization),
-                )
+        token = await self._grant.token(
+            TokenRequest(
+                grant_type=request.grant_type,
+                scope=request.scope,
+                client_id=request.client_id,
+                client_secret=request.client_secret,
+                client_assertion_type=request.client_assertion_type,
+                client_assertion=request.client_assertion,
+                authorization=str(authorization),
             )
-        except OAuthError as error:
-            current = current_request()
-            trailer = (("x-request-id", current.request_id),) if current else ()
-            context.set_trailing_metadata((*trailer, (OAUTH_ERROR_TRAILER, error.error)))
-            raise
+        )
         response = pb.CreateTokenResponse(
             access_token=token.access_token, token_type="Bearer", expires_in=token.expires_in
         )

@@ -5,7 +5,7 @@ or with private_key_jwt (RFC 7523 §2.2), exactly one method per request. The
 answer is an access token like any other, whose sid is the credential used:
 revoking the credential or deleting the account revokes it through the
 revocation feed. Refusals carry an RFC 6749 §5.2 error code, which the API
-layer puts in the `x-oauth-error` trailer for the gateway.
+layer sends as an ErrorInfo reason (OAUTH_INVALID_CLIENT, ...) for the gateway.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE, Database
+from kit.error_details import Reason
 from kit.errors import DomainError
 from kit.outbox import Outbox
 from kit.permissions import missing
@@ -40,11 +41,22 @@ AUTHENTICATION_FAILED = "client authentication failed"
 MAX_FIELD_LENGTH = 8192
 
 
+# RFC 6749 §5.2's error codes, sent as ErrorInfo reasons (the gateway turns them back into the OAuth body).
+OAUTH_REASONS = {
+    "invalid_request": Reason.OAUTH_INVALID_REQUEST,
+    "invalid_client": Reason.OAUTH_INVALID_CLIENT,
+    "invalid_grant": Reason.OAUTH_INVALID_GRANT,
+    "unauthorized_client": Reason.OAUTH_UNAUTHORIZED_CLIENT,
+    "unsupported_grant_type": Reason.OAUTH_UNSUPPORTED_GRANT_TYPE,
+    "invalid_scope": Reason.OAUTH_INVALID_SCOPE,
+}
+
+
 class OAuthError(DomainError):
     """A refusal with its RFC 6749 §5.2 error code."""
 
     def __init__(self, error: str, description: str, *, code: grpc.StatusCode, keeps_changes: bool = False) -> None:
-        super().__init__(description, keeps_changes=keeps_changes)
+        super().__init__(description, keeps_changes=keeps_changes, reason=OAUTH_REASONS[error])
         self.code = code
         self.error = error
 

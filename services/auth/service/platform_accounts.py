@@ -21,6 +21,8 @@ from services.auth.service.service_accounts import CLIENT_SECRET, ServiceAccount
 PLATFORM_SERVICES: dict[str, tuple[str, ...]] = {
     "tenants": ("audit.ingest", "auth.provision_owner", "auth.revocations.watch"),
     "audit": ("auth.revocations.watch",),
+    # The example backends `make run EXAMPLES=...` starts (examples/), run by the same operator.
+    "examples": ("audit.ingest", "auth.revocations.watch"),
 }
 # Auth's own calls: its outbox relay.
 AUTH_PERMISSIONS = ("audit.ingest",)
