@@ -10,13 +10,12 @@ from typing import Any
 
 import grpc
 import jwt
-import psycopg
 import pytest
 import requests
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2
 from tenantry.auth.v1 import roles_service_pb2
 
-from tests.audit.tampering import verify
+from tests.audit.tampering import stored_ids_under_a_generic_plan, verify
 from tests.gateway.conftest import gateway_in_front
 from tests.stack import Stack, Tenant, bearer, rpc_error
 
@@ -328,20 +327,10 @@ def test_the_replay_lookup_probes_the_primary_key_even_with_a_generic_plan(stack
     """Looked up by id alone, the ids still go through the primary key's index: no scan of the month."""
     stored = [app_event() for _ in range(50)]
     send(stack, tenant.owner_token, *stored)
-    partition = f"events_{datetime.now(UTC):%Y_%m}"
     ids = [uuid.UUID(item.id) for item in stored] + [uuid.uuid4()]
     since = datetime.now(UTC) - timedelta(days=32)
-    with psycopg.connect(stack.database_url) as connection:
-        connection.execute('SET ROLE "tenantry_audit"')
-        connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        for _ in range(3):
-            found = connection.execute(
-                "SELECT stored_ids FROM audit.open_chain_for_application(%s, %s, %s)", (tenant.id, ids, since)
-            ).fetchone()
-            assert found is not None and set(found[0]) == set(ids[:-1])
-        scans = connection.execute(
-            "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE schemaname = 'audit' AND relname = %s",
-            (partition,),
-        ).fetchone()
-        connection.rollback()
-    assert scans is not None and scans[0] == 0 and scans[1] > 0
+    found, seq_scans, index_scans = stored_ids_under_a_generic_plan(
+        stack, "SELECT stored_ids FROM audit.open_chain_for_application(%s, %s, %s)", (tenant.id, ids, since)
+    )
+    assert found == set(ids[:-1])
+    assert seq_scans == 0 and index_scans > 0
