@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR):$(CURDIR)/gen
+export PYTHONPATH := $(CURDIR):$(CURDIR)/gen:$(CURDIR)/clients/python
 
 .PHONY: install run seed reset-operator-password test lint proto bench clean
 
@@ -33,7 +33,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy kit services devtools gateway benchmarks
+	$(VENV)/bin/mypy kit services devtools gateway benchmarks clients/python/tenantry_client examples
 
 PEER_VENV := benchmarks/.peer-venv
 
@@ -50,6 +50,8 @@ bench: install $(PEER_VENV)/.installed
 	$(PY) -m benchmarks.login_burst
 	$(PY) -m benchmarks.refresh
 	$(PY) -m benchmarks.audit_ingest
+	$(PY) -m benchmarks.validation
+	$(PY) -m benchmarks.api_keys
 
 ## Regenerate gen/ from protos/.
 proto: install

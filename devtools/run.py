@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
+from devtools import examples as example_services
 from devtools.mail_catcher import start_mail_catcher
 from devtools.postgres import create_database, start_embedded
 from devtools.stack import ROOT, SERVICES, ServiceProcess, gateway_env, http_healthy, port_taken, service_env
@@ -91,6 +92,8 @@ def main() -> None:
     started = time.monotonic()
     addresses, gateway_address = listen_addresses()
     refuse_taken_ports(addresses, gateway_address)
+    # EXAMPLES=tickets also runs that example service, served by the gateway.
+    examples = example_services.requested()
     database_url = os.environ.get("DATABASE_URL")
     server = None
     if not database_url:
@@ -109,6 +112,7 @@ def main() -> None:
         audit_chain_key=os.environ.get("AUDIT_CHAIN_KEY") or secret_file(DATA_DIR / "audit-chain-key", 32),
         audit_data_dir=Path(os.environ.get("AUDIT_DATA_DIR") or DATA_DIR / "audit"),
         gateway_token=gateway_token,
+        api_key_hash_key=os.environ.get("API_KEY_HASH_KEY") or secret_file(DATA_DIR / "api-key-hash-key", 32),
     )
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = password
@@ -120,10 +124,13 @@ def main() -> None:
     # Own process groups: Ctrl-C reaches only this supervisor, which stops
     # the gateway first and the services after it.
     services = [ServiceProcess(name, addresses[name], env, own_process_group=True) for name in SERVICES]
+    services += example_services.processes(examples, env, own_process_group=True)
     gateway = ServiceProcess(
         "gateway",
         gateway_address,
-        gateway_env(addresses, gateway_address, gateway_token=gateway_token),
+        example_services.gateway_env(
+            examples, gateway_env(addresses, gateway_address, gateway_token=gateway_token), DATA_DIR / "contracts.binpb"
+        ),
         module="gateway",
         probe=http_healthy,
         own_process_group=True,

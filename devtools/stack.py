@@ -40,7 +40,7 @@ def port_taken(address: str) -> bool:
 
 
 def python_path() -> str:
-    return os.pathsep.join([str(ROOT), str(ROOT / "gen")])
+    return os.pathsep.join([str(ROOT), str(ROOT / "gen"), str(ROOT / "clients" / "python")])
 
 
 def http_healthy(address: str, timeout: float = 1.0) -> bool:
@@ -126,6 +126,7 @@ def service_env(
     audit_chain_key: str,
     audit_data_dir: Path,
     gateway_token: str = "",
+    api_key_hash_key: str = "",
 ) -> dict[str, str]:
     """The environment every service of one stack shares."""
     return {
@@ -140,6 +141,8 @@ def service_env(
         "AUDIT_SERVICE_ADDR": addresses["audit"],
         # Proves the gateway, which passes the client's address and user agent on.
         "GATEWAY_TOKEN": gateway_token,
+        # Keys the hash API keys are stored as (auth only); empty: no API keys.
+        "API_KEY_HASH_KEY": api_key_hash_key,
     }
 
 

@@ -13,11 +13,15 @@ import grpc
 import swagger_ui_bundle
 from aiohttp import web
 
+from gateway.access_policy import parse_access_policy
+from gateway.api_keys import edge_api_keys
+from gateway.descriptor_sets import descriptor_set_paths
 from gateway.descriptors import Contracts
-from gateway.edge import EdgeAuthenticator, RateLimiter, client_address, jwks_keys, request_id
+from gateway.edge import EdgeAuthenticator, RateLimiter, client_address, request_id
+from gateway.jwks import JwksSource
 from gateway.openapi import openapi_document
-from gateway.proxy import CALL_INFO, CallInfo, Proxy, json_response, upstream_error
-from gateway.routes import MethodNotAllowed
+from gateway.proxy import CALL_INFO, CallInfo, Proxy, json_response
+from gateway.routes import MethodNotAllowed, check_no_clashes
 from gateway.settings import GatewaySettings
 from gateway.status import GatewayError, error_body
 from gateway.upstreams import Upstreams
@@ -27,7 +31,7 @@ log = logging.getLogger("tenantry.http")
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "Tenantry"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, X-Request-Id, grpc-timeout, traceparent"
+ALLOWED_REQUEST_HEADERS = "Authorization, X-Api-Key, Content-Type, X-Request-Id, grpc-timeout, traceparent"
 EXPOSED_HEADERS = "X-Request-Id, Retry-After, WWW-Authenticate"
 # Swagger UI 5 (the swagger-ui-bundle-v2 package): 4.x cannot read OpenAPI 3.1.
 SWAGGER_ASSETS = {
@@ -51,18 +55,20 @@ DOCS_PAGE = """<!doctype html>
 
 class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
-        descriptor_set = Path(settings.descriptor_set) if settings.descriptor_set else ROOT / "gen" / "tenantry.binpb"
         self.settings = settings
-        self.contracts = Contracts(descriptor_set)
-        self.upstreams = Upstreams(settings.upstream_config())
-        # None when the contracts serve no such RPC: then no token can be verified.
-        self.jwks_rpc = next(
-            (b.rpc for b in self.contracts.bindings if b.rpc.path == settings.jwks_method and b.rpc.public), None
+        self.contracts = Contracts(
+            descriptor_set_paths(settings.descriptor_set, ROOT / "gen" / "tenantry.binpb"),
+            parse_access_policy(settings.access_policy),
         )
+        self.upstreams = Upstreams(settings.upstream_config())
+        self.jwks = JwksSource(self.upstreams, url=settings.jwks_url, method=settings.jwks_method)
         self.origins = settings.origins()
         self.trusted_proxies = settings.trusted_networks()
         self.authenticator = EdgeAuthenticator(
-            self._fetch_jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            self.jwks,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            api_keys=edge_api_keys(self.contracts, self.upstreams, settings.api_key_exchange_method),
         )
         self.proxy = Proxy(
             self.contracts,
@@ -74,8 +80,11 @@ class Gateway:
             max_body_bytes=settings.max_body_bytes,
             upstream_timeout=settings.upstream_timeout_seconds,
             gateway_token=settings.gateway_token.get_secret_value(),
+            json_names=settings.json_names == "json",
         )
-        self.openapi = openapi_document(self.contracts, title=f"{NAME} API", version=VERSION)
+        self.openapi = openapi_document(
+            self.contracts, title=f"{NAME} API", version=VERSION, json_names=settings.json_names == "json"
+        )
         self.exposed_services = sorted({binding.rpc.service for binding in self.contracts.bindings})
         self.native = {
             "/": self.root,
@@ -84,18 +93,7 @@ class Gateway:
             "/openapi.json": self.openapi_json,
             "/docs": self.docs,
         }
-
-    async def _fetch_jwks(self) -> list[dict[str, str]]:
-        rpc = self.jwks_rpc
-        if rpc is None:
-            raise GatewayError(
-                grpc.StatusCode.UNAVAILABLE, "no JWKS is served by these contracts (GATEWAY_JWKS_METHOD)"
-            )
-        try:
-            # wait_for_ready rides out a reconnect (auth restarting with a new key).
-            return jwks_keys(await self.upstreams.callable(rpc)(rpc.request_class(), timeout=5, wait_for_ready=True))
-        except grpc.aio.AioRpcError as error:
-            raise upstream_error(error) from None
+        check_no_clashes(self.contracts.bindings, reserved_paths=self.native)
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self.edge])
@@ -105,6 +103,7 @@ class Gateway:
         return app
 
     async def _close(self, _app: web.Application) -> None:
+        await self.jwks.close()
         await self.upstreams.close()
 
     # Edge ------------------------------------------------------------------
@@ -122,7 +121,7 @@ class Gateway:
             else:
                 response = await handler(request)
         except GatewayError as error:
-            response = json_response(error.http_status, error_body(error.code, error.message), error.headers)
+            response = json_response(error.http_status, error.body(), error.headers)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -7,6 +7,7 @@ annotated RPC to a proto exposes it over REST with no gateway code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,24 @@ from google.api import annotations_pb2, field_behavior_pb2, http_pb2
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor, ServiceDescriptor
 
+from gateway.access_policy import AccessPolicy, PolicyAccess
+from gateway.descriptor_sets import load_files
 from gateway.templates import PathTemplate, TemplateError, parse
 
-# Option of our own contracts; a method without it is treated as needing a token.
+# Option of our own contracts; a method without it follows the gateway's access policy.
 ACCESS_OPTION = "tenantry.common.v1.access"
 AUDIENCE_PUBLIC = 1
+AUDIENCE_AUTHENTICATED = 2
 AUDIENCE_INTERNAL = 3
+
+
+@dataclass(frozen=True)
+class ContractRule:
+    """The part of a method's (tenantry.common.v1.access) rule the gateway acts on."""
+
+    audience: int
+    permissions: tuple[str, ...]
+    accepts_bearer: bool
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,12 @@ class Rpc:
     server_streaming: bool
     public: bool
     comment: str
+    # Every one must be in the token's `perms` (kit.permissions); checked at the edge too.
+    permissions: tuple[str, ...] = ()
+    # The access comes from GATEWAY_ACCESS_POLICY: the contract names no rule.
+    by_policy: bool = False
+    # Public, and a bearer token, when sent, names the caller (it is verified).
+    accepts_bearer: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,33 +64,52 @@ class Binding:
 
 
 class Contracts:
-    def __init__(self, descriptor_set: Path) -> None:
-        files = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set.read_bytes())
-        self.pool = descriptor_pool.DescriptorPool()
+    """Every annotated RPC of one or more descriptor sets, as routes.
+
+    Loading several sets (Tenantry's and each team's) is one pool: see
+    gateway.descriptor_sets for files that come in more than one."""
+
+    def __init__(self, descriptor_sets: Path | Sequence[Path], policy: AccessPolicy | None = None) -> None:
+        self.policy = policy or AccessPolicy({})
+        self.pool, files = load_files([descriptor_sets] if isinstance(descriptor_sets, Path) else descriptor_sets)
         comments: dict[str, str] = {}
         # Leading comments of message fields by full name: their documented limits.
         self.field_comments: dict[str, str] = {}
-        for file in files.file:
-            self.pool.Add(file)
+        for file in files:
             comments.update(_method_comments(file))
             self.field_comments.update(_field_comments(file))
         self.services: list[ServiceDescriptor] = []
         self.bindings: list[Binding] = []
-        for file in files.file:
+        # Served RPCs whose contract names no access rule: what the policy governs.
+        self.methods_by_policy: list[str] = []
+        for file in files:
             for service_proto in file.service:
                 service = self.pool.FindServiceByName(f"{file.package}.{service_proto.name}")
                 self.services.append(service)
                 for method in service.methods:
                     self.bindings.extend(self._bindings_of(service, method, comments.get(method.full_name, "")))
+        self.policy.check_every_entry_is_used(self.methods_by_policy)
 
     def _bindings_of(self, service: ServiceDescriptor, method: MethodDescriptor, comment: str) -> list[Binding]:
         options = descriptor_pb2.MethodOptions.FromString(method.GetOptions().SerializeToString())
         rule = _extension(options, annotations_pb2.http)
-        if rule is None:
-            return []
-        audience = _access_audience(self.pool, method)
-        if audience == AUDIENCE_INTERNAL:
+        if rule is None or method.client_streaming:
+            return []  # not annotated, or a client stream, which REST has no way to send
+        contract_rule = _access_rule(self.pool, method)
+        by_policy = contract_rule is None
+        if contract_rule is None:
+            self.methods_by_policy.append(method.full_name)
+            access = self.policy.access_for(method.full_name)
+            if access == PolicyAccess.DENY:
+                return []
+            contract_rule = ContractRule(
+                audience=AUDIENCE_PUBLIC if access == PolicyAccess.PUBLIC else AUDIENCE_AUTHENTICATED,
+                permissions=(),
+                accepts_bearer=access == PolicyAccess.PUBLIC,
+            )
+        if contract_rule.audience == AUDIENCE_INTERNAL:
             return []  # never exposed, even if annotated by mistake
+        public = contract_rule.audience == AUDIENCE_PUBLIC
         rpc = Rpc(
             service=service.full_name,
             method=method,
@@ -79,11 +117,12 @@ class Contracts:
             request_class=message_factory.GetMessageClass(method.input_type),  # type: ignore[arg-type]
             response_class=message_factory.GetMessageClass(method.output_type),  # type: ignore[arg-type]
             server_streaming=bool(method.server_streaming),
-            public=audience == AUDIENCE_PUBLIC,
+            public=public,
             comment=comment,
+            permissions=() if public else contract_rule.permissions,
+            by_policy=by_policy,
+            accepts_bearer=public and contract_rule.accepts_bearer,
         )
-        if method.client_streaming:
-            return []  # REST has no client streams
         bindings = []
         for http_rule in [rule, *rule.additional_bindings]:
             verb, template = _verb_and_path(http_rule)
@@ -99,7 +138,7 @@ def _extension(options: descriptor_pb2.MethodOptions, extension: Any) -> Any:
     return options.Extensions[extension] if options.HasExtension(extension) else None
 
 
-def _access_audience(pool: descriptor_pool.DescriptorPool, method: MethodDescriptor) -> int | None:
+def _access_rule(pool: descriptor_pool.DescriptorPool, method: MethodDescriptor) -> ContractRule | None:
     try:
         extension: Any = pool.FindExtensionByName(ACCESS_OPTION)
     except KeyError:
@@ -113,7 +152,11 @@ def _access_audience(pool: descriptor_pool.DescriptorPool, method: MethodDescrip
         return None
     rule: Any = rule_class()
     rule.CopyFrom(options.Extensions[extension])
-    return int(rule.audience)
+    return ContractRule(
+        audience=int(rule.audience),
+        permissions=tuple(rule.permissions),
+        accepts_bearer=bool(rule.accepts_bearer),
+    )
 
 
 def _verb_and_path(rule: http_pb2.HttpRule) -> tuple[str, str]:

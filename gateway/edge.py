@@ -12,15 +12,20 @@ from contextlib import contextmanager
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
 
+from gateway.descriptors import Rpc
+from gateway.error_details import edge_details
 from gateway.status import GatewayError
+from kit.api_keys import API_KEY_HEADER, ApiKeyTokens, presented_api_key
 from kit.context import Principal
+from kit.error_details import Reason, error_info
 from kit.errors import DomainError
+from kit.permissions import missing
 from kit.revocations import RevokedSessions
 from kit.tokens import AccessTokenVerifier, CachedJwks
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Metadata = list[tuple[str, str]]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _GRPC_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
@@ -34,15 +39,15 @@ def request_id(offered: str | None) -> str:
     return offered if offered and _REQUEST_ID.fullmatch(offered) else str(uuid.uuid4())
 
 
-def authorization_header(value: str | None) -> str | None:
-    """The Authorization header, if it is printable ASCII (RFC 9110 allows no
-    more in a credential); anything else is no credential: 401."""
+def authorization_header(value: str | None, name: str = "Authorization") -> str | None:
+    """The Authorization (or X-Api-Key) header, if it is printable ASCII (RFC 9110
+    allows no more in a credential); anything else is no credential: 401."""
     if value is None:
         return None
     if not value.isascii() or not value.isprintable():
         raise GatewayError(
             grpc.StatusCode.UNAUTHENTICATED,
-            "the Authorization header must be printable ASCII",
+            f"the {name} header must be printable ASCII",
             headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_request"'},
         )
     return value
@@ -148,48 +153,73 @@ class RateLimiter:
 
 
 class EdgeAuthenticator:
-    """Verifies bearer tokens against the auth service's JWKS, fetched through the
-    contracts like any other call and cached; an unknown kid triggers a refresh.
+    """Verifies bearer tokens against the JWKS of the configured source
+    (gateway.jwks), cached; an unknown kid triggers a refresh. An API key
+    (`Authorization: Bearer tnt_...` or `X-Api-Key`) is first exchanged for an
+    access token, cached (kit.api_keys), which then goes on as the bearer.
     Revocation is left to the services, which the token is passed on to."""
 
-    def __init__(self, fetch_jwks: Any, *, issuer: str, audience: str) -> None:
-        async def fetch_or_unavailable() -> list[dict[str, str]]:
-            # Whatever stopped the fetch, the token may be valid: 503, never 401.
-            try:
-                return list(await fetch_jwks())
-            except GatewayError:
-                raise GatewayError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    "cannot verify tokens: the auth service's keys are unreachable; retry later",
-                    headers={"Retry-After": "1"},
-                ) from None
-
-        self.jwks = CachedJwks(fetch_or_unavailable, min_refresh_interval=1.0)
+    def __init__(self, fetch_jwks: Any, *, issuer: str, audience: str, api_keys: ApiKeyTokens | None = None) -> None:
+        # The fetch answers UNAVAILABLE itself when no keys can be had: the token may well be valid.
+        self.jwks = CachedJwks(fetch_jwks, min_refresh_interval=1.0)
         # Services check revocation; the gateway's own list stays empty and complete.
         unchecked = RevokedSessions()
         unchecked.mark_complete()
         self._verifier = AccessTokenVerifier(self.jwks, issuer=issuer, audience=audience, revoked=unchecked)
+        self.api_keys = api_keys
 
-    async def authenticate(self, authorization: str | None) -> tuple[str, Principal]:
+    async def identify(
+        self, rpc: Rpc, authorization: str | None, api_key: str | None = None
+    ) -> tuple[Principal | None, Metadata]:
+        """Who calls, as the upstream is told: the verified token, x-user-id and
+        x-tenant-id, or for a public RPC the credential as sent (its service
+        verifies it). An RPC public by the gateway's policy has no such service
+        rule behind it: a token sent to it is verified here, and passed on only then."""
+        if rpc.public and not (rpc.by_policy and (authorization is not None or api_key is not None)):
+            sent: Metadata = [] if authorization is None else [("authorization", authorization)]
+            if api_key is not None:
+                sent.append((API_KEY_HEADER, api_key))
+            return None, sent
+        token, principal = await self.authenticate(authorization, api_key)
+        lacking = missing(principal.permissions, rpc.permissions)
+        if lacking:
+            raise GatewayError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"requires the permission: {', '.join(lacking)}",
+                details=edge_details([error_info(Reason.PERMISSION_MISSING, {"permission": ",".join(lacking)})]),
+            )
+        metadata = [("authorization", f"Bearer {token}"), ("x-user-id", str(principal.user_id))]
+        if principal.tenant_id:
+            metadata.append(("x-tenant-id", str(principal.tenant_id)))
+        return principal, metadata
+
+    async def authenticate(self, authorization: str | None, api_key: str | None = None) -> tuple[str, Principal]:
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if api_key is None and (scheme.lower() != "bearer" or not token.strip()):
             raise GatewayError(
                 grpc.StatusCode.UNAUTHENTICATED,
-                "a bearer access token is required",
+                "a bearer access token or an API key is required",
                 headers={"WWW-Authenticate": BEARER_CHALLENGE},
+                details=edge_details([error_info(Reason.TOKEN_MISSING)]),
             )
         try:
+            presented = presented_api_key(authorization, api_key)
+            if presented is not None:
+                if self.api_keys is None:
+                    raise GatewayError(
+                        grpc.StatusCode.UNAUTHENTICATED,
+                        "API keys are not accepted here",
+                        headers={"WWW-Authenticate": BEARER_CHALLENGE},
+                        details=edge_details([error_info(Reason.TOKEN_INVALID)]),
+                    )
+                token = await self.api_keys.access_token(presented)
             return token.strip(), await self._verifier.verify(token.strip())
         except DomainError as error:
             raise GatewayError(
                 error.code,
                 error.message,
+                details=edge_details(error.details()),
                 headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'}
                 if error.code == grpc.StatusCode.UNAUTHENTICATED
                 else {},
             ) from None
-
-
-def jwks_keys(response: Any) -> list[dict[str, str]]:
-    document = json_format.MessageToDict(response, preserving_proto_field_name=True)
-    return list(document.get("keys", []))

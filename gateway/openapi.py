@@ -1,131 +1,38 @@
-"""OpenAPI 3.1, generated from the same descriptors the routes come from."""
+"""OpenAPI 3.1, generated from the same descriptors the routes come from.
+
+Each binding is an operation (an RPC's additional bindings too, with numbered
+operationIds as grpc-gateway's generator numbers them: `TicketService_Lookup`,
+`TicketService_Lookup2`). `security` follows the RPC's access: none for public
+ones, optional for public ones that take a token when sent, a bearer token for
+the rest, whether the rule comes from the contract or from GATEWAY_ACCESS_POLICY.
+A variable spanning several segments (`{name=tickets/*}`) is written as its
+segments (`/v1/tickets/{ticket}`), so two such routes never share a path.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+from collections import Counter
 from typing import Any
 
-from google.api import field_behavior_pb2
-from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from gateway.descriptors import Binding, Contracts, field_behaviors
+from gateway.descriptors import Binding, Contracts, Rpc
+from gateway.openapi_schemas import WELL_KNOWN, Schemas, is_required
+from gateway.templates import PathTemplate
 from gateway.transcoding import is_repeated, message_of
 
-_SCALARS: dict[int, dict[str, Any]] = {
-    FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
-    FieldDescriptor.TYPE_FLOAT: {"type": "number", "format": "float"},
-    FieldDescriptor.TYPE_INT64: {"type": "string", "format": "int64"},
-    FieldDescriptor.TYPE_UINT64: {"type": "string", "format": "uint64"},
-    FieldDescriptor.TYPE_SINT64: {"type": "string", "format": "int64"},
-    FieldDescriptor.TYPE_FIXED64: {"type": "string", "format": "uint64"},
-    FieldDescriptor.TYPE_SFIXED64: {"type": "string", "format": "int64"},
-    FieldDescriptor.TYPE_INT32: {"type": "integer", "format": "int32"},
-    FieldDescriptor.TYPE_SINT32: {"type": "integer", "format": "int32"},
-    FieldDescriptor.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
-    FieldDescriptor.TYPE_UINT32: {"type": "integer", "format": "int64", "minimum": 0},
-    FieldDescriptor.TYPE_FIXED32: {"type": "integer", "format": "int64", "minimum": 0},
-    FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
-    FieldDescriptor.TYPE_STRING: {"type": "string"},
-    FieldDescriptor.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
-}
-_WELL_KNOWN: dict[str, dict[str, Any]] = {
-    "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
-    "google.protobuf.Duration": {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?s$"},
-    "google.protobuf.FieldMask": {"type": "string", "description": "Comma-separated field paths."},
-    "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
-    "google.protobuf.Value": {},
-    "google.protobuf.ListValue": {"type": "array", "items": {}},
-    "google.protobuf.Empty": {"type": "object"},
-    "google.protobuf.Any": {
-        "type": "object",
-        "properties": {"@type": {"type": "string"}},
-        "additionalProperties": True,
-    },
-    "google.protobuf.StringValue": {"type": ["string", "null"]},
-    "google.protobuf.BoolValue": {"type": ["boolean", "null"]},
-    "google.protobuf.Int32Value": {"type": ["integer", "null"]},
-    "google.protobuf.Int64Value": {"type": ["string", "null"], "format": "int64"},
-    "google.protobuf.DoubleValue": {"type": ["number", "null"]},
-}
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["code", "message", "details"],
-    "properties": {
-        "code": {"type": "integer", "description": "The gRPC status code."},
-        "message": {"type": "string"},
-        "details": {"type": "array", "items": {"type": "object"}},
-    },
-}
+log = logging.getLogger("tenantry.gateway")
 
-
-def is_required(field: FieldDescriptor) -> bool:
-    return field_behavior_pb2.REQUIRED in field_behaviors(field)
-
-
-class _Schemas:
-    def __init__(self, field_comments: dict[str, str]) -> None:
-        self.components: dict[str, Any] = {"Error": ERROR_SCHEMA}
-        self._comments = field_comments
-
-    def message(self, descriptor: Descriptor) -> dict[str, Any]:
-        if descriptor.full_name in _WELL_KNOWN:
-            return dict(_WELL_KNOWN[descriptor.full_name])
-        if descriptor.full_name not in self.components:
-            self.components[descriptor.full_name] = {}  # placeholder: recursion stops here
-            self.components[descriptor.full_name] = self.object(descriptor, skip=set())
-        return {"$ref": f"#/components/schemas/{descriptor.full_name}"}
-
-    def object(self, descriptor: Descriptor, *, skip: set[str]) -> dict[str, Any]:
-        """The message as a JSON object; REQUIRED fields listed as required (the
-        services refuse them empty), OUTPUT_ONLY read-only, INPUT_ONLY write-only."""
-        fields = [field for field in descriptor.fields if field.name not in skip]
-        schema: dict[str, Any] = {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {field.name: self.documented(field) for field in fields},
-        }
-        required = [field.name for field in fields if is_required(field)]
-        if required:
-            schema["required"] = required
-        return schema
-
-    def documented(self, field: FieldDescriptor) -> dict[str, Any]:
-        schema = self.field(field)
-        behaviors = field_behaviors(field)
-        extra: dict[str, Any] = {}
-        if field.full_name in self._comments:
-            extra["description"] = self._comments[field.full_name]
-        if field_behavior_pb2.OUTPUT_ONLY in behaviors:
-            extra["readOnly"] = True
-        if field_behavior_pb2.INPUT_ONLY in behaviors:
-            extra["writeOnly"] = True
-        if field_behavior_pb2.REQUIRED in behaviors and field.type == FieldDescriptor.TYPE_STRING:
-            extra["minLength"] = 1  # the services refuse an empty (or blank) value
-        if not extra:
-            return schema
-        # Beside a $ref, keywords apply too in OpenAPI 3.1 (JSON Schema 2020-12).
-        return {**schema, **extra}
-
-    def enum(self, descriptor: EnumDescriptor) -> dict[str, Any]:
-        return {"type": "string", "enum": [value.name for value in descriptor.values]}
-
-    def single(self, field: FieldDescriptor) -> dict[str, Any]:
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
-            return self.message(message_of(field))
-        if field.type == FieldDescriptor.TYPE_ENUM:
-            assert field.enum_type is not None
-            return self.enum(field.enum_type)
-        return dict(_SCALARS[field.type])
-
-    def field(self, field: FieldDescriptor) -> dict[str, Any]:
-        if field.type == FieldDescriptor.TYPE_MESSAGE and message_of(field).GetOptions().map_entry:
-            return {"type": "object", "additionalProperties": self.single(message_of(field).fields_by_name["value"])}
-        if is_repeated(field):
-            return {"type": "array", "items": self.single(field)}
-        return self.single(field)
+_VARIABLE = re.compile(r"\{([^}=]*)(?:=([^}]*))?\}")
+# An access token, or an API key (which `Authorization: Bearer tnt_...` also carries): either one.
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyAuth": []}]
+NATIVE_OPERATIONS = {"/health": "health", "/api/v1/system/info": "api_v1_system_info"}
 
 
 def _query_parameters(
-    schemas: _Schemas, descriptor: Descriptor, prefix: str, skip: set[str], depth: int = 0
+    schemas: Schemas, descriptor: Descriptor, prefix: str, skip: set[str], depth: int = 0
 ) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = []
     for field in descriptor.fields:
@@ -133,11 +40,11 @@ def _query_parameters(
         if name in skip:
             continue
         is_message = field.type == FieldDescriptor.TYPE_MESSAGE
-        if is_message and message_of(field).full_name not in _WELL_KNOWN and not is_repeated(field):
+        if is_message and message_of(field).full_name not in WELL_KNOWN and not is_repeated(field):
             if depth < 3:
                 parameters += _query_parameters(schemas, message_of(field), name + ".", skip, depth + 1)
             continue
-        if is_message and message_of(field).full_name not in _WELL_KNOWN:
+        if is_message and message_of(field).full_name not in WELL_KNOWN:
             continue
         parameters.append(
             {"name": name, "in": "query", "required": not prefix and is_required(field), "schema": schemas.field(field)}
@@ -145,17 +52,70 @@ def _query_parameters(
     return parameters
 
 
-def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
+def openapi_path(template: PathTemplate) -> tuple[str, list[dict[str, Any]]]:
+    """The template as an OpenAPI path and its path parameters. A variable of one
+    segment keeps its field path as its name; one of several is written out:
+    literals as they are, each '*' as a parameter named after the literal before
+    it, a '**' as the field path (a value that may hold '/', sent as %2F)."""
+    parameters: list[dict[str, Any]] = []
+    taken: set[str] = set()
+
+    def parameter(name: str, description: str) -> str:
+        unique, number = name, 2
+        while unique in taken:
+            unique, number = f"{name}{number}", number + 1
+        taken.add(unique)
+        parameters.append({"name": unique, "in": "path", "required": True, "schema": {"type": "string"}})
+        if description:
+            parameters[-1]["description"] = description
+        return "{" + unique + "}"
+
+    def written_out(found: re.Match[str]) -> str:
+        field_path, sub = found.group(1), found.group(2) or "*"
+        if sub == "*":
+            return parameter(field_path, "")
+        parts, previous = [], field_path
+        for part in sub.split("/"):
+            if part == "*":
+                parts.append(parameter(_singular(previous), f"A segment of `{field_path}` ({sub})."))
+            elif part == "**":
+                parts.append(parameter(field_path, f"The rest of `{field_path}` ({sub}); may hold '/'."))
+            else:
+                parts.append(part)
+                previous = part
+        return "/".join(parts)
+
+    return _VARIABLE.sub(written_out, template.source), parameters
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 1 and word.endswith("s") else f"{word}_id"
+
+
+def _security(rpc: Rpc) -> list[dict[str, list[str]]]:
+    if not rpc.public:
+        return BEARER
+    # {}: no credentials at all, or else a bearer token (verified, naming the caller).
+    return [{}, *BEARER] if rpc.accepts_bearer else []
+
+
+def _access_note(rpc: Rpc) -> str:
+    source = " (GATEWAY_ACCESS_POLICY)" if rpc.by_policy else ""
+    if rpc.public:
+        return f"Access: public{source}."
+    needs = f"; permissions: {', '.join(rpc.permissions)}" if rpc.permissions else ""
+    return f"Access: a bearer access token{needs}{source}."
+
+
+def _operation(schemas: Schemas, binding: Binding, operation_id: str) -> tuple[str, dict[str, Any]]:
     rpc = binding.rpc
     request = rpc.request_class.DESCRIPTOR
     path_fields = {".".join(variable.field_path) for variable in binding.template.variables}
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in sorted(path_fields)
-    ]
+    path, parameters = openapi_path(binding.template)
     operation: dict[str, Any] = {
-        "operationId": f"{rpc.method.containing_service.name}_{rpc.method.name}",
+        "operationId": operation_id,
         "summary": rpc.method.name,
-        "description": rpc.comment,
+        "description": "\n\n".join(filter(None, [rpc.comment, _access_note(rpc)])),
         "tags": [rpc.method.containing_service.full_name],
     }
     if binding.body == "*":
@@ -176,30 +136,61 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
         if binding.response_body
         else schemas.message(response)
     )
-    media = "application/x-ndjson" if rpc.server_streaming else "application/json"
+    if rpc.server_streaming:
+        # One message per line; a failure after the first ends the stream with {"error": Error}.
+        content = {
+            "application/x-ndjson": {"schema": body_schema},
+            "text/event-stream": {"schema": {"type": "string", "description": "Server-Sent Events (Accept)."}},
+        }
+    else:
+        content = {"application/json": {"schema": body_schema}}
     error = {
         "description": "Error",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
-    operation["responses"] = {
-        "200": {"description": "OK", "content": {media: {"schema": body_schema}}},
-        "default": error,
-    }
-    operation["security"] = [] if rpc.public else [{"bearerAuth": []}]
-    return operation
+    operation["responses"] = {"200": {"description": "OK", "content": content}, "default": error}
+    operation["security"] = _security(rpc)
+    return path, operation
 
 
-def openapi_document(contracts: Contracts, *, title: str, version: str) -> dict[str, Any]:
-    schemas = _Schemas(contracts.field_comments)
+def operation_ids(bindings: list[Binding]) -> list[str]:
+    """`Service_Method`, or with its package when two loaded services share a
+    name; an RPC's further bindings numbered from 2, skipping any id in use."""
+    short_names = Counter(service.rsplit(".", 1)[-1] for service in {binding.rpc.service for binding in bindings})
+    bases = []
+    for binding in bindings:
+        service = binding.rpc.method.containing_service
+        prefix = service.name if short_names[service.name] == 1 else service.full_name.replace(".", "_")
+        bases.append(f"{prefix}_{binding.rpc.method.name}")
+    # An RPC's own id (an RPC named Lookup2 beside Lookup) is never given to another's binding.
+    reserved = set(bases)
+    used = set(NATIVE_OPERATIONS.values())
+    ids = []
+    for base in bases:
+        operation_id, number = base, 2
+        while operation_id in used or (operation_id != base and operation_id in reserved):
+            operation_id, number = f"{base}{number}", number + 1
+        used.add(operation_id)
+        ids.append(operation_id)
+    return ids
+
+
+def openapi_document(contracts: Contracts, *, title: str, version: str, json_names: bool = False) -> dict[str, Any]:
+    schemas = Schemas(contracts.field_comments, json_names=json_names)
     paths: dict[str, dict[str, Any]] = {}
-    seen: dict[str, int] = {}
-    for binding in contracts.bindings:
-        operation = _operation(schemas, binding)
-        # An RPC's additional bindings get numbered ids (as grpc-gateway's generator does): ids must be unique.
-        seen[operation["operationId"]] = count = seen.get(operation["operationId"], 0) + 1
-        if count > 1:
-            operation["operationId"] += str(count)
-        paths.setdefault(binding.template.openapi_path, {})[binding.http_method.lower()] = operation
+    # Paths that differ only by their parameters' names are one path to OpenAPI.
+    described: dict[tuple[str, str], Binding] = {}
+    for binding, operation_id in zip(contracts.bindings, operation_ids(contracts.bindings), strict=True):
+        path, operation = _operation(schemas, binding, operation_id)
+        key = (re.sub(r"\{[^}]*\}", "{}", path), binding.http_method)
+        if key in described:
+            log.warning(
+                "a route is left out of the OpenAPI document: its path is another route's",
+                extra={"route": f"{binding.http_method} {binding.template.source}", "rpc": binding.rpc.path},
+            )
+            continue
+        described[key] = binding
+        paths.setdefault(path, {})[binding.http_method.lower()] = operation
     status_schema = {"type": "object", "additionalProperties": True}
     for path, summary in (
         ("/health", "Health of every upstream and its database"),
@@ -207,7 +198,7 @@ def openapi_document(contracts: Contracts, *, title: str, version: str) -> dict[
     ):
         paths[path] = {
             "get": {
-                "operationId": path.strip("/").replace("/", "_").replace(".", "_"),
+                "operationId": NATIVE_OPERATIONS[path],
                 "summary": summary,
                 "security": [],
                 "responses": {
@@ -225,7 +216,10 @@ def openapi_document(contracts: Contracts, *, title: str, version: str) -> dict[
         "paths": paths,
         "components": {
             "schemas": schemas.components,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "apiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+            },
         },
-        "security": [{"bearerAuth": []}],
+        "security": BEARER,
     }

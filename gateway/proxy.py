@@ -13,7 +13,7 @@ import orjson
 from aiohttp import web
 from google.protobuf.descriptor import Descriptor
 
-from gateway.descriptors import Binding, Contracts
+from gateway.descriptors import Contracts
 from gateway.edge import (
     BEARER_CHALLENGE,
     EdgeAuthenticator,
@@ -23,8 +23,10 @@ from gateway.edge import (
     deadline,
     traceparent,
 )
+from gateway.error_details import DetailDecoder
 from gateway.routes import Matched, MethodNotAllowed, RouteTable
-from gateway.status import HTTP_STATUS, GatewayError, error_body
+from gateway.status import HTTP_STATUS, GatewayError
+from gateway.streaming import stream_response
 from gateway.transcoding import build_request, to_json
 from gateway.upstreams import Upstreams
 from kit.context import Principal
@@ -35,7 +37,7 @@ CALL_INFO = "tenantry.call"
 GATEWAY_TOKEN_HEADER = "x-gateway-token"
 # RFC 6749 §5.1: a response carrying tokens must not be stored by any cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-TOKEN_FIELDS = frozenset({"access_token", "refresh_token"})
+TOKEN_FIELDS = frozenset({"access_token", "refresh_token", "secret"})
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Proxy:
         max_body_bytes: int,
         upstream_timeout: float,
         gateway_token: str = "",
+        json_names: bool = False,
     ) -> None:
         self.routes = RouteTable(contracts.bindings)
         self._upstreams = upstreams
@@ -82,6 +85,9 @@ class Proxy:
         self._max_body = max_body_bytes
         self._timeout = upstream_timeout
         self._gateway_token = gateway_token
+        # Responses (and error details) by json_name rather than the proto field name.
+        self._json_names = json_names
+        self._details = DetailDecoder(contracts.pool, json_names=json_names)
 
     def route(self, request: web.Request) -> Matched:
         found = self.routes.match(request.method, request.rel_url.raw_path)
@@ -115,15 +121,9 @@ class Proxy:
         if self._gateway_token:
             metadata.append((GATEWAY_TOKEN_HEADER, self._gateway_token))
         authorization = authorization_header(request.headers.get("Authorization"))
-        if not binding.rpc.public:
-            token, principal = await self._authenticator.authenticate(authorization)
-            info.principal = principal
-            metadata.append(("authorization", f"Bearer {token}"))
-            metadata.append(("x-user-id", str(principal.user_id)))
-            if principal.tenant_id:
-                metadata.append(("x-tenant-id", str(principal.tenant_id)))
-        elif authorization is not None:
-            metadata.append(("authorization", authorization))
+        api_key = authorization_header(request.headers.get("X-Api-Key"), "X-Api-Key")
+        info.principal, identity = await self._authenticator.identify(binding.rpc, authorization, api_key)
+        metadata += identity
         trace = traceparent(request.headers.get("traceparent"))
         if trace:
             metadata.append(("traceparent", trace))
@@ -133,42 +133,38 @@ class Proxy:
             metadata.append(("x-client-user-agent", user_agent))
 
         body = await self._read_body(request)
-        message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
+        try:
+            message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
+        except GatewayError as error:
+            if error.field is not None:
+                error.details = [self._details.bad_request(error.field, error.message)]
+            raise
         timeout = deadline(request.headers.get("grpc-timeout"), self._timeout)
         call = self._upstreams.callable(binding.rpc)
+
+        def failure(error: grpc.aio.AioRpcError) -> GatewayError:
+            presented = authorization is not None or api_key is not None
+            return upstream_error(error, token_presented=presented, details=self._details)
+
+        def encode(reply: Any) -> Any:
+            return to_json(reply, binding.response_body, json_names=self._json_names)
+
         if binding.rpc.server_streaming:
-            return await self._stream(request, info, binding, call(message, metadata=metadata, timeout=timeout))
+            return await stream_response(
+                request,
+                call(message, metadata=metadata, timeout=timeout),
+                encode=encode,
+                failure=failure,
+                headers=info.extra_headers,
+            )
         name = binding.rpc.method.full_name
         try:
             with self._in_flight.slot(name) if name in self._limited else contextlib.nullcontext():
                 reply = await call(message, metadata=metadata, timeout=timeout)
         except grpc.aio.AioRpcError as error:
-            raise upstream_error(error, token_presented=authorization is not None) from None
+            raise failure(error) from None
         headers = NO_STORE if carries_tokens(binding.rpc.response_class.DESCRIPTOR) else None
-        return json_response(200, to_json(reply, binding.response_body), headers)
-
-    async def _stream(self, request: web.Request, info: CallInfo, binding: Binding, stream: Any) -> web.StreamResponse:
-        """Server streaming as newline-delimited JSON; a failure mid-stream ends it with an error line."""
-        response = web.StreamResponse(
-            status=200, headers={"Content-Type": "application/x-ndjson", **info.extra_headers}
-        )
-        iterator = stream.__aiter__()
-        try:
-            first = await iterator.__anext__()
-        except StopAsyncIteration:
-            first = None
-        except grpc.aio.AioRpcError as error:
-            raise upstream_error(error, token_presented="Authorization" in request.headers) from None
-        await response.prepare(request)
-        try:
-            if first is not None:
-                await response.write(_line(to_json(first, binding.response_body)))
-                async for item in iterator:
-                    await response.write(_line(to_json(item, binding.response_body)))
-        except grpc.aio.AioRpcError as error:
-            await response.write(_line({"error": error_body(error.code(), error.details() or "")}))
-        await response.write_eof()
-        return response
+        return json_response(200, encode(reply), headers)
 
     async def _read_body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > self._max_body:
@@ -180,10 +176,6 @@ class Proxy:
                 raise too_large(self._max_body)
             chunks.append(chunk)
         return b"".join(chunks)
-
-
-def _line(document: Any) -> bytes:
-    return orjson.dumps(document) + b"\n"
 
 
 def too_large(limit: int) -> GatewayError:
@@ -209,8 +201,14 @@ def _carries_tokens(descriptor: Descriptor, seen: set[str]) -> bool:
     )
 
 
-def upstream_error(error: grpc.aio.AioRpcError, *, token_presented: bool = False) -> GatewayError:
+def upstream_error(
+    error: grpc.aio.AioRpcError, *, token_presented: bool = False, details: DetailDecoder | None = None
+) -> GatewayError:
+    """The upstream's status as the gateway answers it: HTTP status, headers and, with a
+    decoder, the google.rpc details of its grpc-status-details-bin."""
     code = error.code()
+    trailers = error.trailing_metadata() or ()
+    rich = details.from_trailers(code, trailers) if details is not None else None
     # Every 401 carries a challenge (RFC 9110 §15.5.2), but invalid_token only
     # answers a token that was sent (RFC 6750 §3): a wrong password is no token problem.
     headers = {}
@@ -224,6 +222,15 @@ def upstream_error(error: grpc.aio.AioRpcError, *, token_presented: bool = False
         message = "the service is unavailable; retry later"
         headers = {"Retry-After": "1"}
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        hint = dict(error.trailing_metadata() or ()).get("retry-after")
+        hint = dict(trailers).get("retry-after")
         headers = {"Retry-After": str(hint) if str(hint or "").isdigit() else "1"}
-    return GatewayError(code, message, http_status=HTTP_STATUS.get(code, 500), headers=headers)
+    if rich is not None and rich.retry_after is not None:
+        # A RetryInfo detail says how long; it wins over the older `retry-after` trailer.
+        headers = {**headers, "Retry-After": str(rich.retry_after)}
+    return GatewayError(
+        code,
+        message,
+        http_status=HTTP_STATUS.get(code, 500),
+        headers=headers,
+        details=rich.details if rich is not None else None,
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gateway.descriptors import Binding
@@ -34,3 +36,39 @@ class RouteTable:
         if allowed:
             return MethodNotAllowed(tuple(sorted(set(allowed))))
         return None
+
+
+_VARIABLE = re.compile(r"\{[^}=]*(?:=([^}]*))?\}")
+
+
+def route_shape(binding: Binding) -> tuple[str, tuple[str, ...], str | None]:
+    """What the binding matches, whatever its variables are called:
+    `GET /v1/{name=shelves/*}` and `GET /v1/shelves/{id}` have one shape."""
+    template = binding.template
+    body = template.source[1:]
+    if template.verb:
+        body = body.removesuffix(":" + template.verb)
+    segments = _VARIABLE.sub(lambda found: found.group(1) or "*", body).split("/")
+    return binding.http_method, tuple(segments), template.verb
+
+
+def check_no_clashes(bindings: list[Binding], reserved_paths: Iterable[str] = ()) -> None:
+    """Two bindings of one shape would leave one unreachable, whichever the
+    table tried first: refused at start-up, naming both RPCs. So is a route on
+    a path the gateway answers itself (/health, /openapi.json, /docs/...)."""
+    seen: dict[tuple[str, tuple[str, ...], str | None], Binding] = {}
+    reserved = {("GET", tuple(path[1:].split("/")), None) for path in reserved_paths}
+    for binding in bindings:
+        shape = route_shape(binding)
+        if shape in reserved or (shape[1][0] == "docs" and len(shape[1]) > 1):
+            raise ValueError(
+                f"route {binding.http_method} {binding.template.source} of {binding.rpc.method.full_name} "
+                "is a path the gateway serves itself"
+            )
+        earlier = seen.setdefault(shape, binding)
+        if earlier is not binding:
+            raise ValueError(
+                f"route clash: {binding.http_method} {earlier.template.source} of {earlier.rpc.method.full_name} "
+                f"and {binding.http_method} {binding.template.source} of {binding.rpc.method.full_name} "
+                "match the same requests"
+            )

@@ -27,9 +27,9 @@ HTTP_STATUS = {
 }
 
 
-def error_body(code: grpc.StatusCode, message: str) -> dict[str, Any]:
-    # Rich status details are not carried yet: `details` is always empty.
-    return {"code": code.value[0], "message": message, "details": []}
+def error_body(code: grpc.StatusCode, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    # `details`: the upstream's google.rpc.Status details, as grpc-gateway writes them (gateway/error_details.py).
+    return {"code": code.value[0], "message": message, "details": details or []}
 
 
 class GatewayError(Exception):
@@ -42,9 +42,22 @@ class GatewayError(Exception):
         *,
         http_status: int | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.http_status = http_status or HTTP_STATUS[code]
         self.headers = headers or {}
+        self.details = details or []
+        # The request field (or parameter) a 400 of the gateway's own is about: its BadRequest detail.
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, self.details)
+
+
+def bad_request(message: str, *, field: str | None = None) -> GatewayError:
+    """INVALID_ARGUMENT; with `field`, the answer carries a google.rpc.BadRequest naming it too."""
+    return GatewayError(grpc.StatusCode.INVALID_ARGUMENT, message, field=field)

@@ -9,8 +9,15 @@
 
 A template compiles to a regular expression over the raw (still
 percent-encoded) path; captured values are decoded afterwards, the way the
-spec asks: fully for single-segment variables, keeping "/" encoded for
-multi-segment ones.
+spec asks: fully for single-segment variables ("a%2Fb" is "a/b"), keeping "%2F"
+as it is for multi-segment ones ("shelves/1/books/a%2Fb"). That is Envoy's and
+grpc-gateway's UnescapingModeAllExceptReserved, the reference behaviour.
+
+A path that matches no template that way is tried once more with each "%2F"
+inside a multi-segment variable read as "/": OpenAPI clients know
+`{book.name=shelves/*/books/*}` as one parameter and send
+"shelves%2F1%2Fbooks%2F2". The value is then decoded in full, as grpc-gateway's
+UnescapingModeAllCharacters (and its default mode) decode it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENCODED_SLASH = re.compile("%2[Ff]")
 _LITERAL = re.compile(r"[A-Za-z0-9._~!$&'()+,;=@%-]+")
 
 
@@ -50,13 +58,34 @@ class PathTemplate:
 
     def match(self, raw_path: str) -> dict[tuple[str, ...], str] | None:
         found = self.regex.fullmatch(raw_path)
+        if found is not None:
+            return {
+                variable.field_path: _decode(found.group(f"v{index}"), keep_slashes=variable.multi_segment)
+                for index, variable in enumerate(self.variables)
+            }
+        if not any(variable.multi_segment for variable in self.variables) or not _ENCODED_SLASH.search(raw_path):
+            return None
+        return self._match_encoded_slashes(raw_path)
+
+    def _match_encoded_slashes(self, raw_path: str) -> dict[tuple[str, ...], str] | None:
+        """The match with every %2F read as '/', kept only if each such slash fell inside a
+        multi-segment variable (never a literal, a single-segment variable or the verb)."""
+        pieces = _ENCODED_SLASH.split(raw_path)
+        slashes, position = [], 0
+        for piece in pieces[:-1]:
+            position += len(piece)
+            slashes.append(position)
+            position += 1
+        found = self.regex.fullmatch("/".join(pieces))
         if found is None:
             return None
-        values: dict[tuple[str, ...], str] = {}
-        for index, variable in enumerate(self.variables):
-            raw = found.group(f"v{index}")
-            values[variable.field_path] = _decode(raw, keep_slashes=variable.multi_segment)
-        return values
+        spans = [found.span(f"v{i}") for i, variable in enumerate(self.variables) if variable.multi_segment]
+        if not all(any(start <= slash < end for start, end in spans) for slash in slashes):
+            return None
+        return {
+            variable.field_path: _decode(found.group(f"v{index}"), keep_slashes=False)
+            for index, variable in enumerate(self.variables)
+        }
 
     @property
     def specificity(self) -> tuple[int, int, int]:
@@ -64,7 +93,9 @@ class PathTemplate:
         return (0 if self.verb else 1, self.wildcard_count, -self.literal_count)
 
 
-def _decode(raw: str, *, keep_slashes: bool) -> str:
+def _decode(raw: str | None, *, keep_slashes: bool) -> str:
+    if raw is None:
+        return ""  # a '**' variable that matched no segment (its group did not take part)
     if keep_slashes:
         raw = re.sub("%2[Ff]", "%252F", raw)
     return unquote(raw)
@@ -95,10 +126,25 @@ def _segment_regex(segment: str) -> str:
     if segment == "*":
         return "[^/]+"
     if segment == "**":
-        return ".*"
+        return _ZERO_OR_MORE_MARK + ".*"
     if not _LITERAL.fullmatch(segment):
         raise TemplateError(f"invalid literal segment {segment!r}")
     return re.escape(segment)
+
+
+# Marks a piece that may match no segment at all, along with the '/' before it
+# (http.proto: "**" matches zero or more segments, so /v1/files matches /v1/files/{name=**}).
+_ZERO_OR_MORE_MARK = "\x00"
+
+
+def _join(pieces: list[str]) -> str:
+    joined = pieces[0].removeprefix(_ZERO_OR_MORE_MARK)
+    for piece in pieces[1:]:
+        if piece.startswith(_ZERO_OR_MORE_MARK):
+            joined += f"(?:/{piece.removeprefix(_ZERO_OR_MORE_MARK)})?"
+        else:
+            joined += "/" + piece
+    return joined
 
 
 def parse(template: str) -> PathTemplate:
@@ -130,7 +176,8 @@ def parse(template: str) -> PathTemplate:
                 raise TemplateError("'**' must be the last segment")
             wildcards += sum(part in ("*", "**") for part in sub)
             literals += sum(part not in ("*", "**") for part in sub)
-            pieces.append(f"(?P<v{len(variables)}>{'/'.join(_segment_regex(part) for part in sub)})")
+            group = f"(?P<v{len(variables)}>{_join([_segment_regex(part) for part in sub])})"
+            pieces.append(f"{_ZERO_OR_MORE_MARK}{group}" if sub == ("**",) else group)
             variables.append(Variable(path, sub))
             openapi.append("{" + name + "}")
         else:
@@ -143,7 +190,7 @@ def parse(template: str) -> PathTemplate:
             pieces.append(_segment_regex(segment))
             openapi.append(segment)
     suffix = re.escape(":" + verb) if verb else ""
-    regex = re.compile("/" + "/".join(pieces) + suffix)
+    regex = re.compile(_join(["", *pieces]) + suffix)
     return PathTemplate(
         source=template,
         regex=regex,

@@ -38,7 +38,7 @@ class Upstreams:
         self._config = config
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._turns: dict[str, Iterator[int]] = {key: itertools.count() for key in config}
-        self._callables: dict[tuple[str, str], Any] = {}
+        self._callables: dict[tuple[str, str, Any], Any] = {}
 
     def _key_for(self, service: str) -> str | None:
         matches = [key for key in self._config if service == key or service.startswith(key + ".")]
@@ -63,17 +63,36 @@ class Upstreams:
 
     def callable(self, rpc: Rpc) -> Any:
         """The rpc's multicallable on the next address in turn, made once per address."""
-        address = self.pick(rpc.service)
-        call = self._callables.get((address, rpc.path))
+        return self._multicallable(
+            rpc.service,
+            rpc.path,
+            streaming=rpc.server_streaming,
+            request_serializer=rpc.request_class.SerializeToString,
+            response_deserializer=rpc.response_class.FromString,
+        )
+
+    def unary_unary(self, service: str, path: str, *, request_serializer: Any, response_deserializer: Any) -> Any:
+        """A unary method of an upstream whose contract need not be loaded (auth's GetJwks)."""
+        return self._multicallable(
+            service,
+            path,
+            streaming=False,
+            request_serializer=request_serializer,
+            response_deserializer=response_deserializer,
+        )
+
+    def _multicallable(
+        self, service: str, path: str, *, streaming: bool, request_serializer: Any, response_deserializer: Any
+    ) -> Any:
+        address = self.pick(service)
+        # By message class too: the same method may be called with the loaded contract's classes and the stubs'.
+        key = (address, path, response_deserializer)
+        call = self._callables.get(key)
         if call is None:
             channel = self._channel(address)
-            factory = channel.unary_stream if rpc.server_streaming else channel.unary_unary
-            call = factory(
-                rpc.path,
-                request_serializer=rpc.request_class.SerializeToString,
-                response_deserializer=rpc.response_class.FromString,
-            )
-            self._callables[(address, rpc.path)] = call
+            factory = channel.unary_stream if streaming else channel.unary_unary
+            call = factory(path, request_serializer=request_serializer, response_deserializer=response_deserializer)
+            self._callables[key] = call
         return call
 
     async def health(self, service: str, address: str, timeout: float = 1.0) -> str:

@@ -9,7 +9,9 @@ import grpc
 from google.protobuf import json_format
 from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
+from kit.api_keys import ApiKeyTokens, remote_exchange
 from kit.clients import internal_metadata
+from kit.error_details import Reason
 from kit.errors import Unavailable
 from kit.revocations import RevokedSessions, follow_revocations
 from kit.settings import ServiceSettings
@@ -48,7 +50,11 @@ def remote_verifier(
         try:
             jwks = await stub.GetJwks(auth_service_pb2.GetJwksRequest(), timeout=5, wait_for_ready=True)
         except grpc.aio.AioRpcError:
-            raise Unavailable("cannot verify tokens: the auth service's keys are unreachable") from None
+            raise Unavailable(
+                "cannot verify tokens: the auth service's keys are unreachable",
+                reason=Reason.KEYS_UNREACHABLE,
+                retry_after_seconds=1,
+            ) from None
         return [json_format.MessageToDict(key, preserving_proto_field_name=True) for key in jwks.keys]
 
     revoked = RevokedSessions(max_staleness=settings.revocation_max_staleness_seconds)
@@ -64,3 +70,11 @@ def remote_verifier(
         await follow_revocations(channel, metadata, revoked)
 
     return verifier, revoked, follow
+
+
+def remote_api_keys(settings: ServiceSettings, channel: grpc.aio.Channel) -> ApiKeyTokens:
+    """API keys exchanged through the auth service over channel, cached (see kit.api_keys).
+
+    The exchange carries this service's internal credentials: its rule is public
+    today, and whatever rule replaces it for service-to-service calls applies."""
+    return ApiKeyTokens(remote_exchange(channel, internal_metadata(settings.internal_api_token.get_secret_value())))

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from kit.errors import Unauthenticated
+from kit.error_details import Reason
+from kit.errors import PermissionDenied, Unauthenticated
 
 PLATFORM_ADMIN_ROLE = "platform_admin"
 
@@ -28,6 +29,8 @@ class Principal:
     expires_at: datetime
     # What the token's membership (or the operator) may do; see kit.permissions.
     permissions: frozenset[str] = frozenset()
+    # "user", or "api_key" (the token's actor_type claim): a machine identity, user_id and session_id being the key.
+    actor_type: str = "user"
 
     @property
     def is_platform_admin(self) -> bool:
@@ -60,7 +63,7 @@ def require_principal() -> Principal:
     """The authenticated caller; the access interceptor guarantees one on authenticated RPCs."""
     principal = current_principal()
     if principal is None:
-        raise Unauthenticated("a bearer access token is required")
+        raise Unauthenticated("a bearer access token is required", reason=Reason.TOKEN_MISSING)
     return principal
 
 
@@ -70,3 +73,8 @@ def enter_request(request: RequestContext) -> object:
 
 def leave_request(token: object) -> None:
     _current_request.reset(token)  # type: ignore[arg-type]
+
+
+def tenant_required() -> PermissionDenied:
+    """The refusal of a tenant's RPC to a token that names no tenant (an operator's)."""
+    return PermissionDenied("the token names no tenant", reason=Reason.TENANT_REQUIRED)

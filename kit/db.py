@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from kit.context import current_principal
+from kit.error_details import Reason
 from kit.errors import DomainError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,14 @@ _UNREACHABLE = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
 )
+
+
+def database_unavailable() -> Unavailable:
+    """What a call answers while the database cannot be reached. A second is worth waiting: a broken
+    pooled connection is dropped at once and the next call connects anew."""
+    return Unavailable(
+        "the database is unavailable; retry later", reason=Reason.DATABASE_UNAVAILABLE, retry_after_seconds=1
+    )
 
 
 def is_connection_failure(error: BaseException) -> bool:
@@ -173,7 +182,7 @@ class Database:
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             log.warning("database unreachable; answering UNAVAILABLE", extra={"reason": type(error).__name__})
-        return Unavailable("the database is unavailable; retry later")
+        return database_unavailable()
 
     def _reachable(self) -> None:
         if self._outage_since is not None:

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kit.access import access_rules
+from kit.api_keys import ApiKeyTokens
 from kit.clients import server_keepalive_options
 from kit.db import Database
 from kit.interceptors.access import AccessInterceptor
@@ -57,6 +58,8 @@ class ServiceHost:
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     on_start: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     on_stop: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Turns API keys callers present into access tokens; None: keys are refused.
+    api_keys: ApiKeyTokens | None = None
 
 
 async def _watch_readiness(host: ServiceHost, health_servicer: health.aio.HealthServicer) -> None:
@@ -96,7 +99,10 @@ async def serve(host: ServiceHost) -> None:
         interceptors=[
             RequestInterceptor(gateway_token=host.settings.gateway_token.get_secret_value()),
             AccessInterceptor(
-                access_rules(*descriptors), host.verifier, host.settings.internal_api_token.get_secret_value()
+                access_rules(*descriptors),
+                host.verifier,
+                host.settings.internal_api_token.get_secret_value(),
+                host.api_keys,
             ),
             ValidationInterceptor(),
         ],

@@ -33,6 +33,7 @@ OPERATOR_PASSWORD = "operator-password-1"
 INTERNAL_API_TOKEN = "test-internal-token-0123456789"
 AUDIT_CHAIN_KEY = "test-audit-chain-key-0123456789"
 GATEWAY_TOKEN = "test-gateway-token-0123456789"
+API_KEY_HASH_KEY = "test-api-key-hash-key-0123456789"
 OWNER_PASSWORD = "owner-password-1"
 MEMBER_PASSWORD = "member-password-1"
 
@@ -73,6 +74,7 @@ class Stack:
             audit_chain_key=AUDIT_CHAIN_KEY,
             audit_data_dir=self.audit_data_dir,
             gateway_token=GATEWAY_TOKEN,
+            api_key_hash_key=API_KEY_HASH_KEY,
         )
         env.update(
             {

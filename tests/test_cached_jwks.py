@@ -9,6 +9,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kit.error_details import Reason
 from kit.errors import Unavailable
 from kit.tokens import CachedJwks
 
@@ -30,7 +31,7 @@ class SlowJwks:
         self.fetches += 1
         await asyncio.sleep(0.05)
         if self.fails:
-            raise Unavailable("cannot verify tokens: the auth service's keys are unreachable")
+            raise Unavailable("the auth service's keys are unreachable", reason=Reason.KEYS_UNREACHABLE)
         return self.keys
 
 

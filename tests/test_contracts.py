@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from google.api import annotations_pb2
 from tenantry.audit.v1 import audit_service_pb2
-from tenantry.auth.v1 import auth_service_pb2, emails_service_pb2
+from tenantry.auth.v1 import api_keys_service_pb2, auth_service_pb2, emails_service_pb2
 from tenantry.common.v1 import access_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
@@ -18,6 +18,7 @@ from kit.access import access_rules
 SERVICES = [
     *auth_service_pb2.DESCRIPTOR.services_by_name.values(),
     *emails_service_pb2.DESCRIPTOR.services_by_name.values(),
+    *api_keys_service_pb2.DESCRIPTOR.services_by_name.values(),
     *tenants_service_pb2.DESCRIPTOR.services_by_name.values(),
     *audit_service_pb2.DESCRIPTOR.services_by_name.values(),
 ]

@@ -24,6 +24,7 @@ TABLES = {
         "email_outbox",
         "account_tokens",
         "throttles",
+        "api_keys",
     },
     "tenants": {"tenants", "outbox"},
     "audit": {"events", "chain_heads"},

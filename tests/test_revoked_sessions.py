@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tenantry_client import revocations as client_revocations
 
-from kit import revocations
 from kit.errors import Unavailable
 from kit.revocations import RevokedSessions
 
@@ -34,7 +34,7 @@ def test_a_lost_stream_is_trusted_for_the_bound_then_refused_until_a_new_snapsho
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(revocations.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(client_revocations.time, "monotonic", lambda: now[0])
     revoked = RevokedSessions(max_staleness=5)
     session = uuid.uuid4()
     revoked.mark_complete()

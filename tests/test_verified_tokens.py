@@ -58,7 +58,7 @@ def counting_decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("kit.tokens.jwt.decode", decode)
+    monkeypatch.setattr("tenantry_client.tokens.jwt.decode", decode)
     return calls
 
 

@@ -13,9 +13,11 @@ from contextlib import asynccontextmanager
 from urllib.parse import unquote
 
 import grpc
+from grpc_status import rpc_status
 
 from kit.context import RequestContext, enter_request, leave_request
-from kit.db import is_connection_failure
+from kit.db import database_unavailable, is_connection_failure
+from kit.error_details import rich_status
 from kit.errors import DomainError
 from kit.interceptors.base import Metadata, WrappingInterceptor
 
@@ -62,11 +64,7 @@ class RequestInterceptor(WrappingInterceptor):
             yield
         except DomainError as error:
             status = error.code
-            if error.retry_after_seconds is not None:
-                context.set_trailing_metadata(
-                    (("x-request-id", request.request_id), ("retry-after", str(error.retry_after_seconds)))
-                )
-            await context.abort(error.code, error.message)
+            await _abort_with(context, error, request.request_id)
         except (grpc.aio.AbortError, grpc.aio.UsageError):
             status = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]
             raise
@@ -77,7 +75,7 @@ class RequestInterceptor(WrappingInterceptor):
             if is_connection_failure(error):
                 # Database work outside a unit of work (which maps it itself).
                 status = grpc.StatusCode.UNAVAILABLE
-                await context.abort(status, "the database is unavailable; retry later")
+                await _abort_with(context, database_unavailable(), request.request_id)
             status = grpc.StatusCode.INTERNAL
             log.error("unhandled error", exc_info=True, extra={"method": method, "request_id": request.request_id})
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request.request_id})")
@@ -109,3 +107,14 @@ class RequestInterceptor(WrappingInterceptor):
         if from_gateway and forwarded:
             return forwarded.split(",")[0].strip()[:64] or None
         return peer_ip(context.peer())
+
+
+async def _abort_with(context: grpc.aio.ServicerContext, error: DomainError, request_id: str) -> None:
+    """Ends the call with the error's status, its google.rpc details in `grpc-status-details-bin`
+    (code and message the same as the call's), and `retry-after` when a retry may succeed."""
+    code, message = error.code, error.message
+    details = rpc_status.to_status(rich_status(code.value[0], message, error.details())).trailing_metadata
+    trailers: tuple[tuple[str, str | bytes], ...] = (("x-request-id", request_id), *details)
+    if error.retry_after_seconds is not None:
+        trailers += (("retry-after", str(error.retry_after_seconds)),)
+    await context.abort(code, message, trailers)

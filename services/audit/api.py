@@ -8,10 +8,10 @@ from typing import Any
 import grpc
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2, audit_service_pb2_grpc
 
-from kit.context import current_principal, require_principal
+from kit.context import current_principal, require_principal, tenant_required
 from kit.convert import from_timestamp, parse_uuid, timestamp
 from kit.db import Database, scope_of_caller
-from kit.errors import InvalidArgument, PermissionDenied
+from kit.errors import InvalidArgument
 from kit.pagination import decode_cursor, page_size
 from services.audit import application_ingest
 from services.audit.checkpoints import ALGORITHM, Checkpoint, CheckpointKey
@@ -73,7 +73,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
     ) -> audit_service_pb2.ListAuditEventsResponse:
         scope = scope_of_caller()
         if not scope or current_principal() is None:
-            raise PermissionDenied("the token names no tenant")
+            raise tenant_required()
         where = EventFilter(
             scope=scope,
             action=request.action or None,
@@ -105,7 +105,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
         principal = require_principal()
         scope = scope_of_caller()
         if not scope:
-            raise PermissionDenied("the token names no tenant")
+            raise tenant_required()
         where = EventFilter(
             scope=scope,
             user_id=principal.user_id,
@@ -125,7 +125,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
     ) -> audit_service_pb2.VerifyAuditTrailResponse:
         scope = scope_of_caller()
         if not scope:
-            raise PermissionDenied("the token names no tenant")
+            raise tenant_required()
         async with self._database.unit_of_work() as session:
             result = await self._trail.verify(session, scope)
         return audit_service_pb2.VerifyAuditTrailResponse(
@@ -143,7 +143,7 @@ class AuditApi(audit_service_pb2_grpc.AuditServiceServicer):
     ) -> audit_service_pb2.BatchCreateAuditEventsResponse:
         principal = require_principal()
         if principal.tenant_id is None:
-            raise PermissionDenied("the token names no tenant")
+            raise tenant_required()
         caller = application_ingest.caller_of(principal)
         events = application_ingest.application_events(request, principal.tenant_id, caller, datetime.now(UTC))
         receipts = await self._trail.append_for_application(principal.tenant_id, events)

@@ -7,7 +7,7 @@ import logging
 
 from tenantry.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
 
-from kit.auth_client import remote_verifier
+from kit.auth_client import remote_api_keys, remote_verifier
 from kit.clients import internal_channel
 from kit.db import Database
 from kit.errors import Unavailable
@@ -67,6 +67,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
         database=database,
         verifier=verifier,
         revocations=revoked,
+        api_keys=remote_api_keys(settings, auth_channel),
         servicers=[
             (
                 service["AuditService"],

@@ -7,6 +7,8 @@ from datetime import timedelta
 from tenantry.auth.v1 import (
     accounts_service_pb2,
     accounts_service_pb2_grpc,
+    api_keys_service_pb2,
+    api_keys_service_pb2_grpc,
     auth_service_pb2,
     auth_service_pb2_grpc,
     emails_service_pb2,
@@ -17,6 +19,7 @@ from tenantry.auth.v1 import (
     roles_service_pb2_grpc,
 )
 
+from kit.api_keys import ApiKeyTokens, ExchangedToken
 from kit.db import Database
 from kit.outbox import Outbox, relay_jobs
 from kit.revocations import RevokedSessions
@@ -24,6 +27,7 @@ from kit.server import ServiceHost
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
 from services.auth.api.accounts import AccountApi
+from services.auth.api.api_keys import ApiKeyApi
 from services.auth.api.auth import AuthApi, AuthInternalApi
 from services.auth.api.emails import EmailApi
 from services.auth.api.members import MemberApi
@@ -31,6 +35,7 @@ from services.auth.api.roles import RoleApi
 from services.auth.models import DB_ROLE, outbox
 from services.auth.service.account_emails import AccountEmailPolicy, AccountEmails
 from services.auth.service.accounts import AccountService
+from services.auth.service.api_keys import ApiKeyPolicy, ApiKeyService
 from services.auth.service.email_delivery import email_sender_jobs
 from services.auth.service.invitations import InvitationPolicy, InvitationService
 from services.auth.service.memberships import MembershipService
@@ -76,13 +81,34 @@ def build(settings: ServiceSettings) -> ServiceHost:
             ttl=timedelta(hours=settings.invitation_ttl_hours), public_base_url=settings.public_base_url
         ),
     )
-    memberships = MembershipService(hasher=hasher, outbox=audit_outbox, sessions=sessions, invitations=invitations)
+    api_keys = ApiKeyService(
+        outbox=audit_outbox,
+        keys=keys,
+        revoked=revoked,
+        policy=ApiKeyPolicy(
+            hash_key=settings.api_key_hash_key.get_secret_value().encode() if settings.api_key_hash_key else None,
+            token_ttl=timedelta(seconds=settings.api_key_token_ttl_seconds),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        ),
+    )
+    memberships = MembershipService(
+        hasher=hasher,
+        outbox=audit_outbox,
+        sessions=sessions,
+        invitations=invitations,
+        end_api_key_tokens=api_keys.end_tenant_tokens,
+    )
     roles = RoleService(outbox=audit_outbox, revoke_members=sessions.revoke_member_sessions)
     accounts = AccountService(outbox=audit_outbox, sessions=sessions)
     account_emails = AccountEmails(AccountEmailPolicy(public_base_url=settings.public_base_url))
     registration = Registration(hasher=hasher, outbox=audit_outbox, emails=account_emails)
     verification = EmailVerification(outbox=audit_outbox, emails=account_emails)
     passwords = PasswordReset(hasher=hasher, outbox=audit_outbox, emails=account_emails, sessions=sessions)
+
+    async def exchange_api_key(api_key: str) -> ExchangedToken:
+        return await api_keys.exchange(database, api_key)
+
     feed = RevocationFeed(database, settings.database_url, revoked)
     relay, close_relay = relay_jobs(audit_outbox, database, settings)
     email_jobs = email_sender_jobs(database, settings)
@@ -140,6 +166,11 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 EmailApi(database),
             ),
             (
+                api_keys_service_pb2.DESCRIPTOR.services_by_name["ApiKeyService"],
+                api_keys_service_pb2_grpc.add_ApiKeyServiceServicer_to_server,
+                ApiKeyApi(database, api_keys),
+            ),
+            (
                 service["AuthInternalService"],
                 auth_service_pb2_grpc.add_AuthInternalServiceServicer_to_server,
                 AuthInternalApi(database, memberships, verifier, revoked),
@@ -148,4 +179,6 @@ def build(settings: ServiceSettings) -> ServiceHost:
         background=[feed.run, feed.prune, relay, *email_jobs],
         on_start=[start],
         on_stop=[stop],
+        # Keys presented to auth itself are exchanged in process, cached like anywhere else.
+        api_keys=ApiKeyTokens(exchange_api_key),
     )

@@ -22,6 +22,11 @@ class AuthSettings(ServiceSettings):
     invitation_ttl_hours: int = Field(default=168, ge=1, le=24 * 90, validation_alias="INVITATION_TTL_HOURS")
     # Where people open the links in Tenantry's emails.
     public_base_url: str = Field(default="http://127.0.0.1:8080", validation_alias="PUBLIC_BASE_URL")
+    # Keys the HMAC-SHA-256 that API keys are stored as (16+ characters). Unset: no API key can be
+    # made or used. Changing it invalidates every key.
+    api_key_hash_key: SecretStr | None = Field(default=None, validation_alias="API_KEY_HASH_KEY")
+    # Lifetime of the access tokens API keys are exchanged for (at most 300 s, never past the key's expiry).
+    api_key_token_ttl_seconds: int = Field(default=300, ge=10, le=300, validation_alias="API_KEY_TOKEN_TTL_SECONDS")
 
     # Email delivery over SMTP. Without SMTP_HOST nothing is sent: emails wait in the outbox.
     smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
@@ -41,6 +46,15 @@ class AuthSettings(ServiceSettings):
     email_max_attempts: int = Field(default=20, ge=1, le=1000, validation_alias="EMAIL_MAX_ATTEMPTS")
     # New emails wake the sender at once; other replicas' emails are found by polling this often.
     email_poll_seconds: float = Field(default=5, gt=0, le=600, validation_alias="EMAIL_POLL_SECONDS")
+
+    @field_validator("api_key_hash_key", mode="before")
+    @classmethod
+    def _empty_is_unset_or_long_enough(cls, value: object) -> object:
+        if value == "":
+            return None
+        if isinstance(value, str) and len(value) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
 
     @field_validator("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_ca_file", mode="before")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tenantry.auth.v1 import auth_service_pb2_grpc
 from tenantry.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
 
-from kit.auth_client import remote_verifier
+from kit.auth_client import remote_api_keys, remote_verifier
 from kit.clients import internal_channel, internal_metadata
 from kit.db import Database
 from kit.outbox import Outbox, relay_jobs
@@ -42,6 +42,7 @@ def build(settings: ServiceSettings) -> ServiceHost:
         database=database,
         verifier=verifier,
         revocations=revoked,
+        api_keys=remote_api_keys(settings, auth_channel),
         servicers=[
             (
                 tenants_service_pb2.DESCRIPTOR.services_by_name["TenantService"],

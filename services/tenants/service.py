@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import grpc
+from google.rpc.error_details_pb2 import BadRequest, PreconditionFailure
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenantry.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 
 from kit.clients import with_request_id
-from kit.context import Principal
+from kit.context import Principal, tenant_required
 from kit.db import PLATFORM_SCOPE, Database, after_commit
+from kit.error_details import Precondition, Reason, details_in
 from kit.errors import (
     AlreadyExists,
     DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
     Unavailable,
 )
 from kit.outbox import Outbox
@@ -44,15 +46,17 @@ TIERS = ("free", "basic", "premium")
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 MAX_SETTINGS_BYTES = 64 * 1024
 UPDATABLE_FIELDS = ("name", "settings")
+# SetTenantAccountSettings' fields, as the tenant's settings name them.
+SETTINGS_OF_ACCOUNT_FIELDS = {
+    "registration_enabled": "registration.enabled",
+    "default_role": "registration.default_role",
+    "email_sender_name": "email.sender_name",
+    "email_product_name": "email.product_name",
+}
 AUTH_CALL_TIMEOUT = 5.0
 
 OWNER_STATUSES = {auth_pb2.MEMBERSHIP_STATUS_ACTIVE: "active", auth_pb2.MEMBERSHIP_STATUS_INVITED: "invited"}
 
-_PASSED_THROUGH = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-}
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,7 @@ class TenantRegistry:
                     email_product_name=account.email_product_name,
                 ),
                 field_prefix="tenant.settings.",
+                renamed=SETTINGS_OF_ACCOUNT_FIELDS,
             )
         async with self._database.unit_of_work() as session:
             return await self._record_update(session, tenant_id, changes)
@@ -311,27 +316,47 @@ class TenantRegistry:
                 details=details,
             )
 
-    async def _call_auth(self, rpc: Any, request: Any, *, field_prefix: str = "") -> Any:
+    async def _call_auth(
+        self, rpc: Any, request: Any, *, field_prefix: str = "", renamed: Mapping[str, str] | None = None
+    ) -> Any:
         try:
             # wait_for_ready rides out a reconnect (auth restarting) within the deadline.
             return await rpc(
                 request, metadata=with_request_id(self._metadata), timeout=AUTH_CALL_TIMEOUT, wait_for_ready=True
             )
         except grpc.aio.AioRpcError as error:
-            raise _translate(error, field_prefix) from None
+            raise _translate(error, field_prefix, renamed or {}) from None
 
 
-def _translate(error: grpc.aio.AioRpcError, field_prefix: str) -> DomainError:
-    passed = _PASSED_THROUGH.get(error.code())
-    if passed is InvalidArgument:
-        field, _, problem = (error.details() or "").partition(": ")
-        return InvalidArgument(field_prefix + field, problem)
-    if passed is not None:
-        return passed(error.details() or "conflict")
-    return Unavailable("the auth service is unavailable; retry the request")
+def _translate(error: grpc.aio.AioRpcError, field_prefix: str, renamed: Mapping[str, str]) -> DomainError:
+    """Auth's refusal of what the caller sent, as this service's own (its field, renamed to the
+    caller's, under field_prefix; its details kept); any other failure of auth is an outage here."""
+    code, message = error.code(), error.details() or ""
+    details = details_in(error.trailing_metadata())  # type: ignore[arg-type]
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        violation = next((v for d in details if isinstance(d, BadRequest) for v in d.field_violations), None)
+        if violation is not None:
+            return InvalidArgument(field_prefix + renamed.get(violation.field, violation.field), violation.description)
+        field, _, problem = message.partition(": ")
+        return InvalidArgument(field_prefix + renamed.get(field, field), problem)
+    if code == grpc.StatusCode.ALREADY_EXISTS:
+        return AlreadyExists(message or "conflict")
+    if code == grpc.StatusCode.FAILED_PRECONDITION:
+        failed = next((v for d in details if isinstance(d, PreconditionFailure) for v in d.violations), None)
+        kind = Precondition(failed.type) if failed is not None and failed.type in Precondition else None
+        return FailedPrecondition(
+            message or "conflict",
+            violation=kind or Precondition.ACCOUNT_CHANGED,
+            subject=failed.subject if failed is not None else "owner",
+        )
+    return Unavailable(
+        "the auth service is unavailable; retry the request",
+        reason=Reason.AUTH_SERVICE_UNAVAILABLE,
+        retry_after_seconds=1,
+    )
 
 
 def _tenant_of(principal: Principal) -> UUID:
     if principal.tenant_id is None:
-        raise PermissionDenied("the token names no tenant")
+        raise tenant_required()
     return principal.tenant_id

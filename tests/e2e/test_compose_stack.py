@@ -37,6 +37,7 @@ def compose_gateway(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module
         "PLATFORM_ADMIN_PASSWORD": OPERATOR_PASSWORD,
         "INTERNAL_API_TOKEN": uuid.uuid4().hex,
         "AUDIT_CHAIN_KEY": uuid.uuid4().hex,
+        "API_KEY_HASH_KEY": uuid.uuid4().hex,
         "POSTGRES_PASSWORD": uuid.uuid4().hex,
         "BCRYPT_ROUNDS": "4",
     }
@@ -92,6 +93,13 @@ def test_an_external_client_runs_through_the_compose_stack(compose_gateway: str)
         )
     )
     assert actions
+
+    created_key = requests.post(
+        f"{gateway}/api/v1/api-keys", headers=headers, json={"name": "compose", "permissions": ["tenant.read"]}
+    )
+    assert created_key.status_code == 200, created_key.text
+    key = {"X-Api-Key": created_key.json()["secret"]}
+    assert requests.get(f"{gateway}/api/v1/tenants/me", headers=key).json()["slug"] == slug
 
     assert requests.post(f"{gateway}/api/v1/auth/logout", headers=headers, json={}).status_code == 200
     assert eventually(

@@ -33,27 +33,40 @@ def start_gateway(name: str, env: dict[str, str], log_dir: Path) -> ServiceProce
     return process
 
 
-@pytest.fixture(scope="session")
-def echo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("echo")
+@contextmanager
+def echo_behind_gateway(folder: Path, name: str, env: dict[str, str]) -> Iterator[str]:
+    """The echo upstream behind a gateway process with these settings; its base URL."""
     descriptor_set = build_descriptor_set(folder / "echo.binpb")
     server, address = start_echo_server(descriptor_set)
-    gateway = start_gateway(
-        "gateway-echo",
-        {
-            "GATEWAY_DESCRIPTOR_SET": str(descriptor_set),
-            "GATEWAY_UPSTREAMS": f"tenantry.testing.echo.v1={address}",
-            "GATEWAY_MAX_BODY_BYTES": "2048",
-            "GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "2",
-            "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32",
-        },
-        folder,
-    )
+    settings = {
+        "GATEWAY_DESCRIPTOR_SET": str(descriptor_set),
+        "GATEWAY_UPSTREAMS": f"tenantry.testing.echo.v1={address}",
+    }
+    gateway = start_gateway(name, {**settings, **env}, folder)
     try:
         yield f"http://{gateway.address}"
     finally:
         gateway.stop()
         server.stop(0)
+
+
+@pytest.fixture(scope="session")
+def echo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {
+        "GATEWAY_MAX_BODY_BYTES": "2048",
+        "GATEWAY_UPSTREAM_TIMEOUT_SECONDS": "2",
+        "GATEWAY_TRUSTED_PROXIES": "127.0.0.1/32",
+    }
+    with echo_behind_gateway(tmp_path_factory.mktemp("echo"), "gateway-echo", env) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def echo_json_names_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The echo upstream behind a gateway answering by json_name (GATEWAY_JSON_NAMES=json)."""
+    folder = tmp_path_factory.mktemp("echo-json-names")
+    with echo_behind_gateway(folder, "gateway-echo-json-names", {"GATEWAY_JSON_NAMES": "json"}) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

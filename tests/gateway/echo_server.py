@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, duration_pb2, message_factory
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 from grpc_tools import protoc
 
 from devtools.protogen import _include_paths
 
 HERE = Path(__file__).resolve().parent
 SERVICE = "tenantry.testing.echo.v1.EchoService"
+# Ids of the streams whose caller went away before their end (the server runs in the tests' process).
+CANCELLED_STREAMS: list[str] = []
 ECHOED_METADATA = ("authorization", "x-tenant-id", "x-user-id", "x-request-id", "traceparent", "x-forwarded-for")
 
 
@@ -47,16 +51,20 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
         return response_class(
             request=request,
             method=method,
-            metadata=[f"{key}={received[key]}" for key in ECHOED_METADATA if key in received] + [f"served-by={name}"],
+            metadata=[f"{key}={received[key]}" for key in ECHOED_METADATA if key in received]
+            + [f"served-by={name}"]
+            # The paths as the upstream holds them (the JSON form would re-encode them in camelCase).
+            + ([f"update_mask={','.join(request.update_mask.paths)}"] if request.update_mask.paths else []),
         )
+
+    book_class = message_factory.GetMessageClass(pool.FindMessageTypeByName("tenantry.testing.echo.v1.Book"))
 
     def unary(method: str) -> Any:
         def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+            if method == "FailRich":
+                fail_rich(request, context, book_class, grpc_code(request.count))
             if method == "Fail":
-                context.abort(
-                    grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == request.count)),
-                    f"failed with {request.count}",
-                )
+                context.abort(grpc_code(request.count), f"failed with {request.count}")
             if method == "Slow":
                 time.sleep(request.wait.seconds + request.wait.nanos / 1e9)
             return reply(method, request, context)
@@ -69,7 +77,14 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
 
     def stream(request: Any, context: grpc.ServicerContext) -> Any:
         for index in range(request.count):
+            if index and request.HasField("wait"):
+                time.sleep(request.wait.seconds + request.wait.nanos / 1e9)
+                if not context.is_active():
+                    CANCELLED_STREAMS.append(request.id)
+                    return
             yield response_class(request=request_class(id=str(index)), method="Stream")
+        if request.name == "rich":
+            fail_rich(request, context, book_class, grpc.StatusCode.INVALID_ARGUMENT)
         if request.flag:
             context.abort(grpc.StatusCode.DATA_LOSS, "stream broke")
 
@@ -86,6 +101,8 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
             "Secret",
             "Hidden",
             "Unannotated",
+            "UpdateShelf",
+            "FailRich",
         )
     }
     handlers["Stream"] = grpc.unary_stream_rpc_method_handler(
@@ -96,3 +113,46 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     return server, f"127.0.0.1:{port}"
+
+
+def grpc_code(number: int) -> grpc.StatusCode:
+    return next(code for code in grpc.StatusCode if code.value[0] == number)
+
+
+def fail_rich(request: Any, context: grpc.ServicerContext, book_class: Any, code: grpc.StatusCode) -> None:
+    """Aborts with a google.rpc.Status in grpc-status-details-bin, as grpcio-status writes it;
+    `text` picks a malformed variant ("garbage", "mismatch") or the older retry-after trailer."""
+    if request.text == "garbage":
+        context.set_trailing_metadata((("grpc-status-details-bin", b"\xff\x00 not a status"),))
+        context.abort(code, "garbled details")
+    if request.text == "trailer":
+        context.set_trailing_metadata((("retry-after", "7"),))
+        context.abort(code, "busy")
+    violations = [
+        error_details_pb2.BadRequest.FieldViolation(field="book.title", description="must not be empty"),
+        error_details_pb2.BadRequest.FieldViolation(field="book.pages", description="must be positive"),
+    ]
+    details = [
+        error_details_pb2.BadRequest(field_violations=violations),
+        error_details_pb2.ErrorInfo(reason="BOOK_INVALID", domain="echo.tenantry.test", metadata={"shelf": "s1"}),
+        book_class(name="shelves/s1/books/b1", title=""),
+    ]
+    if request.HasField("wait"):
+        details.append(
+            error_details_pb2.RetryInfo(
+                retry_delay=duration_pb2.Duration(seconds=request.wait.seconds, nanos=request.wait.nanos)
+            )
+        )
+    packed = []
+    for detail in details:
+        entry = any_pb2.Any()
+        entry.Pack(detail)
+        packed.append(entry)
+    packed.append(any_pb2.Any(type_url="type.googleapis.com/acme.v1.Unknown", value=b"\x08\x2a"))
+    status = status_pb2.Status(code=code.value[0], message="the book is not valid", details=packed)
+    if request.text == "mismatch":
+        # A Status whose code is not the call's: what no well-behaved server sends.
+        status.code = grpc.StatusCode.NOT_FOUND.value[0]
+        context.set_trailing_metadata(((rpc_status.GRPC_DETAILS_METADATA_KEY, status.SerializeToString()),))
+        context.abort(code, status.message)
+    context.abort_with_status(rpc_status.to_status(status))

@@ -313,6 +313,11 @@ def test_openapi_document_is_valid_and_matches_the_routes(gateway: str) -> None:
         ("/api/v1/audit/events", "GET"),
         ("/api/v1/audit/verification", "GET"),
         ("/api/v1/audit/events:batch", "POST"),
+        ("/api/v1/api-keys", "GET"),
+        ("/api/v1/api-keys", "POST"),
+        ("/api/v1/api-keys/{id}", "GET"),
+        ("/api/v1/api-keys/{id}:revoke", "POST"),
+        ("/api/v1/api-keys:exchange", "POST"),
         ("/api/v1/system/info", "GET"),
         ("/health", "GET"),
     }
@@ -324,7 +329,7 @@ def test_openapi_document_is_valid_and_matches_the_routes(gateway: str) -> None:
         assert status not in (404, 405) or "{" in path, (path, method, status)
     login_op = document["paths"]["/api/v1/auth/login"]["post"]
     assert login_op["security"] == [] and "Exchanges an email" in login_op["description"]
-    assert document["paths"]["/api/v1/tenants/me"]["get"]["security"] == [{"bearerAuth": []}]
+    assert document["paths"]["/api/v1/tenants/me"]["get"]["security"] == [{"bearerAuth": []}, {"apiKeyAuth": []}]
 
 
 def test_swagger_ui_is_served_from_installed_assets(gateway: str) -> None:

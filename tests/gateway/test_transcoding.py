@@ -71,6 +71,13 @@ def test_nested_field_path_with_a_pattern(echo_gateway: str) -> None:
     assert requests.get(f"{echo_gateway}/v1/shelves/s1/books").status_code == 404
 
 
+def test_a_pattern_variable_with_encoded_slashes_matches_as_openapi_clients_send_it(echo_gateway: str) -> None:
+    # OpenAPI knows {book.name=shelves/*/books/*} as one parameter, so clients encode its slashes.
+    reply = requests.get(f"{echo_gateway}/v1/shelves%2Fs1%2Fbooks%2Fb2")
+    assert reply.status_code == 200 and reply.json()["request"]["book"]["name"] == "shelves/s1/books/b2"
+    assert requests.get(f"{echo_gateway}/v1/echo%2Fa").status_code == 404  # a literal is never one
+
+
 def test_body_field_with_response_body(echo_gateway: str) -> None:
     reply = requests.patch(f"{echo_gateway}/v1/shelves/s1/books/b2", json={"title": "New", "pages": "12"})
     assert reply.status_code == 200

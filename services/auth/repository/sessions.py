@@ -15,8 +15,7 @@ from sqlalchemy import ColumnElement, DateTime, and_, cast, delete, func, litera
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.db import Database, is_connection_failure
-from kit.errors import Unavailable
+from kit.db import Database, database_unavailable, is_connection_failure
 from services.auth.models import RefreshToken, Session, SessionRevocation, TenantDirectoryEntry
 
 REVOCATION_CHANNEL = "tenantry_session_revoked"
@@ -292,7 +291,7 @@ async def refresh_transaction(database: Database, subject: UUID, token_hash: byt
             await connection.execute("COMMIT")
     except Exception as error:
         if is_connection_failure(error):
-            raise Unavailable("the database is unavailable; retry later") from None
+            raise database_unavailable() from None
         raise
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import Principal
 from kit.db import bind_scope
+from kit.error_details import Reason
 from kit.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
 from services.auth.models import User
@@ -68,7 +69,7 @@ class AccountService:
         await bind_scope(session, tenant=principal.tenant_id, subject=principal.user_id)
         user = await users.find_user(session, principal.user_id)
         if user is None:
-            raise Unauthenticated("the user no longer exists")
+            raise Unauthenticated("the user no longer exists", reason=Reason.USER_NOT_FOUND)
         joined = await memberships.memberships_of_user(session, user.id)
         waiting: list[tuple[UUID, str, str]] = []
         if user.email_verified_at is not None:
@@ -85,7 +86,7 @@ class AccountService:
         account = await self.me(session, principal)
         chosen = next((m for m in account.memberships if m.slug == slug), None)
         if chosen is None or chosen.status != "active":
-            raise PermissionDenied(f"tenant_slug: not an active member of tenant '{slug}'")
+            raise PermissionDenied(f"tenant_slug: not an active member of tenant '{slug}'", reason=Reason.NOT_A_MEMBER)
         await users.set_default_tenant(session, principal.user_id, chosen.tenant_id, datetime.now(UTC))
         await self._outbox.record(
             session,

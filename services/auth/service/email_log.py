@@ -9,6 +9,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import Principal
+from kit.error_details import Reason
 from kit.errors import PermissionDenied
 from kit.pagination import one_page
 from services.auth.models import EmailMessage
@@ -32,7 +33,9 @@ async def list_emails(
 ) -> EmailPage:
     """The caller's tenant's log, or (every_tenant, operators only) everyone's."""
     if every_tenant and not principal.is_platform_admin:
-        raise PermissionDenied("the delivery log of every tenant is for platform operators")
+        raise PermissionDenied(
+            "the delivery log of every tenant is for platform operators", reason=Reason.PLATFORM_OPERATOR_REQUIRED
+        )
     # For operators, the platform scope their unit of work binds is what lets
     # every tenant's rows through row-level security.
     tenant_id = None if every_tenant else tenant_of(principal)

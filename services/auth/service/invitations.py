@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import Principal
 from kit.db import Database, bind_scope
+from kit.error_details import Precondition, Reason
 from kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
 from kit.pagination import one_page
@@ -140,9 +141,13 @@ class InvitationService:
         invitation = await self._manageable(session, principal, tenant_id, invitation_id)
         now = datetime.now(UTC)
         if invitation_status(invitation, now) not in ("pending", "expired"):
-            raise FailedPrecondition("invitation_id: the invitation was already accepted or revoked")
+            raise _not_open(invitation)
         if invitation.role == OWNER and not await self._tenant_keeps_an_owner(session, tenant_id, invitation.id):
-            raise FailedPrecondition("invitation_id: the tenant has no owner yet; this is its last owner invitation")
+            raise FailedPrecondition(
+                "invitation_id: the tenant has no owner yet; this is its last owner invitation",
+                violation=Precondition.LAST_OWNER_INVITATION,
+                subject=f"invitations/{invitation.id}",
+            )
         revoked = await invitations.revoke_invitation(session, invitation.id, now)
         await self._outbox.record(
             session, action="invitation.revoked", resource_type="invitation", resource_id=invitation.id
@@ -161,7 +166,7 @@ class InvitationService:
         invitation = await self._manageable(session, principal, tenant_id, invitation_id)
         now = datetime.now(UTC)
         if invitation_status(invitation, now) not in ("pending", "expired"):
-            raise FailedPrecondition("invitation_id: the invitation was already accepted or revoked")
+            raise _not_open(invitation)
         token = new_opaque_token(tenant_id)
         renewed = await invitations.renew_invitation(
             session, invitation.id, token_hash=hash_opaque_token(token), expires_at=now + self._policy.ttl
@@ -179,7 +184,9 @@ class InvitationService:
         if invitation is None:
             raise NotFound("invitation_id: no such invitation in this tenant")
         if invitation.role == OWNER and OWNER not in principal.roles:
-            raise PermissionDenied("invitation_id: only owners may manage owner invitations")
+            raise PermissionDenied(
+                "invitation_id: only owners may manage owner invitations", reason=Reason.OWNER_REQUIRED
+            )
         return invitation
 
     async def _send(
@@ -230,12 +237,14 @@ class InvitationService:
         """Two short units of work around any password hashing or checking, as login does."""
         if not token:
             raise InvalidArgument("token", "is required")
-        tenant_id = scope_of_opaque_token(token, Unauthenticated(INVITATION_FAILED))
+        tenant_id = scope_of_opaque_token(
+            token, Unauthenticated(INVITATION_FAILED, reason=Reason.INVITATION_TOKEN_INVALID)
+        )
         token_hash = hash_opaque_token(token)
         async with database.unit_of_work(scope=str(tenant_id)) as session:
             invitation = await invitations.find_invitation_by_token(session, token_hash)
             if invitation is None or invitation_status(invitation, datetime.now(UTC)) != "pending":
-                raise Unauthenticated(INVITATION_FAILED)
+                raise Unauthenticated(INVITATION_FAILED, reason=Reason.INVITATION_TOKEN_INVALID)
             invitee = await users.find_user_by_email(session, invitation.email)
         proof = await self._prove(caller, invitee, full_name=full_name, password=password)
         async with database.unit_of_work(scope=str(tenant_id)) as session:
@@ -243,10 +252,15 @@ class InvitationService:
 
     async def _prove(self, caller: Principal | None, invitee: User | None, *, full_name: str, password: str) -> _Proof:
         if caller is not None and (invitee is None or caller.user_id != invitee.id):
-            raise PermissionDenied("the invitation was sent to another email address than your account's")
+            raise PermissionDenied(
+                "the invitation was sent to another email address than your account's",
+                reason=Reason.INVITATION_EMAIL_MISMATCH,
+            )
         if invitee is not None and invitee.email_verified_at is not None:
             if caller is None and not await self._hasher.verify(password, invitee.password_hash):
-                raise Unauthenticated("password: wrong password for the invited account")
+                raise Unauthenticated(
+                    "password: wrong password for the invited account", reason=Reason.INVALID_CREDENTIALS
+                )
             return _Proof(invitee, invitee.full_name, None)
         # A new account, or an unverified one that the email's owner now takes over.
         full_name = validate_text("full_name", full_name, maximum=200)
@@ -258,14 +272,14 @@ class InvitationService:
         await memberships.lock_tenant_members(session, tenant_id)
         invitation = await invitations.find_invitation_by_token(session, token_hash)
         if invitation is None:
-            raise Unauthenticated(INVITATION_FAILED)
+            raise Unauthenticated(INVITATION_FAILED, reason=Reason.INVITATION_TOKEN_INVALID)
         user_id = await self._bind_identity(session, invitation, proof, now)
         if await invitations.redeem_invitation(session, token_hash, user_id=user_id, now=now) is None:
-            raise Unauthenticated(INVITATION_FAILED)
+            raise Unauthenticated(INVITATION_FAILED, reason=Reason.INVITATION_TOKEN_INVALID)
         await bind_scope(session, tenant=tenant_id, subject=user_id)
         existing = await memberships.find_membership(session, tenant_id, user_id)
         if existing is not None and existing.status == "suspended":
-            raise PermissionDenied("your membership in this tenant is suspended")
+            raise PermissionDenied("your membership in this tenant is suspended", reason=Reason.MEMBERSHIP_SUSPENDED)
         if existing is None:
             await memberships.insert_membership_if_absent(
                 session,
@@ -327,7 +341,11 @@ class InvitationService:
                 email_verified=True,
             )
             if user_id is None:
-                raise FailedPrecondition("email: an account was registered meanwhile; accept the invitation again")
+                raise FailedPrecondition(
+                    "email: an account was registered meanwhile; accept the invitation again",
+                    violation=Precondition.ACCOUNT_CHANGED,
+                    subject="email",
+                )
             await self._outbox.record(
                 session,
                 action="user.created",
@@ -342,7 +360,11 @@ class InvitationService:
         if not await users.claim_unverified_user(
             session, user_id, full_name=proof.full_name, password_hash=proof.password_hash, now=now
         ):
-            raise FailedPrecondition("email: the account was verified meanwhile; accept the invitation again")
+            raise FailedPrecondition(
+                "email: the account was verified meanwhile; accept the invitation again",
+                violation=Precondition.ACCOUNT_CHANGED,
+                subject="email",  # not the account's id: the caller may hold only the invitation
+            )
         await bind_scope(session, tenant=invitation.tenant_id, subject=user_id)
         revoked = await self._sessions.revoke_user_sessions(session, user_id, "email_ownership_proven")
         await self._outbox.record(
@@ -355,3 +377,11 @@ class InvitationService:
             details={"email": invitation.email, "password_replaced": True, "sessions_revoked": revoked},
         )
         return user_id
+
+
+def _not_open(invitation: Invitation) -> FailedPrecondition:
+    return FailedPrecondition(
+        "invitation_id: the invitation was already accepted or revoked",
+        violation=Precondition.INVITATION_NOT_OPEN,
+        subject=f"invitations/{invitation.id}",
+    )

@@ -3,6 +3,7 @@ tenant's first owner, and the tenant directory kept for the tenants service."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import Principal
 from kit.db import Database, bind_scope
+from kit.error_details import Precondition, Reason
 from kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kit.outbox import Outbox
 from kit.pagination import one_page
@@ -42,6 +44,10 @@ class ProvisionedOwner:
     status: str
 
 
+# Ends the live tokens of a tenant's machine credentials (session, tenant) and says how many credentials.
+TenantTokenRevoker = Callable[[AsyncSession, UUID], Awaitable[int]]
+
+
 class MembershipService:
     def __init__(
         self,
@@ -50,11 +56,14 @@ class MembershipService:
         outbox: Outbox,
         sessions: SessionService,
         invitations: InvitationService,
+        end_api_key_tokens: TenantTokenRevoker | None = None,
     ) -> None:
         self._hasher = hasher
         self._outbox = outbox
         self._sessions = sessions
         self._invitations = invitations
+        # Ends the access tokens of a suspended tenant's API keys (their exchanges are refused anyway).
+        self._end_api_key_tokens = end_api_key_tokens
 
     async def list_members(
         self, session: AsyncSession, principal: Principal, *, after: tuple[datetime, UUID] | None, page_size: int
@@ -77,7 +86,11 @@ class MembershipService:
         await memberships.lock_tenant_members(session, tenant_id)
         member = await self._manageable_member(session, principal, tenant_id, user_id)
         if member.status == "removed":
-            raise FailedPrecondition("user_id: the member was removed; invite them again")
+            raise FailedPrecondition(
+                "user_id: the member was removed; invite them again",
+                violation=Precondition.MEMBER_REMOVED,
+                subject=f"users/{user_id}",
+            )
         if role is not None and role != member.role:
             await require_may_grant(session, principal, tenant_id, role)
         new_role = role or member.role
@@ -132,10 +145,14 @@ class MembershipService:
         if member is None:
             raise NotFound("user_id: no such member in this tenant")
         if member.role == OWNER and OWNER not in principal.roles:
-            raise PermissionDenied("user_id: only owners may change or remove owners")
+            raise PermissionDenied("user_id: only owners may change or remove owners", reason=Reason.OWNER_REQUIRED)
         lacking = missing(principal.permissions, await permissions_of(session, tenant_id, member.role))
         if lacking:
-            raise PermissionDenied("user_id: the member's role grants permissions you do not hold")
+            raise PermissionDenied(
+                "user_id: the member's role grants permissions you do not hold",
+                reason=Reason.PERMISSIONS_NOT_HELD,
+                metadata={"permission": ",".join(lacking)},
+            )
         return member
 
     async def _require_another_owner(self, session: AsyncSession, tenant_id: UUID, *, excluding: UUID) -> None:
@@ -144,7 +161,11 @@ class MembershipService:
             return
         if await invitations.count_open_with_role(session, tenant_id, OWNER):
             return
-        raise FailedPrecondition("user_id: the tenant's last owner cannot be demoted, suspended or removed")
+        raise FailedPrecondition(
+            "user_id: the tenant's last owner cannot be demoted, suspended or removed",
+            violation=Precondition.LAST_OWNER,
+            subject=f"users/{excluding}",
+        )
 
     async def provision_owner(
         self, database: Database, *, tenant_id: UUID, slug: str, email: str, full_name: str, password: str
@@ -182,7 +203,11 @@ class MembershipService:
             session, email=email, full_name=full_name, password_hash=password_hash, now=now
         )
         if user_id is None:  # registered meanwhile: its owner must prove the email
-            raise FailedPrecondition("email: registered while the tenant was being created; retry")
+            raise FailedPrecondition(
+                "email: registered while the tenant was being created; retry",
+                violation=Precondition.ACCOUNT_CHANGED,
+                subject="email",
+            )
         await memberships.insert_membership_if_absent(
             session, tenant_id=tenant_id, user_id=user_id, role=OWNER, joined_via="tenant_creation", now=now
         )
@@ -229,8 +254,8 @@ class MembershipService:
     ) -> None:
         await bind_scope(session, tenant=tenant_id)
         branding = {
-            "email_sender_name": display_name("email.sender_name", email_sender_name),
-            "email_product_name": display_name("email.product_name", email_product_name),
+            "email_sender_name": display_name("email_sender_name", email_sender_name),
+            "email_product_name": display_name("email_product_name", email_product_name),
         }
         role = None
         enabled = registration_enabled
@@ -238,9 +263,7 @@ class MembershipService:
             try:
                 role = await validate_registration_role(session, tenant_id, default_role)
             except NotFound:
-                raise InvalidArgument(
-                    "registration.default_role", f"the tenant has no role '{default_role[:40]}'"
-                ) from None
+                raise InvalidArgument("default_role", f"the tenant has no role '{default_role[:40]}'") from None
         if not await directory.set_account_settings(session, tenant_id, enabled=enabled, role=role, **branding):
             raise NotFound("tenant_id: no such tenant")
 
@@ -251,12 +274,15 @@ class MembershipService:
         if is_active:
             return 0
         revoked = await self._sessions.revoke_tenant_sessions(session, tenant_id)
+        details: dict[str, object] = {"sessions": revoked, "reason": "tenant_suspended"}
+        if self._end_api_key_tokens is not None:
+            details["api_keys"] = await self._end_api_key_tokens(session, tenant_id)
         await self._outbox.record(
             session,
             action="tenant.sessions_revoked",
             resource_type="tenant",
             resource_id=tenant_id,
             tenant_id=tenant_id,
-            details={"sessions": revoked, "reason": "tenant_suspended"},
+            details=details,
         )
         return revoked

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import Principal
 from kit.db import Database, bind_scope
+from kit.error_details import Reason
 from kit.errors import InvalidArgument, Unauthenticated
 from kit.outbox import Outbox
 from kit.validation import normalize_email, validate_password
@@ -73,7 +74,7 @@ class PasswordReset:
         if not token:
             raise InvalidArgument("token", "is required")
         validate_password("new_password", new_password)
-        user_id = scope_of_opaque_token(token, Unauthenticated(RESET_FAILED))
+        user_id = scope_of_opaque_token(token, Unauthenticated(RESET_FAILED, reason=Reason.RESET_TOKEN_INVALID))
         password_hash = await self._hasher.hash(new_password)
         async with database.unit_of_work(scope="") as session:
             await bind_scope(session, subject=user_id)
@@ -82,7 +83,7 @@ class PasswordReset:
                 await account_tokens.redeem_token(session, hash_opaque_token(token), purpose=PASSWORD_RESET, now=now)
                 is None
             ):
-                raise Unauthenticated(RESET_FAILED)
+                raise Unauthenticated(RESET_FAILED, reason=Reason.RESET_TOKEN_INVALID)
             user = await users.find_user(session, user_id)
             assert user is not None  # a token's user is never deleted
             await users.set_password_hash(session, user_id, password_hash, now)
@@ -120,7 +121,7 @@ class PasswordReset:
         async with database.unit_of_work() as session:
             user = await users.find_user(session, principal.user_id)
             if user is None:
-                raise Unauthenticated("the user no longer exists")
+                raise Unauthenticated("the user no longer exists", reason=Reason.USER_NOT_FOUND)
             await refuse_if_blocked(session, LOGIN_FAILURES, user.email)
         if not await self._hasher.verify(current_password, user.password_hash):
             async with database.unit_of_work() as session:
@@ -132,7 +133,9 @@ class PasswordReset:
                     resource_id=user.id,
                     details={"category": "auth", "outcome": "failure", "reason": "bad_password"},
                 )
-                raise Unauthenticated("current_password: wrong password", keeps_changes=True)
+                raise Unauthenticated(
+                    "current_password: wrong password", reason=Reason.INVALID_CREDENTIALS, keeps_changes=True
+                )
         password_hash = await self._hasher.hash(new_password)
         async with database.unit_of_work() as session:
             await bind_scope(session, tenant=principal.tenant_id, subject=principal.user_id)

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import bcrypt
 
+from kit.error_details import Reason
 from kit.errors import ResourceExhausted
 
 T = TypeVar("T")
@@ -67,7 +68,11 @@ class PasswordHasher:
         if self._in_flight >= self._capacity:
             # Everything ahead of this caller would finish in about this long.
             wait = math.ceil(self._in_flight * self._seconds_per_hash / self._workers)
-            raise ResourceExhausted("too many password checks in progress; retry shortly", retry_after_seconds=wait)
+            raise ResourceExhausted(
+                "too many password checks in progress; retry shortly",
+                retry_after_seconds=wait,
+                reason=Reason.PASSWORD_CHECKS_BUSY,
+            )
 
     async def _run(self, work: Callable[..., T], *args: object) -> T:
         self.admit()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kit.db import Database, bind_scope
+from kit.error_details import Reason
 from kit.errors import InvalidArgument, PermissionDenied
 from kit.outbox import Outbox
 from kit.permissions import grants
@@ -64,7 +65,7 @@ class Registration:
                 or not tenant.registration_enabled
                 or not tenant.registration_role
             ):
-                raise PermissionDenied(REGISTRATION_CLOSED)
+                raise PermissionDenied(REGISTRATION_CLOSED, reason=Reason.REGISTRATION_CLOSED)
         # Hashed either way, so that a registered email answers in the same time.
         password_hash = await self._hasher.hash(password)
         async with database.unit_of_work(scope=str(tenant.tenant_id)) as session:
@@ -131,11 +132,11 @@ class Registration:
 async def validate_registration_role(session, tenant_id, role: str) -> str:  # type: ignore[no-untyped-def]
     """A role that self-registered people may get: the tenant's, granting no
     Tenantry permission beyond reading the tenant (never an admin by signing up)."""
-    role = role_name("registration.default_role", role)
+    role = role_name("default_role", role)
     permissions = await permissions_of(session, tenant_id, role)
     powerful = [p for p in CATALOGUE if p not in SELF_REGISTRATION_PERMISSIONS and grants(permissions, p)]
     if powerful:
         raise InvalidArgument(
-            "registration.default_role", f"'{role}' grants {', '.join(powerful[:3])}: too much for self-registration"
+            "default_role", f"'{role}' grants {', '.join(powerful[:3])}: too much for self-registration"
         )
     return role

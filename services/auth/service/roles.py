@@ -12,6 +12,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import Principal
+from kit.error_details import Precondition, Reason
 from kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kit.outbox import Outbox
 from kit.permissions import missing
@@ -31,6 +32,8 @@ CATALOGUE: dict[str, str] = {
     "audit.read": "Read and verify the tenant's audit trail.",
     "audit.write": "Append the application's own events to the tenant's audit trail.",
     "emails.read": "Read the tenant's email delivery log (recipients, status, errors; never bodies).",
+    "api_keys.read": "List the tenant's API keys (never their secrets).",
+    "api_keys.manage": "Create and revoke the tenant's API keys.",
 }
 APPLICATION_PREFIX = "app."
 APPLICATION_PATTERN = "app.<name>[.<name>...] with lowercase letters, digits and underscores; app.<name>.* for a set"
@@ -113,10 +116,14 @@ async def require_may_grant(session: AsyncSession, principal: Principal, tenant_
     share-locked, so it cannot be deleted before the grant commits."""
     permissions = await permissions_of(session, tenant_id, role, lock="share")
     if role == OWNER and OWNER not in principal.roles:
-        raise PermissionDenied("role: only owners may grant the owner role")
+        raise PermissionDenied("role: only owners may grant the owner role", reason=Reason.OWNER_REQUIRED)
     lacking = missing(principal.permissions, permissions)
     if lacking:
-        raise PermissionDenied(f"role: '{role}' grants permissions you do not hold: {', '.join(lacking[:5])}")
+        raise PermissionDenied(
+            f"role: '{role}' grants permissions you do not hold: {', '.join(lacking[:5])}",
+            reason=Reason.PERMISSIONS_NOT_HELD,
+            metadata={"permission": ",".join(lacking)},
+        )
     return permissions
 
 
@@ -214,7 +221,11 @@ class RoleService:
         if await memberships.holders_of_role(session, tenant_id, name) or await invitations.count_open_with_role(
             session, tenant_id, name
         ):
-            raise FailedPrecondition(f"name: role '{name}' is held by members or offered in open invitations")
+            raise FailedPrecondition(
+                f"name: role '{name}' is held by members or offered in open invitations",
+                violation=Precondition.ROLE_IN_USE,
+                subject=f"roles/{name}",
+            )
         await role_rows.delete_role(session, tenant_id, name)
         await self._outbox.record(session, action="role.deleted", resource_type="role", resource_id=name)
 
@@ -222,14 +233,20 @@ class RoleService:
     def _editable(name: str) -> str:
         name = role_name("name", name)
         if name in BUILT_IN:
-            raise PermissionDenied(f"name: '{name}' is a built-in role and cannot be changed")
+            raise PermissionDenied(
+                f"name: '{name}' is a built-in role and cannot be changed", reason=Reason.BUILT_IN_ROLE
+            )
         return name
 
     @staticmethod
     def _require_holds(principal: Principal, permissions: tuple[str, ...] | list[str]) -> None:
         lacking = missing(principal.permissions, permissions)
         if lacking:
-            raise PermissionDenied(f"permissions: you do not hold {', '.join(lacking[:5])}")
+            raise PermissionDenied(
+                f"permissions: you do not hold {', '.join(lacking[:5])}",
+                reason=Reason.PERMISSIONS_NOT_HELD,
+                metadata={"permission": ",".join(lacking)},
+            )
 
 
 def _now() -> datetime:

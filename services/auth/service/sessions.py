@@ -8,20 +8,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import PLATFORM_ADMIN_ROLE, Principal, current_request
 from kit.db import Database, after_commit, bind_scope
+from kit.error_details import Reason
 from kit.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox, valid_ip
 from kit.revocations import RevokedSessions
-from kit.tokens import ACCESS_TOKEN_CLAIM_TYPE, ACCESS_TOKEN_HEADER_TYPE, ALGORITHM, CLOCK_LEEWAY
+from kit.tokens import CLOCK_LEEWAY
 from kit.validation import PASSWORD_MAX_BYTES, normalize_email
 from services.auth.models import User
 from services.auth.repository import directory, invitations, memberships, users
 from services.auth.repository import sessions as session_rows
 from services.auth.repository.memberships import MembershipView
+from services.auth.service.access_tokens import sign_access_token
 from services.auth.service.opaque_tokens import hash_opaque_token, new_opaque_token, scope_of_opaque_token
 from services.auth.service.passwords import PasswordHasher
 from services.auth.service.roles import BUILT_IN, PLATFORM_OPERATOR_PERMISSIONS, permissions_of
@@ -117,7 +118,7 @@ class SessionService:
                     "reason": "bad_password" if claimed else "unknown_user",
                 },
             )
-            raise Unauthenticated(LOGIN_FAILED, keeps_changes=True)
+            raise Unauthenticated(LOGIN_FAILED, reason=Reason.INVALID_CREDENTIALS, keeps_changes=True)
 
         # The subject alone lets through the user's memberships and the rows
         # this login writes (the session and refresh policies match on it).
@@ -134,7 +135,7 @@ class SessionService:
         await bind_scope(session, subject=principal.user_id)
         user = await users.find_user(session, principal.user_id)
         if user is None:
-            raise Unauthenticated("the user no longer exists")
+            raise Unauthenticated("the user no longer exists", reason=Reason.USER_NOT_FOUND)
         return await self.start_session(
             session, user.id, await self._choose_grant(session, user, slug), how="tenant_switch"
         )
@@ -177,14 +178,18 @@ class SessionService:
         if tenant_slug:
             chosen = next((m for m in all_memberships if m.slug == tenant_slug), None)
             if chosen is None:
-                raise PermissionDenied(await self._why_not_member(session, user, tenant_slug))
+                raise PermissionDenied(
+                    await self._why_not_member(session, user, tenant_slug), reason=Reason.NOT_A_MEMBER
+                )
             _require_usable(chosen)
         else:
             usable = [m for m in all_memberships if m.status == "active" and m.tenant_active]
             if not usable:
                 if all_memberships:
                     _require_usable(all_memberships[0])
-                raise PermissionDenied("the user is not an active member of any tenant")
+                raise PermissionDenied(
+                    "the user is not an active member of any tenant", reason=Reason.NOT_A_MEMBER
+                )
             chosen = _default_among(usable, user.default_tenant_id)
         if chosen.role not in BUILT_IN:
             # A tenant's own role is read under its tenant; start_session binds the same scope anyway.
@@ -211,7 +216,9 @@ class SessionService:
         of its own that commits although the call fails."""
         if not refresh_token:
             raise InvalidArgument("refresh_token", "is required")
-        subject = scope_of_opaque_token(refresh_token, Unauthenticated(REFRESH_FAILED))
+        subject = scope_of_opaque_token(
+            refresh_token, Unauthenticated(REFRESH_FAILED, reason=Reason.REFRESH_TOKEN_INVALID)
+        )
         token_hash = hash_opaque_token(refresh_token)
         next_token = new_opaque_token(subject)
         now = datetime.now(UTC)
@@ -238,7 +245,7 @@ class SessionService:
                 async with database.unit_of_work() as session:
                     await bind_scope(session, subject=subject)
                     await self._refuse_refresh(session, token_hash)
-            raise Unauthenticated(REFRESH_FAILED)
+            raise Unauthenticated(REFRESH_FAILED, reason=Reason.REFRESH_TOKEN_INVALID)
         self._outbox.wake_relay()
         return self._access_tokens(subject, grant, rotation.session_id, now, next_token)
 
@@ -258,7 +265,7 @@ class SessionService:
             tenant_id=known.tenant_id,
             user_id=known.user_id,
         )
-        raise Unauthenticated(REFRESH_FAILED, keeps_changes=True)
+        raise Unauthenticated(REFRESH_FAILED, reason=Reason.REFRESH_TOKEN_INVALID, keeps_changes=True)
 
     async def logout(self, session: AsyncSession, principal: Principal) -> None:
         # The unit of work has bound the caller's tenant, which the session row carries.
@@ -337,26 +344,18 @@ class SessionService:
     def _access_tokens(
         self, user_id: UUID, grant: Grant, session_id: UUID, now: datetime, refresh_token: str
     ) -> IssuedTokens:
-        issued_at = int(now.timestamp())
         expires_in = int(self._policy.access_ttl.total_seconds())
-        claims = {
-            "iss": self._policy.issuer,
-            "aud": self._policy.audience,
-            "sub": str(user_id),
-            "roles": [grant.role],
-            "perms": sorted(grant.permissions),
-            "sid": str(session_id),
-            "jti": str(uuid.uuid4()),
-            "typ": ACCESS_TOKEN_CLAIM_TYPE,
-            "iat": issued_at,
-            "nbf": issued_at,
-            "exp": issued_at + expires_in,
-        }
-        if grant.tenant_id is not None:
-            claims["tid"] = str(grant.tenant_id)
-        kid, private_key = self._keys.signing_key
-        access_token = jwt.encode(
-            claims, private_key, algorithm=ALGORITHM, headers={"kid": kid, "typ": ACCESS_TOKEN_HEADER_TYPE}
+        access_token = sign_access_token(
+            self._keys,
+            issuer=self._policy.issuer,
+            audience=self._policy.audience,
+            subject=user_id,
+            session_id=session_id,
+            tenant_id=grant.tenant_id,
+            roles=[grant.role],
+            permissions=grant.permissions,
+            now=now,
+            ttl_seconds=expires_in,
         )
         return IssuedTokens(access_token=access_token, refresh_token=refresh_token, expires_in=expires_in)
 
@@ -377,11 +376,15 @@ def _current_grant(rotation: session_rows.Rotation) -> Grant | None:
 
 def _require_usable(membership: MembershipView) -> None:
     if membership.status == "suspended":
-        raise PermissionDenied(f"tenant_slug: your membership in '{membership.slug}' is suspended")
+        raise PermissionDenied(
+            f"tenant_slug: your membership in '{membership.slug}' is suspended", reason=Reason.MEMBERSHIP_SUSPENDED
+        )
     if membership.status == "removed":
-        raise PermissionDenied(f"tenant_slug: you were removed from '{membership.slug}'")
+        raise PermissionDenied(
+            f"tenant_slug: you were removed from '{membership.slug}'", reason=Reason.MEMBERSHIP_REMOVED
+        )
     if not membership.tenant_active:
-        raise PermissionDenied(f"tenant '{membership.slug}' is suspended")
+        raise PermissionDenied(f"tenant '{membership.slug}' is suspended", reason=Reason.TENANT_SUSPENDED)
 
 
 def _default_among(usable: list[MembershipView], default_tenant_id: UUID | None) -> MembershipView:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from kit.context import Principal
-from kit.errors import PermissionDenied
+from kit.context import Principal, tenant_required
 
 
 def tenant_of(principal: Principal) -> UUID:
     if principal.tenant_id is None:
-        raise PermissionDenied("the token names no tenant")
+        raise tenant_required()
     return principal.tenant_id

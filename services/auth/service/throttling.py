@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import current_request
+from kit.error_details import Reason
 from kit.errors import ResourceExhausted
 from services.auth.repository import throttles
 
@@ -52,7 +53,9 @@ async def refuse_if_blocked(session: AsyncSession, policy: ThrottlePolicy, subje
     until = await throttles.blocked_until(session, throttle_key(policy, subject))
     now = datetime.now(UTC)
     if until is not None and until > now:
-        raise ResourceExhausted(REFUSAL, retry_after_seconds=math.ceil((until - now).total_seconds()))
+        raise ResourceExhausted(
+            REFUSAL, retry_after_seconds=math.ceil((until - now).total_seconds()), reason=Reason.TOO_MANY_ATTEMPTS
+        )
 
 
 async def count_attempt(session: AsyncSession, policy: ThrottlePolicy, subject: str) -> None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from kit.context import Principal
 from kit.db import Database, bind_scope
+from kit.error_details import Precondition, Reason
 from kit.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 from kit.outbox import Outbox
 from services.auth.repository import account_tokens, users
@@ -24,7 +25,9 @@ class EmailVerification:
     async def verify(self, database: Database, *, token: str) -> None:
         if not token:
             raise InvalidArgument("token", "is required")
-        user_id = scope_of_opaque_token(token, Unauthenticated(VERIFICATION_FAILED))
+        user_id = scope_of_opaque_token(
+            token, Unauthenticated(VERIFICATION_FAILED, reason=Reason.VERIFICATION_TOKEN_INVALID)
+        )
         async with database.unit_of_work(scope="") as session:
             await bind_scope(session, subject=user_id)
             now = datetime.now(UTC)
@@ -32,7 +35,7 @@ class EmailVerification:
                 await account_tokens.redeem_token(session, hash_opaque_token(token), purpose=VERIFICATION, now=now)
                 is None
             ):
-                raise Unauthenticated(VERIFICATION_FAILED)
+                raise Unauthenticated(VERIFICATION_FAILED, reason=Reason.VERIFICATION_TOKEN_INVALID)
             await users.mark_email_verified(session, user_id, now)
             await self._outbox.record(
                 session,
@@ -48,9 +51,13 @@ class EmailVerification:
             await bind_scope(session, tenant=principal.tenant_id, subject=principal.user_id)
             user = await users.find_user(session, principal.user_id)
             if user is None:
-                raise Unauthenticated("the user no longer exists")
+                raise Unauthenticated("the user no longer exists", reason=Reason.USER_NOT_FOUND)
             if user.email_verified_at is not None:
-                raise FailedPrecondition("the email address is already verified")
+                raise FailedPrecondition(
+                    "the email address is already verified",
+                    violation=Precondition.EMAIL_ALREADY_VERIFIED,
+                    subject=f"users/{user.id}",
+                )
             await limit_request(session, EMAIL_REQUESTS, user.email)
             await limit_request(session, CLIENT_REQUESTS, client_address())
             await self._emails.send_token(session, user, VERIFICATION, tenant_id=None)

@@ -1,0 +1,3 @@
+from examples.tickets.server import main
+
+main()
