@@ -87,12 +87,9 @@ class Caller:
 
 
 def caller_of(principal: Principal) -> Caller:
-    """Who the verified token says is calling. API keys and service accounts
-    are told apart by what the principal carries (its actor_type, when the
-    token verifier sets one); every other token is a user's."""
-    kind = getattr(principal, "actor_type", None) or USER
-    if kind not in (USER, API_KEY, SERVICE_ACCOUNT):
-        kind = USER
+    """Who the verified token says is calling: its actor type (a user, an API key, a service
+    account; anything else counts as a user) and its subject (the user's or the key's id)."""
+    kind = principal.actor_type if principal.actor_type in (USER, API_KEY, SERVICE_ACCOUNT) else USER
     return Caller(kind, str(principal.user_id))
 
 

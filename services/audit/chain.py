@@ -86,21 +86,17 @@ def event_fields(row: Any) -> dict[str, Any]:
 
 def canonical(event: dict[str, Any], sequence: int) -> bytes:
     """The event's content as hashed, in its chain_format, as UTF-8 JSON: stable across the
-    database round trip. In format 2 it is also exactly the document ingest stores
-    the event from (empty fields as "")."""
-    ip = event["ip_address"]
+    database round trip. Format 1 writes every field of the first model, "" when empty.
+    Format 2 writes the required fields, details, the sequence and the format, and of the
+    other fields those that are not empty; it is also exactly the document ingest stores
+    the event from (a field it leaves out is stored as NULL)."""
     created_at = event["created_at"]
     document = {
         "id": str(event["id"]),
-        "tenant_id": str(event["tenant_id"]) if event["tenant_id"] else "",
-        "user_id": str(event["user_id"]) if event["user_id"] else "",
         "action": event["action"],
         "resource_type": event["resource_type"],
         "resource_id": event["resource_id"],
         "details": normalized(event["details"]),
-        "ip_address": normalized_ip(str(ip)) if ip else "",
-        "user_agent": event["user_agent"] or "",
-        "request_id": event["request_id"] or "",
         "created_at": (created_at if created_at.tzinfo is UTC else created_at.astimezone(UTC)).isoformat(
             timespec="microseconds"
         ),
@@ -108,8 +104,10 @@ def canonical(event: dict[str, Any], sequence: int) -> bytes:
     }
     chain_format = event["chain_format"]
     if chain_format == FORMAT_2:
-        for field in FORMAT_2_TEXT_FIELDS:
-            document[field] = event[field] or ""
+        for field in _FORMAT_2_OPTIONAL:
+            value = event[field]
+            if value:
+                document[field] = _optional_value(field, value)
         document["format"] = FORMAT_2
         try:
             return orjson.dumps(document, option=_FORMAT_2_OPTIONS)
@@ -117,7 +115,20 @@ def canonical(event: dict[str, Any], sequence: int) -> bytes:
             return _FORMAT_1_JSON.encode(document).encode()
     if chain_format != FORMAT_1:
         raise ValueError(f"unknown audit chain format {chain_format!r}")
+    for field in _FORMAT_1_OPTIONAL:
+        value = event[field]
+        document[field] = _optional_value(field, value) if value else ""
     return _FORMAT_1_JSON.encode(document).encode()
+
+
+_FORMAT_1_OPTIONAL = ("tenant_id", "user_id", "ip_address", "user_agent", "request_id")
+_FORMAT_2_OPTIONAL = (*_FORMAT_1_OPTIONAL, *FORMAT_2_TEXT_FIELDS)
+
+
+def _optional_value(field: str, value: Any) -> str:
+    if field == "ip_address":
+        return normalized_ip(str(value))
+    return value if type(value) is str else str(value)
 
 
 def link(key: bytes, previous: bytes, event: dict[str, Any], sequence: int) -> bytes:

@@ -88,3 +88,28 @@ def checkpoint_log(stack: Stack, scope: str) -> Path:
 def checkpoint_lines(stack: Stack, scope: str) -> list[dict[str, Any]]:
     path = checkpoint_log(stack, scope)
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def stored_ids_under_a_generic_plan(
+    stack: Stack, statement: str, params: tuple[object, ...]
+) -> tuple[set[Any], int, int]:
+    """Runs an ingest lookup (its result's stored_ids) three times as the runtime role with generic plans
+    (plpgsql plans its statements once per session: every call after the first runs the generic plan);
+    the ids found, and the sequential and index scans of this month's partition, counted in the
+    transaction's own table statistics."""
+    partition = f"events_{datetime.now(UTC):%Y_%m}"
+    with psycopg.connect(stack.database_url) as connection:
+        connection.execute('SET ROLE "tenantry_audit"')
+        connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        found: set[Any] = set()
+        for _ in range(3):
+            row = connection.execute(statement, params).fetchone()
+            assert row is not None
+            found = set(row[0])
+        scans = connection.execute(
+            "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE schemaname = 'audit' AND relname = %s",
+            (partition,),
+        ).fetchone()
+        connection.rollback()
+    assert scans is not None
+    return found, int(scans[0]), int(scans[1])

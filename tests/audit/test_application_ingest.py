@@ -13,9 +13,9 @@ import jwt
 import pytest
 import requests
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2
-from tenantry.auth.v1 import roles_service_pb2
+from tenantry.auth.v1 import api_keys_service_pb2, api_keys_service_pb2_grpc, roles_service_pb2
 
-from tests.audit.tampering import verify
+from tests.audit.tampering import stored_ids_under_a_generic_plan, verify
 from tests.gateway.conftest import gateway_in_front
 from tests.stack import Stack, Tenant, bearer, rpc_error
 
@@ -36,7 +36,7 @@ def send(stack: Stack, token: str, *events: audit_service_pb2.ApplicationAuditEv
 
 
 def refused(stack: Stack, token: str, *events: audit_service_pb2.ApplicationAuditEvent) -> grpc.RpcError:
-    return rpc_error(lambda: send(stack, token, *events))
+    return refused_with(stack, bearer(token), *events)
 
 
 def stored_count(stack: Stack, *ids: str) -> int:
@@ -321,3 +321,64 @@ def test_over_rest_refusals_name_the_event_and_field(gateway: str, stack: Stack,
     assert namespaced.status_code == 400 and "events[1].action" in namespaced.text
     anonymous = requests.post(f"{gateway}/api/v1/audit/events:batch", json={"events": [rest_event()]}, timeout=30)
     assert anonymous.status_code == 401
+
+
+def test_the_replay_lookup_probes_the_primary_key_even_with_a_generic_plan(stack: Stack, tenant: Tenant) -> None:
+    """Looked up by id alone, the ids still go through the primary key's index: no scan of the month."""
+    stored = [app_event() for _ in range(50)]
+    send(stack, tenant.owner_token, *stored)
+    ids = [uuid.UUID(item.id) for item in stored] + [uuid.uuid4()]
+    since = datetime.now(UTC) - timedelta(days=32)
+    found, seq_scans, index_scans = stored_ids_under_a_generic_plan(
+        stack, "SELECT stored_ids FROM audit.open_chain_for_application(%s, %s, %s)", (tenant.id, ids, since)
+    )
+    assert found == set(ids[:-1])
+    assert seq_scans == 0 and index_scans > 0
+
+
+def test_an_api_key_with_audit_write_appends_and_is_recorded_as_the_recorder(
+    gateway: str, stack: Stack, tenant: Tenant
+) -> None:
+    keys = api_keys_service_pb2_grpc.ApiKeyServiceStub(stack.channels["auth"])
+
+    def key_with(*permissions: str) -> api_keys_service_pb2.CreateApiKeyResponse:
+        request = api_keys_service_pb2.CreateApiKeyRequest(name="app", permissions=list(permissions))
+        return keys.CreateApiKey(request, metadata=bearer(tenant.owner_token), timeout=10)
+
+    writer = key_with("audit.write")
+    over_grpc, for_someone = app_event(), app_event(actor_id="end-user-1")
+    reply = stack.audit.BatchCreateAuditEvents(
+        audit_service_pb2.BatchCreateAuditEventsRequest(events=[over_grpc, for_someone]),
+        metadata=(("x-api-key", writer.secret),),
+        timeout=30,
+    )
+    assert len(reply.receipts) == 2
+    over_rest = rest_event()
+    posted = requests.post(
+        f"{gateway}/api/v1/audit/events:batch",
+        json={"events": [over_rest]},
+        headers={"X-Api-Key": writer.secret},
+        timeout=30,
+    )
+    assert posted.status_code == 200, posted.text
+    by_id = {e.id: e for e in stack.audit_events(tenant.owner_token)}
+    key = (audit_pb2.AUDIT_ACTOR_TYPE_API_KEY, writer.api_key.id)
+    for event_id in (over_grpc.id, for_someone.id, over_rest["id"]):
+        assert (by_id[event_id].recorded_by_type, by_id[event_id].recorded_by_id) == key
+        assert by_id[event_id].tenant_id == tenant.id
+    assert (by_id[over_grpc.id].actor_type, by_id[over_grpc.id].actor_id) == key
+    assert (by_id[for_someone.id].actor_type, by_id[for_someone.id].actor_id) == (
+        audit_pb2.AUDIT_ACTOR_TYPE_USER,
+        "end-user-1",
+    )
+    reader = key_with("audit.read")
+    error = refused_with(stack, (("x-api-key", reader.secret),), app_event())
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED and "audit.write" in error.details()
+    assert verify(stack, tenant.owner_token).intact
+
+
+def refused_with(
+    stack: Stack, metadata: tuple[tuple[str, str], ...], *events: audit_service_pb2.ApplicationAuditEvent
+) -> grpc.RpcError:
+    request = audit_service_pb2.BatchCreateAuditEventsRequest(events=events)
+    return rpc_error(lambda: stack.audit.BatchCreateAuditEvents(request, metadata=metadata, timeout=30))

@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-import psycopg
-
-from tests.audit.tampering import append, event, verify
+from tests.audit.tampering import append, event, stored_ids_under_a_generic_plan, verify
 from tests.stack import Stack, Tenant
 
 
@@ -26,26 +24,13 @@ def test_the_duplicate_check_probes_the_primary_key_even_with_a_generic_plan(sta
     """Counted in the transaction's own table statistics: no sequential scan of the month's partition."""
     stored = [event(tenant.id) for _ in range(50)]
     append(stack, *stored)
-    partition = f"events_{datetime.now(UTC):%Y_%m}"
     ids = [uuid.UUID(item.id) for item in stored] + [uuid.uuid4()]
     created = [item.created_at.ToDatetime(tzinfo=UTC) for item in stored] + [datetime.now(UTC)]
-    with psycopg.connect(stack.database_url) as connection:
-        connection.execute('SET ROLE "tenantry_audit"')
-        connection.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        # plpgsql plans its statements once per session: every call after the first runs the generic plan.
-        for _ in range(3):
-            found = connection.execute(
-                "SELECT stored_ids FROM audit.open_chain_for_append(%s, %s, %s)", (tenant.id, ids, created)
-            ).fetchone()
-            assert found is not None
-            assert set(found[0]) == set(ids[:-1])
-        seq_scans, index_scans = connection.execute(
-            "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE schemaname = 'audit' AND relname = %s",
-            (partition,),
-        ).fetchone() or (None, None)
-        connection.rollback()
-    assert seq_scans == 0
-    assert index_scans is not None and index_scans > 0
+    found, seq_scans, index_scans = stored_ids_under_a_generic_plan(
+        stack, "SELECT stored_ids FROM audit.open_chain_for_append(%s, %s, %s)", (tenant.id, ids, created)
+    )
+    assert found == set(ids[:-1])
+    assert seq_scans == 0 and index_scans > 0
 
 
 def test_a_partition_made_for_a_late_event_is_analyzed_at_once(stack: Stack) -> None:

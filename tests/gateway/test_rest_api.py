@@ -312,6 +312,7 @@ def test_openapi_document_is_valid_and_matches_the_routes(gateway: str) -> None:
         ("/api/v1/tenants/{tenant_id}:reactivate", "POST"),
         ("/api/v1/audit/events", "GET"),
         ("/api/v1/audit/verification", "GET"),
+        ("/api/v1/audit/events:batch", "POST"),
         ("/api/v1/api-keys", "GET"),
         ("/api/v1/api-keys", "POST"),
         ("/api/v1/api-keys/{id}", "GET"),
