@@ -23,6 +23,7 @@ from gateway.edge import (
     deadline,
     traceparent,
 )
+from gateway.http_body import is_http_body, stream_http_body
 from gateway.routes import Matched, MethodNotAllowed, RouteTable
 from gateway.status import HTTP_STATUS, GatewayError, error_body
 from gateway.transcoding import build_request, to_json
@@ -159,6 +160,8 @@ class Proxy:
             first = None
         except grpc.aio.AioRpcError as error:
             raise upstream_error(error, token_presented="Authorization" in request.headers) from None
+        if is_http_body(binding.rpc.response_class.DESCRIPTOR):
+            return await stream_http_body(request, info.extra_headers, iterator, first)
         await response.prepare(request)
         try:
             if first is not None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from tenantry.audit.v1 import audit_service_pb2, audit_service_pb2_grpc
+from tenantry.audit.v1 import (
+    audit_export_service_pb2,
+    audit_export_service_pb2_grpc,
+    audit_service_pb2,
+    audit_service_pb2_grpc,
+)
 
 from kit.auth_client import remote_verifier
 from kit.clients import internal_channel
@@ -14,6 +19,9 @@ from kit.errors import Unavailable
 from kit.server import ServiceHost
 from kit.settings import ServiceSettings
 from services.audit.api import AuditApi, AuditIngestApi
+from services.audit.archive.api import AuditExportApi
+from services.audit.archive.retention_policy import RetentionPolicies
+from services.audit.archive.stretch import StretchReader
 from services.audit.checkpoints import CheckpointKey, CheckpointLog
 from services.audit.models import DB_ROLE
 from services.audit.service import AuditTrail
@@ -28,11 +36,14 @@ def build(settings: ServiceSettings) -> ServiceHost:
     assert isinstance(settings, AuditSettings)
     database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
     checkpoint_key = CheckpointKey.load_or_create(settings.checkpoint_key_path)
+    chain_key = settings.audit_chain_key.get_secret_value().encode()
+    checkpoints = CheckpointLog(settings.audit_data_dir / "checkpoints", checkpoint_key)
     trail = AuditTrail(
-        database,
-        months_ahead=settings.partition_months_ahead,
-        chain_key=settings.audit_chain_key.get_secret_value().encode(),
-        checkpoints=CheckpointLog(settings.audit_data_dir / "checkpoints", checkpoint_key),
+        database, months_ahead=settings.partition_months_ahead, chain_key=chain_key, checkpoints=checkpoints
+    )
+    export_api = AuditExportApi(
+        StretchReader(database, chain_key, checkpoints),
+        RetentionPolicies(database, chain_key, settings.retention_months),
     )
     auth_channel = internal_channel(settings.auth_service_addr)
     verifier, revoked, follow_revocations = remote_verifier(settings, auth_channel)
@@ -77,6 +88,11 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 service["AuditIngestService"],
                 audit_service_pb2_grpc.add_AuditIngestServiceServicer_to_server,
                 AuditIngestApi(trail),
+            ),
+            (
+                audit_export_service_pb2.DESCRIPTOR.services_by_name["AuditExportService"],
+                audit_export_service_pb2_grpc.add_AuditExportServiceServicer_to_server,
+                export_api,
             ),
         ],
         background=[keep_partitions_ready, sign_checkpoints, follow_revocations],

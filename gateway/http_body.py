@@ -1,0 +1,47 @@
+"""Server streams of google.api.HttpBody: the chunks' bytes are the response body itself.
+
+A file (an audit export) is streamed as it is made: each chunk is written as
+it arrives, and the next is read only once the client has taken it (aiohttp's
+drain), so the gateway holds one chunk at a time whatever the file's size.
+The first chunk's content_type is the response's. A failure after the first
+byte cannot become a status any more: the connection is cut before the final
+chunk, so the client sees an incomplete transfer, never a file that looks whole.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import grpc
+from aiohttp import web
+from google.protobuf.descriptor import Descriptor
+
+HTTP_BODY = "google.api.HttpBody"
+
+log = logging.getLogger(__name__)
+
+
+def is_http_body(descriptor: Descriptor) -> bool:
+    return bool(descriptor.full_name == HTTP_BODY)
+
+
+async def stream_http_body(
+    request: web.Request, headers: dict[str, str], stream: Any, first: Any
+) -> web.StreamResponse:
+    """Writes first and every later chunk's data; first is the stream's first message (None if empty)."""
+    content_type = (first.content_type if first is not None else "") or "application/octet-stream"
+    response = web.StreamResponse(status=200, headers={**headers, "Content-Type": content_type})
+    await response.prepare(request)
+    try:
+        if first is not None:
+            await response.write(first.data)
+            async for chunk in stream:
+                await response.write(chunk.data)
+    except grpc.aio.AioRpcError as error:
+        log.warning("stream failed after its first chunk; connection cut", extra={"code": error.code().name})
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
