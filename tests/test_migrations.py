@@ -25,8 +25,8 @@ TABLES = {
         "account_tokens",
         "throttles",
     },
-    "tenants": {"tenants", "outbox"},
-    "audit": {"events", "chain_heads"},
+    "tenants": {"tenants", "outbox", "system_settings"},
+    "audit": {"events", "chain_heads", "retention_policies", "archived_links", "retention_runs", "restored_months"},
 }
 
 

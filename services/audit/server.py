@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from tenantry.audit.v1 import (
     audit_export_service_pb2,
@@ -20,6 +21,7 @@ from kit.server import ServiceHost
 from kit.settings import ServiceSettings
 from services.audit.api import AuditApi, AuditIngestApi
 from services.audit.archive.api import AuditExportApi
+from services.audit.archive.commands import retention_of_settings
 from services.audit.archive.retention_policy import RetentionPolicies
 from services.audit.archive.stretch import StretchReader
 from services.audit.checkpoints import CheckpointKey, CheckpointLog
@@ -32,6 +34,16 @@ log = logging.getLogger(__name__)
 PARTITION_UPKEEP_SECONDS = 24 * 3600
 
 
+async def _guarded(job: Callable[[], Awaitable[object]], failure: str) -> None:
+    """One pass of a background job; a failure is logged and the next pass tries again."""
+    try:
+        await job()
+    except Unavailable:
+        pass  # the database is down: logged once by the Database, tried again next round
+    except Exception:
+        log.error(failure, exc_info=True)
+
+
 def build(settings: ServiceSettings) -> ServiceHost:
     assert isinstance(settings, AuditSettings)
     database = Database(settings.database_url, role=DB_ROLE, pool_size=settings.db_pool_size)
@@ -41,8 +53,10 @@ def build(settings: ServiceSettings) -> ServiceHost:
     trail = AuditTrail(
         database, months_ahead=settings.partition_months_ahead, chain_key=chain_key, checkpoints=checkpoints
     )
+    stretches = StretchReader(database, chain_key, checkpoints)
+    retention = retention_of_settings(settings, database, checkpoints)
     export_api = AuditExportApi(
-        StretchReader(database, chain_key, checkpoints),
+        stretches,
         RetentionPolicies(database, chain_key, settings.retention_months),
     )
     auth_channel = internal_channel(settings.auth_service_addr)
@@ -63,12 +77,14 @@ def build(settings: ServiceSettings) -> ServiceHost:
     async def sign_checkpoints() -> None:
         while True:
             await asyncio.sleep(settings.checkpoint_interval_seconds)
-            try:
-                await trail.checkpoint_moved_chains()
-            except Unavailable:
-                pass  # the database is down: logged once by the Database, tried again next round
-            except Exception:
-                log.error("audit checkpoint pass failed", exc_info=True)
+            await _guarded(trail.checkpoint_moved_chains, "audit checkpoint pass failed")
+
+    async def keep_retention() -> None:
+        # A while after start, so a restart loop never runs it over and over.
+        while True:
+            await asyncio.sleep(min(settings.retention_interval_seconds, 600))
+            await _guarded(retention.run, "audit retention run failed")
+            await asyncio.sleep(max(settings.retention_interval_seconds - 600, 0))
 
     service = audit_service_pb2.DESCRIPTOR.services_by_name
     return ServiceHost(
@@ -95,6 +111,6 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 export_api,
             ),
         ],
-        background=[keep_partitions_ready, sign_checkpoints, follow_revocations],
+        background=[keep_partitions_ready, sign_checkpoints, keep_retention, follow_revocations],
         on_stop=[auth_channel.close],
     )

@@ -39,17 +39,21 @@ def download(gateway: str, token: str, target: Path, **params: str) -> requests.
         return reply
 
 
-def verify_export(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The auditor's command, run as they would: only the chain key in the environment."""
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": python_path(), "AUDIT_CHAIN_KEY": AUDIT_CHAIN_KEY}
+def audit_command(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """python -m services.audit ARGS in a process of its own, with env and nothing else of ours."""
     return subprocess.run(
-        [sys.executable, "-m", "services.audit", "verify-export", str(path), *args],
+        [sys.executable, "-m", "services.audit", *args],
         cwd=ROOT,
-        env=env,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": python_path(), **env},
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def verify_export(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The auditor's command, run as they would: only the chain key in the environment."""
+    return audit_command(["verify-export", str(path), *args], {"AUDIT_CHAIN_KEY": AUDIT_CHAIN_KEY})
 
 
 def public_key(stack: Stack, tenant: Tenant) -> str:

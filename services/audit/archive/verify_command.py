@@ -32,7 +32,7 @@ def _public_key(text: str) -> bytes:
     raise SystemExit("verify-export: --public-key must be the 32-byte Ed25519 key, hex or base64")
 
 
-def _open_text(path: Path, compressed: bool) -> io.TextIOWrapper:
+def open_text(path: Path, compressed: bool) -> io.TextIOWrapper:
     binary = gzip.open(path, "rb") if compressed else path.open("rb")  # noqa: SIM115 - the wrapper closes it
     return io.TextIOWrapper(binary, encoding="utf-8", newline="")
 
@@ -41,9 +41,9 @@ def check_path(path: Path, chain_key: bytes, trusted_key: bytes | None = None) -
     """Verifies a file of any of the three kinds, told apart by their first bytes."""
     with path.open("rb") as raw:
         compressed = raw.read(2) == b"\x1f\x8b"
-    with _open_text(path, compressed) as text:
+    with open_text(path, compressed) as text:
         format = NDJSON if text.read(1) == "{" else CSV
-    with _open_text(path, compressed) as text:
+    with open_text(path, compressed) as text:
         return verify_file(read_lines(text, format), chain_key, trusted_key)
 
 
