@@ -110,6 +110,8 @@ def main() -> None:
         audit_data_dir=Path(os.environ.get("AUDIT_DATA_DIR") or DATA_DIR / "audit"),
         gateway_token=gateway_token,
     )
+    # Months past audit retention are archived here (signed with the checkpoint key in AUDIT_DATA_DIR).
+    env["AUDIT_ARCHIVE_DIR"] = os.environ.get("AUDIT_ARCHIVE_DIR") or str(DATA_DIR / "audit-archive")
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = password
     # Without a mail server, emails go to a local catcher that prints each one's link.

@@ -18,6 +18,10 @@ from aiohttp import web
 from google.protobuf.descriptor import Descriptor
 
 HTTP_BODY = "google.api.HttpBody"
+# A file's whole transfer may take this long (an export of millions of events
+# to a slow client), not the unary upstream deadline; a client that goes away
+# cancels the upstream call at once, and a shorter grpc-timeout header is honoured.
+FILE_STREAM_SECONDS = 3600.0
 
 log = logging.getLogger(__name__)
 

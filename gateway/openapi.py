@@ -8,6 +8,7 @@ from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 
 from gateway.descriptors import Binding, Contracts, field_behaviors
+from gateway.http_body import is_http_body
 from gateway.transcoding import is_repeated, message_of
 
 _SCALARS: dict[int, dict[str, Any]] = {
@@ -177,6 +178,9 @@ def _operation(schemas: _Schemas, binding: Binding) -> dict[str, Any]:
         else schemas.message(response)
     )
     media = "application/x-ndjson" if rpc.server_streaming else "application/json"
+    if is_http_body(response):
+        # The chunks' bytes are the body, of whatever type the first one names (a CSV or NDJSON file).
+        media, body_schema = "*/*", {"type": "string", "format": "binary"}
     error = {
         "description": "Error",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},

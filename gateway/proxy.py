@@ -23,7 +23,7 @@ from gateway.edge import (
     deadline,
     traceparent,
 )
-from gateway.http_body import is_http_body, stream_http_body
+from gateway.http_body import FILE_STREAM_SECONDS, is_http_body, stream_http_body
 from gateway.routes import Matched, MethodNotAllowed, RouteTable
 from gateway.status import HTTP_STATUS, GatewayError, error_body
 from gateway.transcoding import build_request, to_json
@@ -135,7 +135,8 @@ class Proxy:
 
         body = await self._read_body(request)
         message = build_request(binding, matched.path_values, list(request.rel_url.query.items()), body)
-        timeout = deadline(request.headers.get("grpc-timeout"), self._timeout)
+        limit = FILE_STREAM_SECONDS if is_http_body(binding.rpc.response_class.DESCRIPTOR) else self._timeout
+        timeout = deadline(request.headers.get("grpc-timeout"), limit)
         call = self._upstreams.callable(binding.rpc)
         if binding.rpc.server_streaming:
             return await self._stream(request, info, binding, call(message, metadata=metadata, timeout=timeout))

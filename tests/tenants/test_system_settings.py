@@ -101,7 +101,8 @@ def test_changes_over_grpc_are_audited_in_the_platforms_trail(stack: Stack) -> N
     assert created.value.WhichOneof("kind") == "null_value" and not created.is_public
     updated = settings.UpdateSystemSetting(
         messages.UpdateSystemSettingRequest(
-            setting=messages.SystemSetting(key=key, is_public=True, description="ignored"),
+            key=key,
+            setting=messages.SystemSetting(is_public=True, description="ignored"),
             update_mask=field_mask_pb2.FieldMask(paths=["is_public"]),
         ),
         metadata=bearer(token),

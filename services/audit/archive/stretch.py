@@ -77,9 +77,10 @@ class StretchReader:
                     or 0
                 )
             last = min(last, head.sequence)
+            # Archived months left the database: the stretch starts where the live chain resumes.
+            first = None if first is None else max(first, resumes.sequence + 1)
             if first is None or first > last:
                 return Stretch(scope, head, head.sequence)
-            first = max(first, resumes.sequence + 1)
             after = await queries.link_at(session, scope, first - 1)
         if after is None:
             raise ChainDamaged(f"the chain has no event {first - 1} before the export's first event")

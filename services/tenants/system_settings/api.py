@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -12,6 +13,7 @@ from tenantry.tenants.v1 import system_settings_service_pb2_grpc
 from kit.context import current_principal, require_principal
 from kit.convert import timestamp
 from kit.db import PLATFORM_SCOPE, Database
+from kit.errors import InvalidArgument
 from services.tenants.system_settings.repository import SystemSettingRow
 from services.tenants.system_settings.service import MISSING, SettingInput, SystemSettings, manages
 
@@ -81,9 +83,10 @@ class SystemSettingsApi(system_settings_service_pb2_grpc.SystemSettingsServiceSe
     ) -> messages.SystemSetting:
         principal = require_principal()
         async with self._database.unit_of_work(scope=PLATFORM_SCOPE) as session:
-            row = await self._settings.update(
-                session, principal, _input(request.setting), list(request.update_mask.paths)
-            )
+            if request.setting.key and request.setting.key != request.key:
+                raise InvalidArgument("setting.key", "must be empty or the key being updated")
+            changed = replace(_input(request.setting), key=request.key)
+            row = await self._settings.update(session, principal, changed, list(request.update_mask.paths))
         return setting_message(row, for_operator=True)
 
     async def DeleteSystemSetting(

@@ -104,7 +104,7 @@ class SystemSettings:
         self, session: AsyncSession, principal: Principal, changed: SettingInput, fields: list[str]
     ) -> SystemSettingRow:
         self._require_operator(principal)
-        key = validate_key("setting.key", changed.key)
+        key = validate_key("key", changed.key)
         for field in fields:
             if field not in UPDATABLE:
                 raise InvalidArgument("update_mask", f"'{field}' cannot be updated (allowed: {', '.join(UPDATABLE)})")

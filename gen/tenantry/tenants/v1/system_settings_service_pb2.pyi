@@ -154,11 +154,14 @@ Global___CreateSystemSettingRequest: _TypeAlias = CreateSystemSettingRequest  # 
 class UpdateSystemSettingRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    KEY_FIELD_NUMBER: _builtins.int
     SETTING_FIELD_NUMBER: _builtins.int
     UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """The setting to change."""
     @_builtins.property
     def setting(self) -> Global___SystemSetting:
-        """setting.key names the setting."""
+        """The new values; its key, if set, must be the same."""
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
@@ -167,12 +170,13 @@ class UpdateSystemSettingRequest(_message.Message):
     def __init__(
         self,
         *,
+        key: _builtins.str = ...,
         setting: Global___SystemSetting | None = ...,
         update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["setting", b"setting", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["setting", b"setting", "update_mask", b"update_mask"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "setting", b"setting", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
