@@ -18,6 +18,8 @@ from tenantry.audit.v1 import audit_export_service_pb2, audit_export_service_pb2
 from devtools.stack import service_env
 from kit.db import Database
 from kit.settings import asyncpg_url
+from services.audit.archive.lines import NDJSON, Encoder
+from services.audit.archive.stretch import StretchReader
 from services.audit.checkpoints import CheckpointKey, CheckpointLog
 from services.audit.service import AuditTrail
 from tests.audit.exports import audit_command, verify_export
@@ -93,6 +95,25 @@ def verify_in_process(stack: Stack, scope: str, tmp_path: Path) -> tuple[bool, s
     return asyncio.run(run())
 
 
+def export_in_process(stack: Stack, scope: str, tmp_path: Path) -> Path:
+    """ExportAuditEvents' own code for a scope no token can name, written as the gateway would."""
+
+    async def run() -> bytes:
+        database = Database(asyncpg_url(stack.database_url), role="tenantry_audit", pool_size=1)
+        key = CheckpointKey.load_or_create(stack.audit_data_dir / "checkpoint-signing-key.pem")
+        reader = StretchReader(database, AUDIT_CHAIN_KEY.encode(), CheckpointLog(tmp_path / "export-cp", key))
+        encoder = Encoder(NDJSON)
+        try:
+            stretch = await reader.by_time(scope, None, None)
+            return b"".join([encoder.encode(line) async for line in reader.lines(stretch)])
+        finally:
+            await database.dispose()
+
+    path = tmp_path / f"{scope}.ndjson"
+    path.write_bytes(asyncio.run(run()))
+    return path
+
+
 def test_a_month_past_retention_is_archived_verified_dropped_and_can_be_restored(fresh: Stack, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     tenant, other = str(uuid.uuid4()), str(uuid.uuid4())
@@ -120,6 +141,10 @@ def test_a_month_past_retention_is_archived_verified_dropped_and_can_be_restored
     assert intact, problem
     assert checked_events == 9
     assert visible_events(fresh, tenant) == 2
+    # An export of what is left starts from the archived link, signed, and verifies offline.
+    exported = export_in_process(fresh, tenant, tmp_path)
+    assert json.loads(exported.read_text().splitlines()[0])["start"]["sequence"] == "7"
+    assert verify_export(exported, "--public-key", manifest["public_key"]).returncode == 0
 
     status = operator(fresh, archive, "retention-status")
     assert "dropped: 2025-01" in status.stdout

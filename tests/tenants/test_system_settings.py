@@ -154,3 +154,48 @@ def test_bad_keys_values_and_fields_are_refused_naming_the_field(stack: Stack, g
     absent = requests.patch(f"{gateway}{URL}/{new_key()}", headers=headers, json={"value": 3}, timeout=10)
     assert absent.status_code == 404
     assert requests.get(f"{gateway}{URL}/Not%20A%20Key", timeout=10).status_code == 400
+
+
+def test_bad_input_over_grpc_is_invalid_argument_naming_the_field(stack: Stack) -> None:
+    token = bearer(stack.operator_token())
+    settings = stub(stack)
+    cases = [
+        (
+            lambda: settings.CreateSystemSetting(
+                messages.CreateSystemSettingRequest(setting=messages.SystemSetting(key=new_key())), metadata=token
+            ),
+            "setting.value",
+        ),
+        (
+            lambda: settings.CreateSystemSetting(
+                messages.CreateSystemSettingRequest(setting=messages.SystemSetting(key="9lives", value=value(1))),
+                metadata=token,
+            ),
+            "setting.key",
+        ),
+        (
+            lambda: settings.UpdateSystemSetting(
+                messages.UpdateSystemSettingRequest(
+                    key=new_key(), setting=messages.SystemSetting(key=new_key(), value=value(1))
+                ),
+                metadata=token,
+            ),
+            "setting.key",
+        ),
+        (
+            lambda: settings.UpdateSystemSetting(
+                messages.UpdateSystemSettingRequest(
+                    key=new_key(),
+                    setting=messages.SystemSetting(value=value(1)),
+                    update_mask=field_mask_pb2.FieldMask(paths=["updated_by"]),
+                ),
+                metadata=token,
+            ),
+            "update_mask",
+        ),
+        (lambda: settings.GetSystemSetting(messages.GetSystemSettingRequest(key="a b")), "key"),
+    ]
+    for call, field in cases:
+        error = rpc_error(call)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, error.details())
+        assert (error.details() or "").startswith(field), (field, error.details())
