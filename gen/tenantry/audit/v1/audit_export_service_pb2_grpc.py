@@ -93,9 +93,10 @@ class AuditExportServiceServicer:
 
     def UpdateAuditRetention(self, request, context):
         """Sets the caller's tenant's audit retention, or goes back to the platform
-        default with months = 0. Recorded in the tenant's trail. Owners and
-        admins, and platform operators for platform events. Errors:
-        INVALID_ARGUMENT (months), PERMISSION_DENIED.
+        default with months = 0. Recorded in the tenant's trail, in the same
+        transaction. Owners and admins (the platform's own trail follows
+        AUDIT_RETENTION_MONTHS). Errors: INVALID_ARGUMENT (months),
+        PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -62,9 +62,10 @@ class AuditExportServiceStub:
     """
     UpdateAuditRetention: _grpc.UnaryUnaryMultiCallable[_audit_export_service_pb2.UpdateAuditRetentionRequest, _audit_export_service_pb2.AuditRetention]
     """Sets the caller's tenant's audit retention, or goes back to the platform
-    default with months = 0. Recorded in the tenant's trail. Owners and
-    admins, and platform operators for platform events. Errors:
-    INVALID_ARGUMENT (months), PERMISSION_DENIED.
+    default with months = 0. Recorded in the tenant's trail, in the same
+    transaction. Owners and admins (the platform's own trail follows
+    AUDIT_RETENTION_MONTHS). Errors: INVALID_ARGUMENT (months),
+    PERMISSION_DENIED.
     """
 
 @_typing.type_check_only
@@ -100,9 +101,10 @@ class AuditExportServiceAsyncStub(AuditExportServiceStub):
     """
     UpdateAuditRetention: _aio.UnaryUnaryMultiCallable[_audit_export_service_pb2.UpdateAuditRetentionRequest, _audit_export_service_pb2.AuditRetention]  # type: ignore[assignment]
     """Sets the caller's tenant's audit retention, or goes back to the platform
-    default with months = 0. Recorded in the tenant's trail. Owners and
-    admins, and platform operators for platform events. Errors:
-    INVALID_ARGUMENT (months), PERMISSION_DENIED.
+    default with months = 0. Recorded in the tenant's trail, in the same
+    transaction. Owners and admins (the platform's own trail follows
+    AUDIT_RETENTION_MONTHS). Errors: INVALID_ARGUMENT (months),
+    PERMISSION_DENIED.
     """
 
 class AuditExportServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -153,9 +155,10 @@ class AuditExportServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_audit_export_service_pb2.AuditRetention, _abc.Awaitable[_audit_export_service_pb2.AuditRetention]]:
         """Sets the caller's tenant's audit retention, or goes back to the platform
-        default with months = 0. Recorded in the tenant's trail. Owners and
-        admins, and platform operators for platform events. Errors:
-        INVALID_ARGUMENT (months), PERMISSION_DENIED.
+        default with months = 0. Recorded in the tenant's trail, in the same
+        transaction. Owners and admins (the platform's own trail follows
+        AUDIT_RETENTION_MONTHS). Errors: INVALID_ARGUMENT (months),
+        PERMISSION_DENIED.
         """
 
 def add_AuditExportServiceServicer_to_server(servicer: AuditExportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
