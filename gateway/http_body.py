@@ -31,21 +31,32 @@ def is_http_body(descriptor: Descriptor) -> bool:
 
 
 async def stream_http_body(
-    request: web.Request, headers: dict[str, str], stream: Any, first: Any
+    request: web.Request, headers: dict[str, str], call: Any, chunks: Any, first: Any
 ) -> web.StreamResponse:
-    """Writes first and every later chunk's data; first is the stream's first message (None if empty)."""
+    """Writes first and every later chunk's data; first is the stream's first message (None if empty).
+
+    A client that goes away (or anything else ending this early) cancels the
+    upstream call, so an abandoned download stops the export at once."""
     content_type = (first.content_type if first is not None else "") or "application/octet-stream"
     response = web.StreamResponse(status=200, headers={**headers, "Content-Type": content_type})
-    await response.prepare(request)
+    finished = False
     try:
+        await response.prepare(request)
         if first is not None:
             await response.write(first.data)
-            async for chunk in stream:
+            async for chunk in chunks:
                 await response.write(chunk.data)
+        finished = True
     except grpc.aio.AioRpcError as error:
         log.warning("stream failed after its first chunk; connection cut", extra={"code": error.code().name})
         if request.transport is not None:
             request.transport.close()
         return response
+    except ConnectionResetError:
+        log.info("client went away during a file stream; upstream call cancelled")
+        return response
+    finally:
+        if not finished:
+            call.cancel()
     await response.write_eof()
     return response

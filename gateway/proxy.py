@@ -162,7 +162,7 @@ class Proxy:
         except grpc.aio.AioRpcError as error:
             raise upstream_error(error, token_presented="Authorization" in request.headers) from None
         if is_http_body(binding.rpc.response_class.DESCRIPTOR):
-            return await stream_http_body(request, info.extra_headers, iterator, first)
+            return await stream_http_body(request, info.extra_headers, stream, iterator, first)
         await response.prepare(request)
         try:
             if first is not None:

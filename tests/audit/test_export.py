@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tests.audit.exports import download, export_lines, fill, peak_rss_growth, public_key, verify_export
 from tests.audit.tampering import append, as_superuser_behind_the_triggers, event, event_at
 from tests.gateway.conftest import start_gateway, tenantry_gateway_env
-from tests.stack import Stack, Tenant, rpc_error
+from tests.stack import Stack, Tenant, eventually, rpc_error
 
 LARGE = 100_000
 
@@ -71,8 +72,8 @@ def test_an_export_of_100000_events_streams_in_bounded_memory_and_verifies_offli
         reply = download(export_gateway, tenant.owner_token, target)
     assert reply.status_code == 200, reply.text
     assert reply.headers["Content-Type"].startswith("application/x-ndjson")
-    size = target.stat().st_size
-    print(f"export: {size / 1e6:.1f} MB in {time.monotonic() - started:.1f} s; peak RSS growth KiB: {growth}")
+    size, export_seconds = target.stat().st_size, time.monotonic() - started
+    print(f"export: {size / 1e6:.1f} MB in {export_seconds:.1f} s; peak RSS growth KiB: {growth}")
     # The file is ~70 MB; neither process may hold more than a small part of it.
     assert size > 40_000_000
     assert growth["gateway"] < 40_000, growth
@@ -85,6 +86,24 @@ def test_an_export_of_100000_events_streams_in_bounded_memory_and_verifies_offli
     assert f"ok: {target}:" in checked.stdout
     with target.open() as file:
         assert sum(1 for _ in file) >= LARGE + 2
+
+    # A client that goes away after the first chunk: the gateway cancels the export in the audit service.
+    abandoned = f"abandoned-{uuid.uuid4().hex}"
+    with requests.get(
+        f"{export_gateway}/api/v1/audit/events:export",
+        headers={"Authorization": f"Bearer {tenant.owner_token}", "X-Request-Id": abandoned},
+        stream=True,
+        timeout=60,
+    ) as reply:
+        assert next(reply.iter_content(65536))
+    audit_log = stack.log_dir / "audit.log"
+
+    def ended() -> list[float]:
+        lines = [json.loads(line) for line in audit_log.read_text().splitlines() if abandoned in line]
+        return [line["duration_ms"] for line in lines if line.get("message") == "rpc"]
+
+    # It ends long before a whole export would have (the call is cancelled, not left to its deadline).
+    assert eventually(ended, timeout=30)[0] < export_seconds * 1000 / 2
 
     # One changed field in one line in the middle: named, and nothing after it is trusted.
     tampered = tmp_path / "tampered.ndjson"
