@@ -26,8 +26,8 @@ TABLES = {
         "throttles",
         "api_keys",
     },
-    "tenants": {"tenants", "outbox"},
-    "audit": {"events", "chain_heads"},
+    "tenants": {"tenants", "outbox", "system_settings"},
+    "audit": {"events", "chain_heads", "retention_policies", "archived_links", "retention_runs", "restored_months"},
 }
 
 

@@ -92,6 +92,7 @@ def test_login_carries_the_memberships_permissions(stack: Stack) -> None:
         "platform.tenants.manage",
         "audit.read",
         "platform.emails.read",
+        "platform.settings.manage",
     }
 
 

@@ -53,6 +53,7 @@ PLATFORM_OPERATOR_PERMISSIONS = (
     "platform.tenants.manage",
     "audit.read",
     "platform.emails.read",
+    "platform.settings.manage",
 )
 MAX_PERMISSIONS = 100
 # The operator's role is platform_admin; no tenant role may look like it.
