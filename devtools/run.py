@@ -123,6 +123,8 @@ def main() -> None:
         gateway_token=gateway_token,
         api_key_hash_key=os.environ.get("API_KEY_HASH_KEY") or secret_file(DATA_DIR / "api-key-hash-key", 32),
     )
+    # Months past audit retention are archived here (signed with the checkpoint key in AUDIT_DATA_DIR).
+    env["AUDIT_ARCHIVE_DIR"] = os.environ.get("AUDIT_ARCHIVE_DIR") or str(DATA_DIR / "audit-archive")
     env["PLATFORM_ADMIN_EMAIL"] = admin_email
     env["PLATFORM_ADMIN_PASSWORD"] = password
     # Without a mail server, emails go to a local catcher that prints each one's link.

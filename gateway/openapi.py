@@ -19,6 +19,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from gateway.descriptors import Binding, Contracts, Rpc
+from gateway.http_body import is_http_body
 from gateway.openapi_schemas import WELL_KNOWN, Schemas, is_required
 from gateway.templates import PathTemplate
 from gateway.transcoding import is_repeated, message_of
@@ -136,7 +137,10 @@ def _operation(schemas: Schemas, binding: Binding, operation_id: str) -> tuple[s
         if binding.response_body
         else schemas.message(response)
     )
-    if rpc.server_streaming:
+    if is_http_body(response):
+        # The chunks' bytes are the body, of whatever type the first one names (a CSV or NDJSON file).
+        content = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+    elif rpc.server_streaming:
         # One message per line; a failure after the first ends the stream with {"error": Error}.
         content = {
             "application/x-ndjson": {"schema": body_schema},

@@ -24,6 +24,7 @@ from gateway.edge import (
     traceparent,
 )
 from gateway.error_details import DetailDecoder
+from gateway.http_body import FILE_STREAM_SECONDS, is_http_body, stream_http_body
 from gateway.oauth_errors import oauth_error
 from gateway.routes import Matched, MethodNotAllowed, RouteTable
 from gateway.status import HTTP_STATUS, GatewayError
@@ -141,7 +142,8 @@ class Proxy:
             if error.field is not None:
                 error.details = [self._details.bad_request(error.field, error.message)]
             raise
-        timeout = deadline(request.headers.get("grpc-timeout"), self._timeout)
+        limit = FILE_STREAM_SECONDS if is_http_body(binding.rpc.response_class.DESCRIPTOR) else self._timeout
+        timeout = deadline(request.headers.get("grpc-timeout"), limit)
         call = self._upstreams.callable(binding.rpc)
 
         def failure(error: grpc.aio.AioRpcError) -> GatewayError:
@@ -151,6 +153,9 @@ class Proxy:
         def encode(reply: Any) -> Any:
             return to_json(reply, binding.response_body, json_names=self._json_names)
 
+        if binding.rpc.server_streaming and is_http_body(binding.rpc.response_class.DESCRIPTOR):
+            stream = call(message, metadata=metadata, timeout=timeout)
+            return await stream_http_body(request, info.extra_headers, stream, failure=failure)
         if binding.rpc.server_streaming:
             return await stream_response(
                 request,

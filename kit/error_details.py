@@ -102,6 +102,7 @@ class Precondition(StrEnum):
     ACCOUNT_CHANGED = "ACCOUNT_CHANGED"  # registered or verified meanwhile: retry the request
     FEATURE_DISABLED = "FEATURE_DISABLED"  # the server is not configured for it (API_KEY_HASH_KEY unset)
     CREDENTIALS_LIMIT = "CREDENTIALS_LIMIT"  # a service account has as many credentials as allowed: revoke one
+    SETTINGS_LIMIT = "SETTINGS_LIMIT"  # as many system settings as allowed exist: delete one first
     PREFIX_EXHAUSTED = "PREFIX_EXHAUSTED"  # no unused API key prefix could be drawn: retry
 
 

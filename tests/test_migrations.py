@@ -29,8 +29,8 @@ TABLES = {
         "service_account_credentials",
         "client_assertions",
     },
-    "tenants": {"tenants", "outbox"},
-    "audit": {"events", "chain_heads"},
+    "tenants": {"tenants", "outbox", "system_settings"},
+    "audit": {"events", "chain_heads", "retention_policies", "archived_links", "retention_runs", "restored_months"},
 }
 
 

@@ -17,6 +17,7 @@ from kit.db import PLATFORM_SCOPE, Database, bind_scope
 from kit.errors import AlreadyExists, InvalidArgument
 from kit.pagination import one_page
 from services.audit import application_ingest, chain, repository
+from services.audit.archive.queries import archived_start
 from services.audit.chain import START, ChainLink
 from services.audit.checkpoints import Checkpoint, CheckpointLog
 from services.audit.event_model import validate_event
@@ -155,7 +156,9 @@ class AuditTrail:
         caller leaves with a signature over what was just checked."""
         log = await self._checkpoints.read(scope)
         head = await repository.chain_head(session, scope)
-        result = await verify_chain(session, self._chain_key, scope, head, log)
+        # Archived months left the database: the live chain resumes after them.
+        resumes = await archived_start(session, scope)
+        result = await verify_chain(session, self._chain_key, scope, head, log, start=resumes)
         if not result.intact or head.sequence == 0:
             return result
         return replace(result, checkpoint=await self._checkpoints.record(scope, head))
@@ -185,6 +188,8 @@ class AuditTrail:
         else:
             start = ChainLink(latest.sequence, latest.head_hash) if latest else START
             async with self._database.unit_of_work(scope=scope) as session:
+                resumes = await archived_start(session, scope)
+                start = resumes if resumes.sequence > start.sequence else start
                 end = await walk(session, self._chain_key, scope, start=start, through=head.sequence)
             if end != head:
                 problem = "audit chain does not extend its last signed checkpoint"

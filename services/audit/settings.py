@@ -28,6 +28,16 @@ class AuditSettings(ServiceSettings):
         default=60, ge=0.1, le=86400, validation_alias="AUDIT_CHECKPOINT_INTERVAL_SECONDS"
     )
 
+    # Where months past retention are archived (compressed JSONL and a signed
+    # manifest per month); unset, nothing is ever archived or dropped.
+    archive_dir: Path | None = Field(default=None, validation_alias="AUDIT_ARCHIVE_DIR")
+    # Months a tenant's events stay in the live trail unless it sets its own; 0 keeps them forever.
+    retention_months: int = Field(default=0, ge=0, le=1200, validation_alias="AUDIT_RETENTION_MONTHS")
+    # How often a replica tries the retention run (one replica at a time runs it).
+    retention_interval_seconds: float = Field(
+        default=86400, ge=1, le=30 * 86400, validation_alias="AUDIT_RETENTION_INTERVAL_SECONDS"
+    )
+
     @field_validator("audit_chain_key")
     @classmethod
     def _strong_enough(cls, value: SecretStr) -> SecretStr:
@@ -43,7 +53,7 @@ class AuditSettings(ServiceSettings):
             raise ValueError("must name a directory")
         return value
 
-    @field_validator("checkpoint_key_file", mode="before")
+    @field_validator("checkpoint_key_file", "archive_dir", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

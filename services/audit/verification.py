@@ -72,13 +72,14 @@ async def walk(
 
 
 async def verify_chain(
-    session: AsyncSession, chain_key: bytes, scope: str, head: ChainLink, log: ScopeLog
+    session: AsyncSession, chain_key: bytes, scope: str, head: ChainLink, log: ScopeLog, *, start: ChainLink = START
 ) -> Verification:
-    """The whole chain up to head, which must end where head and the newest checkpoint say."""
+    """The chain from start (its beginning, or where archived months end) up to head, which must
+    end where head and the newest checkpoint say."""
     if log.problem:
         return Verification(False, 0, problem=log.problem, checkpoint=log.latest)
     pinned = {checkpoint.sequence: checkpoint for checkpoint in log.checkpoints}
-    end = await walk(session, chain_key, scope, start=START, through=head.sequence, pinned=pinned)
+    end = await walk(session, chain_key, scope, start=start, through=head.sequence, pinned=pinned)
     if isinstance(end, Verification):
         return replace(end, checkpoint=log.latest)
     if end.sequence != head.sequence:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from tenantry.auth.v1 import auth_service_pb2_grpc
-from tenantry.tenants.v1 import tenants_service_pb2, tenants_service_pb2_grpc
+from tenantry.tenants.v1 import (
+    system_settings_service_pb2,
+    system_settings_service_pb2_grpc,
+    tenants_service_pb2,
+    tenants_service_pb2_grpc,
+)
 
 from kit.auth_client import remote_api_keys, remote_verifier
 from kit.clients import internal_channel, internal_metadata, service_tokens
@@ -15,6 +20,8 @@ from services.tenants.api import TenantApi
 from services.tenants.models import DB_ROLE, outbox
 from services.tenants.service import TenantRegistry
 from services.tenants.settings import TenantsSettings
+from services.tenants.system_settings.api import SystemSettingsApi
+from services.tenants.system_settings.service import SystemSettings
 from services.tenants.tenant_cache import TenantCache
 
 
@@ -50,7 +57,12 @@ def build(settings: ServiceSettings) -> ServiceHost:
                 tenants_service_pb2.DESCRIPTOR.services_by_name["TenantService"],
                 tenants_service_pb2_grpc.add_TenantServiceServicer_to_server,
                 TenantApi(database, registry),
-            )
+            ),
+            (
+                system_settings_service_pb2.DESCRIPTOR.services_by_name["SystemSettingsService"],
+                system_settings_service_pb2_grpc.add_SystemSettingsServiceServicer_to_server,
+                SystemSettingsApi(database, SystemSettings(audit_outbox)),
+            ),
         ],
         background=[follow_revocations, relay, cache.follow_changes],
         on_stop=[stop],

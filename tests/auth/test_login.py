@@ -93,6 +93,7 @@ def test_login_carries_the_memberships_permissions(stack: Stack) -> None:
         "audit.read",
         "platform.emails.read",
         "service_accounts.manage",
+        "platform.settings.manage",
     }
 
 

@@ -55,6 +55,7 @@ PLATFORM_OPERATOR_PERMISSIONS = (
     "audit.read",
     "platform.emails.read",
     "service_accounts.manage",
+    "platform.settings.manage",
 )
 MAX_PERMISSIONS = 100
 # The operator's role is platform_admin; no tenant role may look like it.

@@ -1,0 +1,1 @@
+"""Platform-wide system settings: key, JSON value, description, public flag."""
