@@ -14,7 +14,6 @@ from services.auth.service.client_credentials import ClientCredentialsGrant, Tok
 from services.auth.service.service_accounts import CLIENT_SECRET, AccountView, NewSecret, ServiceAccountService
 
 # The trailer naming an RFC 6749 §5.2 error code; the gateway renders the OAuth error body from it.
-OAUTH_ERROR_TRAILER = "x-oauth-error"
 _TYPES = {
     CLIENT_SECRET: pb.ServiceAccountCredential.TYPE_CLIENT_SECRET,
     "public_key": pb.ServiceAccountCredential.TYPE_PUBLIC_KEY,

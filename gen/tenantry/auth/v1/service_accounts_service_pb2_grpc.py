@@ -484,8 +484,8 @@ class OAuthServiceServicer:
         application/x-www-form-urlencoded (JSON is accepted too). The token is
         an EdDSA access JWT like any other: sub is the account, actor_type
         "service_account", perms its permissions (or the scope asked for), tid
-        its tenant. Errors carry the OAuth error code in the `x-oauth-error`
-        trailer, which the gateway renders as RFC 6749 §5.2 JSON:
+        its tenant. Errors carry the OAuth error code as an ErrorInfo reason
+        (OAUTH_INVALID_CLIENT, ...), which the gateway renders as RFC 6749 §5.2 JSON:
         UNAUTHENTICATED invalid_client (401, WWW-Authenticate: Basic),
         INVALID_ARGUMENT invalid_request, unsupported_grant_type, invalid_scope.
         """

@@ -267,8 +267,8 @@ class OAuthServiceStub:
     application/x-www-form-urlencoded (JSON is accepted too). The token is
     an EdDSA access JWT like any other: sub is the account, actor_type
     "service_account", perms its permissions (or the scope asked for), tid
-    its tenant. Errors carry the OAuth error code in the `x-oauth-error`
-    trailer, which the gateway renders as RFC 6749 §5.2 JSON:
+    its tenant. Errors carry the OAuth error code as an ErrorInfo reason
+    (OAUTH_INVALID_CLIENT, ...), which the gateway renders as RFC 6749 §5.2 JSON:
     UNAUTHENTICATED invalid_client (401, WWW-Authenticate: Basic),
     INVALID_ARGUMENT invalid_request, unsupported_grant_type, invalid_scope.
     """
@@ -289,8 +289,8 @@ class OAuthServiceAsyncStub(OAuthServiceStub):
     application/x-www-form-urlencoded (JSON is accepted too). The token is
     an EdDSA access JWT like any other: sub is the account, actor_type
     "service_account", perms its permissions (or the scope asked for), tid
-    its tenant. Errors carry the OAuth error code in the `x-oauth-error`
-    trailer, which the gateway renders as RFC 6749 §5.2 JSON:
+    its tenant. Errors carry the OAuth error code as an ErrorInfo reason
+    (OAUTH_INVALID_CLIENT, ...), which the gateway renders as RFC 6749 §5.2 JSON:
     UNAUTHENTICATED invalid_client (401, WWW-Authenticate: Basic),
     INVALID_ARGUMENT invalid_request, unsupported_grant_type, invalid_scope.
     """
@@ -314,8 +314,8 @@ class OAuthServiceServicer(metaclass=_abc_1.ABCMeta):
         application/x-www-form-urlencoded (JSON is accepted too). The token is
         an EdDSA access JWT like any other: sub is the account, actor_type
         "service_account", perms its permissions (or the scope asked for), tid
-        its tenant. Errors carry the OAuth error code in the `x-oauth-error`
-        trailer, which the gateway renders as RFC 6749 §5.2 JSON:
+        its tenant. Errors carry the OAuth error code as an ErrorInfo reason
+        (OAUTH_INVALID_CLIENT, ...), which the gateway renders as RFC 6749 §5.2 JSON:
         UNAUTHENTICATED invalid_client (401, WWW-Authenticate: Basic),
         INVALID_ARGUMENT invalid_request, unsupported_grant_type, invalid_scope.
         """
