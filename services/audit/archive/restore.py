@@ -4,8 +4,9 @@ The month's partition is made again and each scope's events are inserted
 under that scope's binding (the same insert policy as ingest), by the ingest
 path's own statements with the chain head locked and left where it is: the
 events keep their sequence, chain format and hash (the documents carry them),
-reads and exports see them under the usual row-level security, and the live chain is untouched. A restored month
-is held from retention for the days asked; afterwards the next run finds its
+reads and exports see them under the usual row-level security, and the live
+chain is untouched. A restored month is held from retention for the days
+asked; afterwards the next run finds its
 archive, checks the partition against it again, and drops it again. Restoring
 twice inserts nothing twice (the stored events are left out, as on ingest).
 """
