@@ -145,7 +145,19 @@ def link_document(key: bytes, previous: bytes, event: dict[str, Any], sequence: 
     """link(), and the event's canonical document with its chain hash (hex) added: what ingest stores."""
     document = canonical(event, sequence)
     chain_hash = hmac.digest(key, previous + document, "sha256")
-    return chain_hash, b'%s,"chain_hash":"%s"}' % (document[:-1], chain_hash.hex().encode())
+    return chain_hash, _stored(document, event["chain_format"], chain_hash)
+
+
+def stored_document(event: dict[str, Any], sequence: int, chain_hash: bytes) -> bytes:
+    """The document an event already linked is stored from, with the chain hash it has
+    (a restored archive's events go back in with the sequence and hash they had)."""
+    return _stored(canonical(event, sequence), event["chain_format"], chain_hash)
+
+
+def _stored(document: bytes, chain_format: int, chain_hash: bytes) -> bytes:
+    # Format 1's canonical form does not name its format, which the insert stores: said beside the hash.
+    named = b',"format":1' if chain_format == FORMAT_1 else b""
+    return b'%s%s,"chain_hash":"%s"}' % (document[:-1], named, chain_hash.hex().encode())
 
 
 @functools.lru_cache(maxsize=4096)

@@ -198,19 +198,51 @@ def lift_from_details(event: dict[str, Any]) -> None:
         event["actor_type"], event["actor_id"] = USER, event["user_id"]
 
 
+# The stored fields that are enums in the contract, with their stored names by number.
+_ENUM_FIELDS = {
+    "category": CATEGORIES,
+    "outcome": OUTCOMES,
+    "actor_type": ACTOR_TYPES,
+    "recorded_by_type": ACTOR_TYPES,
+}
+_ENUM_NUMBERS = {
+    "category": CATEGORY_NUMBERS,
+    "outcome": OUTCOME_NUMBERS,
+    "actor_type": ACTOR_TYPE_NUMBERS,
+    "recorded_by_type": ACTOR_TYPE_NUMBERS,
+}
+
+
 def stored_event(row: Any) -> audit_pb2.AuditEvent:
     """A stored event as the contract carries it, the grown model's fields included."""
     message = to_audit_event(row)
     for field in chain.FORMAT_2_TEXT_FIELDS:
         value = getattr(row, field)
-        if not value:
-            continue
-        if field == "category":
-            message.category = CATEGORY_NUMBERS[value]  # type: ignore[assignment]
-        elif field == "outcome":
-            message.outcome = OUTCOME_NUMBERS[value]  # type: ignore[assignment]
-        elif field in ("actor_type", "recorded_by_type"):
-            setattr(message, field, ACTOR_TYPE_NUMBERS[value])
-        else:
-            setattr(message, field, value)
+        if value:
+            numbers = _ENUM_NUMBERS.get(field)
+            setattr(message, field, numbers[value] if numbers else value)
     return message
+
+
+def chain_values(message: audit_pb2.AuditEvent, chain_format: int) -> dict[str, Any]:
+    """A stored event as stored_event carries it, back as chain.link hashes it in chain_format:
+    the stored values as they are (unlike ingest, nothing is lifted from details, nothing
+    checked: a value that was not stored so fails the hash), so an exported event verifies offline."""
+    values: dict[str, Any] = {
+        field: getattr(message, field) or None
+        for field in ("tenant_id", "user_id", "ip_address", "user_agent", "request_id")
+    }
+    for field in chain.FORMAT_2_TEXT_FIELDS:
+        value = getattr(message, field)
+        names = _ENUM_FIELDS.get(field)
+        values[field] = (names.get(value) if names else value) or None
+    values.update(
+        id=message.id,
+        action=message.action,
+        resource_type=message.resource_type,
+        resource_id=message.resource_id,
+        details=details_of(message.details),
+        created_at=time_of(message.created_at),
+        chain_format=chain_format,
+    )
+    return values

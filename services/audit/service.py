@@ -39,6 +39,25 @@ class EventPage:
     next_page_token: str
 
 
+async def chain_and_insert(
+    session: AsyncSession, chain_key: bytes, scope: str, events: Iterable[dict[str, Any]], head: tuple[int, bytes]
+) -> list[int]:
+    """Links the events one after the other from the scope's head (sequence, hash), locked by
+    repository.open_chain_for_append, inserts them and moves the head, in one round trip; their
+    sequences. Every append goes through here: ingest, and the audit service's own events."""
+    sequence, previous = head
+    documents: list[bytes] = []
+    sequences: list[int] = []
+    for event in events:
+        sequence += 1
+        previous, document = chain.link_document(chain_key, previous, event, sequence)
+        documents.append(document)
+        sequences.append(sequence)
+    if documents:
+        await repository.insert_events(session, scope, documents, (sequence, previous))
+    return sequences
+
+
 class AuditTrail:
     def __init__(self, database: Database, *, months_ahead: int, chain_key: bytes, checkpoints: CheckpointLog) -> None:
         self._database = database
@@ -84,22 +103,6 @@ class AuditTrail:
                 await repository.ensure_monthly_partitions(session, month, 1)
         return await insert()
 
-    async def _chain_and_insert(
-        self, session: AsyncSession, scope: str, events: Iterable[dict[str, Any]], sequence: int, previous: bytes
-    ) -> list[int]:
-        """Links the events one after the other from the head (sequence, previous), inserts
-        them and moves the head, in one round trip; their sequences."""
-        documents: list[bytes] = []
-        sequences: list[int] = []
-        for event in events:
-            sequence += 1
-            previous, document = chain.link_document(self._chain_key, previous, event, sequence)
-            documents.append(document)
-            sequences.append(sequence)
-        if documents:
-            await repository.insert_events(session, scope, documents, (sequence, previous))
-        return sequences
-
     async def _insert_by_tenant(self, events: list[dict[str, Any]]) -> int:
         """One transaction; each tenant's events chained and inserted under that tenant's scope.
 
@@ -122,7 +125,7 @@ class AuditTrail:
                     [event["created_at"].isoformat(timespec="microseconds") for event in candidates.values()],
                 )
                 new = [event for event_id, event in candidates.items() if event_id not in stored]
-                appended += len(await self._chain_and_insert(session, scope, new, sequence, previous))
+                appended += len(await chain_and_insert(session, self._chain_key, scope, new, (sequence, previous)))
         return appended
 
     async def _insert_for_application(self, scope: str, events: list[dict[str, Any]]) -> list[tuple[str, int]]:
@@ -142,7 +145,7 @@ class AuditTrail:
                         application_ingest.require_same_content(index, event, row)
                         sequences[event["id"]] = int(row.sequence or 0)
             new = [event for event in events if event["id"] not in sequences]
-            appended = await self._chain_and_insert(session, scope, new, sequence, previous)
+            appended = await chain_and_insert(session, self._chain_key, scope, new, (sequence, previous))
             sequences.update(zip((event["id"] for event in new), appended, strict=True))
         return [(event["id"], sequences[event["id"]]) for event in events]
 

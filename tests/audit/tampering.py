@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2
 
-from tests.stack import INTERNAL, Stack, bearer
+from services.audit import chain
+from tests.stack import AUDIT_CHAIN_KEY, INTERNAL, Stack, bearer
 
 
 def event(tenant_id: str, action: str = "doc.edited") -> audit_pb2.AuditEvent:
@@ -51,6 +53,56 @@ def as_superuser_behind_the_triggers(stack: Stack, statement: str, params: tuple
     with psycopg.connect(stack.database_url) as connection:
         connection.execute("SET LOCAL session_replication_role = replica")
         connection.execute(statement, params)
+
+
+def append_as_stored(stack: Stack, tenant_id: str, **fields: Any) -> str:
+    """An event stored with exactly these values (chain.EVENT_FIELDS; the others empty), chained
+    after the head in its chain_format (2 unless given): as an earlier ingest stored it, or with
+    values today's ingest would have derived otherwise. Its id."""
+    sequence, previous = stack.sql("SELECT sequence, chain_hash FROM audit.chain_heads WHERE scope = %s", (tenant_id,))[
+        0
+    ]
+    stored: dict[str, Any] = {
+        **dict.fromkeys(chain.EVENT_FIELDS),
+        "id": uuid.uuid4(),
+        "tenant_id": uuid.UUID(tenant_id),
+        "action": "doc.archived",
+        "resource_type": "doc",
+        "resource_id": "9",
+        "details": {},
+        "created_at": datetime.now(UTC),
+        "chain_format": chain.FORMAT_2,
+        **fields,
+    }
+    link = chain.link(AUDIT_CHAIN_KEY.encode(), bytes(previous), stored, sequence + 1)
+    columns = [*chain.EVENT_FIELDS, "sequence", "chain_hash"]
+    values = {**stored, "details": Jsonb(stored["details"]), "sequence": sequence + 1, "chain_hash": link}
+    as_superuser_behind_the_triggers(
+        stack,
+        f"INSERT INTO audit.events ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+        tuple(values[column] for column in columns),
+    )
+    as_superuser_behind_the_triggers(
+        stack,
+        "UPDATE audit.chain_heads SET sequence = %s, chain_hash = %s WHERE scope = %s",
+        (sequence + 1, link, tenant_id),
+    )
+    return str(stored["id"])
+
+
+def append_as_before_the_model_grew(stack: Stack, tenant_id: str, created_at: datetime | None = None) -> str:
+    """An event as the first model's ingest stored it: format 1, no new fields, chained after the head;
+    its details say a category, an outcome and a reason, which that ingest did not lift."""
+    return append_as_stored(
+        stack,
+        tenant_id,
+        user_id=uuid.uuid4(),
+        details={"category": "data", "outcome": "failure", "reason": "gone", "size": 2.0},
+        ip_address="2001:db8::1",
+        request_id="req-1",
+        created_at=(created_at or datetime.now(UTC)).replace(microsecond=0),
+        chain_format=chain.FORMAT_1,
+    )
 
 
 def event_at(stack: Stack, tenant_id: str, position: int) -> str:

@@ -4,7 +4,7 @@ and any change to a new field found by verification."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import grpc
@@ -12,7 +12,13 @@ import pytest
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2
 
 from services.audit import chain
-from tests.audit.tampering import append, as_superuser_behind_the_triggers, event, verify
+from tests.audit.tampering import (
+    append,
+    append_as_before_the_model_grew,
+    as_superuser_behind_the_triggers,
+    event,
+    verify,
+)
 from tests.stack import AUDIT_CHAIN_KEY, INTERNAL, Stack, Tenant, rpc_error
 
 
@@ -133,45 +139,10 @@ def test_the_first_chain_format_hashes_as_it_always_did() -> None:
         chain.link(AUDIT_CHAIN_KEY.encode(), b"", {**grown, "chain_format": 3}, 7)
 
 
-def append_as_before_the_model_grew(stack: Stack, tenant: Tenant) -> str:
-    """An event as the first model's ingest stored it: format 1, no new fields, chained after the head."""
-    sequence, previous = stack.sql("SELECT sequence, chain_hash FROM audit.chain_heads WHERE scope = %s", (tenant.id,))[
-        0
-    ]
-    old = {
-        "id": uuid.uuid4(),
-        "tenant_id": uuid.UUID(tenant.id),
-        "user_id": None,
-        "action": "doc.archived",
-        "resource_type": "doc",
-        "resource_id": "9",
-        "details": {"category": "data"},
-        "ip_address": None,
-        "user_agent": None,
-        "request_id": None,
-        "created_at": datetime.now(UTC).replace(microsecond=0),
-        "chain_format": chain.FORMAT_1,
-    }
-    link = chain.link(AUDIT_CHAIN_KEY.encode(), bytes(previous), old, sequence + 1)
-    as_superuser_behind_the_triggers(
-        stack,
-        "INSERT INTO audit.events (id, tenant_id, action, resource_type, resource_id, details, created_at, sequence,"
-        " chain_hash, chain_format) VALUES (%s, %s, 'doc.archived', 'doc', '9', '{\"category\": \"data\"}', %s, %s,"
-        " %s, 1)",
-        (old["id"], tenant.id, old["created_at"], sequence + 1, link),
-    )
-    as_superuser_behind_the_triggers(
-        stack,
-        "UPDATE audit.chain_heads SET sequence = %s, chain_hash = %s WHERE scope = %s",
-        (sequence + 1, link, tenant.id),
-    )
-    return str(old["id"])
-
-
 def test_events_of_the_first_format_still_verify_between_new_ones_and_keep_their_category(
     stack: Stack, tenant: Tenant
 ) -> None:
-    old = append_as_before_the_model_grew(stack, tenant)
+    old = append_as_before_the_model_grew(stack, tenant.id)
     append(stack, rich_event(tenant.id), rich_event(tenant.id, category=audit_pb2.AUDIT_CATEGORY_ADMIN))
     result = verify(stack, tenant.owner_token)
     assert result.intact, result.problem

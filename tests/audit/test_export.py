@@ -17,7 +17,14 @@ import requests
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tests.audit.exports import download, export_lines, fill, peak_rss_growth, public_key, verify_export
-from tests.audit.tampering import append, as_superuser_behind_the_triggers, event, event_at
+from tests.audit.tampering import (
+    append,
+    append_as_before_the_model_grew,
+    append_as_stored,
+    as_superuser_behind_the_triggers,
+    event,
+    event_at,
+)
 from tests.gateway.conftest import start_gateway, tenantry_gateway_env
 from tests.stack import Stack, Tenant, eventually, rpc_error
 
@@ -233,3 +240,60 @@ def test_a_chain_altered_in_the_database_is_not_exported_or_signed(stack: Stack,
     )
     error = rpc_error(lambda: export_lines(stack, small.owner_token))
     assert error.code() == grpc.StatusCode.DATA_LOSS and "hash mismatch" in (error.details() or "")
+
+
+def test_events_of_both_chain_formats_export_as_stored_and_verify_offline(
+    stack: Stack, export_gateway: str, tenant: Tenant, tmp_path: Path
+) -> None:
+    key = public_key(stack, tenant)
+    first_format = append_as_before_the_model_grew(stack, tenant.id)
+    # Stored as they are: today's ingest would have lifted a category, an outcome and an actor from these.
+    not_lifted = append_as_stored(
+        stack,
+        tenant.id,
+        user_id=uuid.uuid4(),
+        details={"category": "auth", "outcome": "failure", "reason": "bad_password"},
+        recorded_by_type="service_account",
+        recorded_by_id="sa-1",
+    )
+    lifted = event(tenant.id, "user.login_failed")
+    lifted.user_id = str(uuid.uuid4())
+    lifted.details.update({"category": "auth", "outcome": "failure", "reason": "bad_password"})
+    append(stack, lifted)
+
+    for format in ("ndjson", "csv"):
+        target = tmp_path / f"export.{format}"
+        reply = download(export_gateway, tenant.owner_token, target, format=format)
+        assert reply.status_code == 200, reply.text
+        checked = verify_export(target, "--public-key", key)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    exported = {line["event"]["id"]: line for line in lines_of(tmp_path / "export.ndjson") if "event" in line}
+    assert exported[first_format]["chain_format"] == 1
+    assert "category" not in exported[first_format]["event"]
+    assert exported[not_lifted]["chain_format"] == 2
+    assert {"category", "outcome", "actor_type"}.isdisjoint(exported[not_lifted]["event"])
+    assert exported[not_lifted]["event"]["recorded_by_type"] == "AUDIT_ACTOR_TYPE_SERVICE_ACCOUNT"
+    grown = exported[lifted.id]["event"]
+    assert (grown["category"], grown["outcome"], grown["error_message"]) == (
+        "AUDIT_CATEGORY_AUTH",
+        "AUDIT_OUTCOME_FAILURE",
+        "bad_password",
+    )
+    assert (grown["actor_type"], grown["actor_id"]) == ("AUDIT_ACTOR_TYPE_USER", lifted.user_id)
+    # The CSV's columns are the event message's fields, the new ones included, and the chain format.
+    header = next(csv.reader(io.StringIO((tmp_path / "export.csv").read_text())))
+    assert {"category", "outcome", "actor_type", "target_name", "recorded_by_id", "chain_format"} <= set(header)
+
+    # The format is covered by the hash: an event claimed to be of the other format no longer matches.
+    for event_id, claimed in ((first_format, 2), (not_lifted, 1)):
+        lines = (tmp_path / "export.ndjson").read_text().splitlines()
+        number = next(index for index, line in enumerate(lines) if event_id in line)
+        document = json.loads(lines[number])
+        document["chain_format"] = claimed
+        lines[number] = json.dumps(document)
+        tampered = tmp_path / "tampered.ndjson"
+        tampered.write_text("\n".join(lines) + "\n")
+        refused = verify_export(tampered)
+        assert refused.returncode == 1
+        assert f"line {number + 1}:" in refused.stdout and "does not match its chain hash" in refused.stdout

@@ -13,17 +13,25 @@ from pathlib import Path
 
 import grpc
 import pytest
-from tenantry.audit.v1 import audit_export_service_pb2, audit_export_service_pb2_grpc
+from tenantry.audit.v1 import audit_export_service_pb2, audit_export_service_pb2_grpc, audit_pb2
 
 from devtools.stack import service_env
 from kit.db import Database
 from kit.settings import asyncpg_url
+from services.audit import chain
 from services.audit.archive.lines import NDJSON, Encoder
 from services.audit.archive.stretch import StretchReader
 from services.audit.checkpoints import CheckpointKey, CheckpointLog
 from services.audit.service import AuditTrail
 from tests.audit.exports import audit_command, verify_export
-from tests.audit.tampering import append, as_superuser_behind_the_triggers, event, verify
+from tests.audit.tampering import (
+    append,
+    append_as_before_the_model_grew,
+    append_as_stored,
+    as_superuser_behind_the_triggers,
+    event,
+    verify,
+)
 from tests.stack import AUDIT_CHAIN_KEY, GATEWAY_TOKEN, INTERNAL_API_TOKEN, Stack, bearer, own_stack, rpc_error
 
 JANUARY, FEBRUARY = datetime(2025, 1, 10, tzinfo=UTC), datetime(2025, 2, 10, tzinfo=UTC)
@@ -258,5 +266,47 @@ def test_a_tenant_sets_its_retention_and_the_change_is_in_its_trail(stack: Stack
         )
     )
     assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert [e.action for e in stack.audit_events(tenant.owner_token, action="audit.retention.updated")]
+    changes = stack.audit_events(tenant.owner_token, action="audit.retention.updated")
+    assert changes
+    # An event of the grown model: an admin change, by the owner, to the tenant's retention.
+    change = changes[0]
+    assert (change.category, change.outcome, change.target_type, change.target_id) == (
+        audit_pb2.AUDIT_CATEGORY_ADMIN,
+        audit_pb2.AUDIT_OUTCOME_SUCCESS,
+        "audit_retention",
+        tenant.id,
+    )
+    assert change.actor_type == audit_pb2.AUDIT_ACTOR_TYPE_USER and change.actor_id == change.user_id != ""
+    assert change.details["months"] == 24
     assert verify(stack, tenant.owner_token).intact
+
+
+def test_events_of_both_chain_formats_are_restored_with_their_sequence_format_and_hash(
+    fresh: Stack, tmp_path: Path
+) -> None:
+    archive, tenant = tmp_path / "archive", str(uuid.uuid4())
+    events_at(fresh, tenant, JANUARY, 2)
+    append_as_before_the_model_grew(fresh, tenant, JANUARY)
+    lifted = event(tenant, "user.login_failed")
+    lifted.user_id = str(uuid.uuid4())
+    lifted.details.update({"category": "auth", "outcome": "failure", "reason": "bad_password"})
+    lifted.created_at.FromDatetime(JANUARY)
+    append(fresh, lifted)
+    append_as_stored(fresh, tenant, user_id=uuid.uuid4(), details={"category": "auth"}, created_at=JANUARY)
+    events_at(fresh, tenant, datetime.now(UTC), 1)
+    stored = (
+        f"SELECT {', '.join([*chain.EVENT_FIELDS, 'sequence', 'chain_hash'])} FROM audit.events"
+        " WHERE tenant_id = %s AND created_at < '2025-02-01' ORDER BY sequence"
+    )
+    before = fresh.sql(stored, (tenant,))
+    assert [row[chain.EVENT_FIELDS.index("chain_format")] for row in before] == [2, 2, 1, 2, 2]
+
+    ran = operator(fresh, archive, "run-retention")
+    assert "dropped: 2025-01: 5 events of 1 trails" in ran.stdout, ran.stdout + ran.stderr
+    assert fresh.sql(stored, (tenant,)) == []
+    restored = operator(fresh, archive, "restore-month", "2025-01")
+    assert "restored 2025-01: 5 events" in restored.stdout, restored.stdout + restored.stderr
+    # Every column as it was, the chain format and the hash included; nothing lifted again.
+    assert fresh.sql(stored, (tenant,)) == before
+    intact, problem, _ = verify_in_process(fresh, tenant, tmp_path)
+    assert intact, problem

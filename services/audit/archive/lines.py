@@ -25,7 +25,7 @@ CONTENT_TYPES = {NDJSON: "application/x-ndjson", CSV: "text/csv; charset=utf-8"}
 Line = audit_export_service_pb2.AuditExportLine
 
 _EVENT_FIELDS = list(audit_pb2.AuditEvent.DESCRIPTOR.fields)
-_CSV_COLUMNS = ["line", *(field.name for field in _EVENT_FIELDS), "chain_hash", "statement"]
+_CSV_COLUMNS = ["line", *(field.name for field in _EVENT_FIELDS), "chain_hash", "chain_format", "statement"]
 # Fields whose JSON mapping is a string (int64 and enums included): a CSV cell holds them as they are.
 _STRING_TYPES = {
     FieldDescriptor.TYPE_STRING,
@@ -82,6 +82,7 @@ class Encoder:
             for name, value in _document(line.event).items():
                 cells[name] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
             cells["chain_hash"] = line.chain_hash
+            cells["chain_format"] = str(line.chain_format)
         else:
             cells["statement"] = json.dumps(_document(getattr(line, kind)), ensure_ascii=False, separators=(",", ":"))
         return [cells.get(column, "") for column in _CSV_COLUMNS]
@@ -115,7 +116,7 @@ def _from_row(cells: dict[str, str], known: dict[str, FieldDescriptor]) -> dict[
         if field is None or value == "":
             continue
         event[name] = value if _is_text(field) else json.loads(value)
-    return {"event": event, "chain_hash": cells.get("chain_hash", "")}
+    return {"event": event, "chain_hash": cells.get("chain_hash", ""), "chain_format": cells.get("chain_format") or 0}
 
 
 def _parse(number: int, document: Callable[..., Any], *args: Any) -> Line:

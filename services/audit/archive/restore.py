@@ -3,9 +3,10 @@
 The month's partition is made again and each scope's events are inserted
 under that scope's binding (the same insert policy as ingest), by the ingest
 path's own statements with the chain head locked and left where it is: the
-events keep their sequence and hash, reads and exports see them under the
-usual row-level security, and the live chain is untouched. A restored month
-is held from retention for the days asked; afterwards the next run finds its
+events keep their sequence, chain format and hash (the documents carry them),
+reads and exports see them under the usual row-level security, and the live
+chain is untouched. A restored month is held from retention for the days
+asked; afterwards the next run finds its
 archive, checks the partition against it again, and drops it again. Restoring
 twice inserts nothing twice (the stored events are left out, as on ingest).
 """
@@ -19,12 +20,12 @@ from pathlib import Path
 from sqlalchemy import text
 
 from kit.db import Database
-from services.audit import repository
-from services.audit.api import event_values
+from services.audit import chain, repository
 from services.audit.archive.lines import NDJSON, Line, read_lines
 from services.audit.archive.manifest import month_dir, read_archive
 from services.audit.archive.verify_command import open_text
 from services.audit.checkpoints import CheckpointKey
+from services.audit.event_model import chain_values, time_of
 
 BATCH = 500
 
@@ -53,19 +54,20 @@ async def restore_month(
     inserted = 0
     for entry in archived:
         for batch in _events(directory / entry.file):
-            rows = [
-                {
-                    **event_values(0, line.event),
-                    "sequence": line.event.sequence,
-                    "chain_hash": bytes.fromhex(line.chain_hash),
-                }
+            # Each event goes back as the document ingest stored it from, with its own sequence,
+            # chain format and hash (the archive verified, so these are the chain's).
+            documents = {
+                line.event.id: chain.stored_document(
+                    chain_values(line.event, line.chain_format), line.event.sequence, bytes.fromhex(line.chain_hash)
+                )
                 for line in batch
-            ]
+            }
+            created = [time_of(line.event.created_at).isoformat(timespec="microseconds") for line in batch]
             async with database.unit_of_work(scope="") as session:
                 head, head_hash, stored = await repository.open_chain_for_append(
-                    session, entry.scope, [(row["id"], row["created_at"]) for row in rows]
+                    session, entry.scope, list(documents), created
                 )
-                fresh = [row for row in rows if row["id"] not in stored]
+                fresh = [document for event_id, document in documents.items() if event_id not in stored]
                 if fresh:
                     await repository.insert_events(session, entry.scope, fresh, (head, head_hash))
                     inserted += len(fresh)

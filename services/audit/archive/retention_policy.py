@@ -18,8 +18,10 @@ from tenantry.audit.v1 import audit_pb2
 from kit.context import current_principal, current_request
 from kit.db import PLATFORM_SCOPE, Database
 from kit.errors import InvalidArgument
-from services.audit import chain, repository
+from services.audit import repository
 from services.audit.api import event_values
+from services.audit.event_model import ACTOR_TYPE_NUMBERS, USER
+from services.audit.service import chain_and_insert
 
 MAX_MONTHS = 1200
 ACTION = "audit.retention.updated"
@@ -48,11 +50,11 @@ class RetentionPolicies:
         """Sets (or with 0 clears) the scope's retention and appends the change to its trail, in one transaction."""
         if not 0 <= months <= MAX_MONTHS:
             raise InvalidArgument("months", f"must be between 0 (the platform default) and {MAX_MONTHS}")
-        event = self._event(scope, months)
+        event = event_values(0, self._event(scope, months))
         async with self._database.unit_of_work(scope="") as session:
             # Binds the scope and locks its chain head, as every append does.
             sequence, previous, _ = await repository.open_chain_for_append(
-                session, scope, [(uuid.UUID(event.id), event.created_at.ToDatetime(tzinfo=UTC))]
+                session, scope, [event["id"]], [event["created_at"].isoformat(timespec="microseconds")]
             )
             if months:
                 await session.execute(
@@ -66,11 +68,7 @@ class RetentionPolicies:
                 await session.execute(
                     text("DELETE FROM audit.retention_policies WHERE scope = :scope"), {"scope": scope}
                 )
-            values = event_values(0, event)
-            link = chain.link(self._chain_key, previous, values, sequence + 1)
-            await repository.insert_events(
-                session, scope, [{**values, "sequence": sequence + 1, "chain_hash": link}], (sequence + 1, link)
-            )
+            await chain_and_insert(session, self._chain_key, scope, [event], (sequence, previous))
         return months
 
     def _event(self, scope: str, months: int) -> audit_pb2.AuditEvent:
@@ -78,14 +76,23 @@ class RetentionPolicies:
         event = audit_pb2.AuditEvent(
             id=str(uuid.uuid4()),
             tenant_id="" if scope == PLATFORM_SCOPE else scope,
-            user_id=str(principal.user_id) if principal else "",
+            # A machine identity's id is its actor's, not a user's.
+            user_id=str(principal.user_id) if principal and principal.actor_type == USER else "",
             action=ACTION,
             resource_type="audit_retention",
             resource_id=scope,
             ip_address=(request.peer_ip if request else None) or "",
             user_agent=(request.user_agent if request else None) or "",
             request_id=request.request_id if request else "",
+            category=audit_pb2.AUDIT_CATEGORY_ADMIN,
+            outcome=audit_pb2.AUDIT_OUTCOME_SUCCESS,
+            target_type="audit_retention",
+            target_id=scope,
         )
+        if principal is not None:
+            event.actor_type = ACTOR_TYPE_NUMBERS.get(principal.actor_type, audit_pb2.AUDIT_ACTOR_TYPE_USER)  # type: ignore[assignment]
+            event.actor_id = str(principal.user_id)
+            event.session_id = str(principal.session_id)
         event.details.update({"months": months, "platform_default_months": self.platform_default})
         event.created_at.FromDatetime(datetime.now(UTC))
         return event

@@ -2,9 +2,9 @@
 
 The same lines make an export (streamed to the caller) and a month's archive
 (written to a file). Every event is hashed again from the very message that
-goes out, with the ingest path's own conversion (`event_values`) and the
-chain's own `link`, so a file that leaves the service verifies offline with
-the same code, and a stretch altered in the database is never signed.
+goes out (`chain_values`: its stored values, in the chain format it was
+hashed in) with the chain's own `link`, so a file that leaves the service
+verifies offline with the same code, and a stretch altered in the database is never signed.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import grpc
 from tenantry.audit.v1 import audit_export_service_pb2, audit_pb2
 
-from kit.audit_events import to_audit_event
 from kit.db import Database
 from kit.errors import DomainError
 from services.audit import chain, repository
-from services.audit.api import event_values, to_checkpoint
+from services.audit.api import to_checkpoint
 from services.audit.archive import queries
 from services.audit.chain import ChainLink
 from services.audit.checkpoints import ALGORITHM, Checkpoint, CheckpointKey, CheckpointLog, signed_payload
+from services.audit.event_model import chain_values, stored_event
 
 PAGE = 1000
 Line = audit_export_service_pb2.AuditExportLine
@@ -101,19 +102,19 @@ class StretchReader:
             if not rows:
                 raise ChainDamaged(f"the chain ends at {previous.sequence}, before {stretch.through}")
             for row in rows:
-                event = to_audit_event(row)
+                event, chain_format = stored_event(SimpleNamespace(**row)), row["chain_format"]
                 expected = previous.sequence + 1
-                stored = bytes(row.chain_hash or b"")
-                computed = chain.link(self._chain_key, previous.chain_hash, event_values(0, event), expected)
+                stored = bytes(row["chain_hash"] or b"")
+                computed = chain.link(self._chain_key, previous.chain_hash, chain_values(event, chain_format), expected)
                 checkpoint = pinned.get(expected)
-                if row.sequence != expected:
-                    raise ChainDamaged(f"sequence gap: expected {expected}, found {row.sequence}")
+                if row["sequence"] != expected:
+                    raise ChainDamaged(f"sequence gap: expected {expected}, found {row['sequence']}")
                 if not hmac.compare_digest(computed, stored):
                     raise ChainDamaged(f"hash mismatch at sequence {expected}")
                 if checkpoint is not None and not hmac.compare_digest(checkpoint.head_hash, stored):
                     raise ChainDamaged(f"sequence {expected} differs from its signed checkpoint")
                 previous, count = ChainLink(expected, stored), count + 1
-                yield Line(event=event, chain_hash=stored.hex())
+                yield Line(event=event, chain_hash=stored.hex(), chain_format=chain_format)
         end = audit_export_service_pb2.AuditExportEnd(
             events=count, checkpoint=to_checkpoint(sign(key, scope, previous)), checkpoint_key=self._public_key
         )

@@ -1,8 +1,9 @@
 """Offline verification of an export or archive file: its chain links and its two signed checkpoints.
 
-Each event is hashed again with the audit service's own code (the ingest
-conversion `event_values` and `chain.link`), so the file verifies exactly as
-the trail does, whatever fields the event has. What it proves: the events
+Each event is hashed again with the audit service's own code (`chain_values`,
+the stored values the event carries, in the chain format its line names, and
+`chain.link`), so the file verifies exactly as the trail does, for events of
+either chain format. What it proves: the events
 form the chain stretch between the start and end checkpoints, unchanged, none
 added, removed or reordered, given the chain key and the service's public key.
 """
@@ -22,10 +23,10 @@ from kit.convert import from_timestamp
 from kit.db import PLATFORM_SCOPE
 from kit.errors import DomainError
 from services.audit import chain
-from services.audit.api import event_values
 from services.audit.archive.lines import Line
 from services.audit.chain import ChainLink
 from services.audit.checkpoints import signed_payload
+from services.audit.event_model import chain_values
 
 
 @dataclass
@@ -110,7 +111,7 @@ def _verify(lines: Iterable[tuple[int, Line]], chain_key: bytes, trusted_key: by
         if event.tenant_id != tenant:
             raise _Bad(number, f"event {event.id} belongs to another trail than {start.scope}")
         try:
-            computed = chain.link(chain_key, previous.chain_hash, event_values(0, event), expected)
+            computed = chain.link(chain_key, previous.chain_hash, chain_values(event, line.chain_format), expected)
         except (DomainError, ValueError, KeyError) as error:
             raise _Bad(number, f"event {event.id} cannot be hashed ({error})") from None
         if not hmac.compare_digest(computed, bytes.fromhex(line.chain_hash or "")):

@@ -29,7 +29,7 @@ from tenantry.audit.v1 import audit_pb2 as tenantry_dot_audit_dot_v1_dot_audit__
 from tenantry.common.v1 import access_pb2 as tenantry_dot_common_dot_v1_dot_access__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,tenantry/audit/v1/audit_export_service.proto\x12\x11tenantry.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtenantry/audit/v1/audit.proto\x1a\x1ftenantry/common/v1/access.proto\"\x88\x01\n\x18\x45xportAuditEventsRequest\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc4\x01\n\x0f\x41uditExportLine\x12\x33\n\x05start\x18\x01 \x01(\x0b\x32\".tenantry.audit.v1.AuditCheckpointH\x00\x12.\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1d.tenantry.audit.v1.AuditEventH\x00\x12\x30\n\x03\x65nd\x18\x03 \x01(\x0b\x32!.tenantry.audit.v1.AuditExportEndH\x00\x12\x12\n\nchain_hash\x18\x04 \x01(\tB\x06\n\x04line\"\x97\x01\n\x0e\x41uditExportEnd\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x03\x12\x36\n\ncheckpoint\x18\x02 \x01(\x0b\x32\".tenantry.audit.v1.AuditCheckpoint\x12=\n\x0e\x63heckpoint_key\x18\x03 \x01(\x0b\x32%.tenantry.audit.v1.AuditCheckpointKey\"\x1a\n\x18GetAuditRetentionRequest\"-\n\x1bUpdateAuditRetentionRequest\x12\x0e\n\x06months\x18\x01 \x01(\x05\"[\n\x0e\x41uditRetention\x12\x0e\n\x06months\x18\x01 \x01(\x05\x12\x1f\n\x17platform_default_months\x18\x02 \x01(\x05\x12\x18\n\x10\x65\x66\x66\x65\x63tive_months\x18\x03 \x01(\x05\x32\xe4\x03\n\x12\x41uditExportService\x12\x8f\x01\n\x11\x45xportAuditEvents\x12+.tenantry.audit.v1.ExportAuditEventsRequest\x1a\x14.google.api.HttpBody\"5\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/audit/events:export0\x01\x12\x96\x01\n\x11GetAuditRetention\x12+.tenantry.audit.v1.GetAuditRetentionRequest\x1a!.tenantry.audit.v1.AuditRetention\"1\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/audit/retention\x12\xa2\x01\n\x14UpdateAuditRetention\x12..tenantry.audit.v1.UpdateAuditRetentionRequest\x1a!.tenantry.audit.v1.AuditRetention\"7\x8a\xb5\x18\x11\x08\x02\x1a\rtenant.update\x82\xd3\xe4\x93\x02\x1c\x32\x17/api/v1/audit/retention:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,tenantry/audit/v1/audit_export_service.proto\x12\x11tenantry.audit.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dtenantry/audit/v1/audit.proto\x1a\x1ftenantry/common/v1/access.proto\"\x88\x01\n\x18\x45xportAuditEventsRequest\x12\x0e\n\x06\x66ormat\x18\x01 \x01(\t\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xda\x01\n\x0f\x41uditExportLine\x12\x33\n\x05start\x18\x01 \x01(\x0b\x32\".tenantry.audit.v1.AuditCheckpointH\x00\x12.\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x1d.tenantry.audit.v1.AuditEventH\x00\x12\x30\n\x03\x65nd\x18\x03 \x01(\x0b\x32!.tenantry.audit.v1.AuditExportEndH\x00\x12\x12\n\nchain_hash\x18\x04 \x01(\t\x12\x14\n\x0c\x63hain_format\x18\x05 \x01(\x05\x42\x06\n\x04line\"\x97\x01\n\x0e\x41uditExportEnd\x12\x0e\n\x06\x65vents\x18\x01 \x01(\x03\x12\x36\n\ncheckpoint\x18\x02 \x01(\x0b\x32\".tenantry.audit.v1.AuditCheckpoint\x12=\n\x0e\x63heckpoint_key\x18\x03 \x01(\x0b\x32%.tenantry.audit.v1.AuditCheckpointKey\"\x1a\n\x18GetAuditRetentionRequest\"-\n\x1bUpdateAuditRetentionRequest\x12\x0e\n\x06months\x18\x01 \x01(\x05\"[\n\x0e\x41uditRetention\x12\x0e\n\x06months\x18\x01 \x01(\x05\x12\x1f\n\x17platform_default_months\x18\x02 \x01(\x05\x12\x18\n\x10\x65\x66\x66\x65\x63tive_months\x18\x03 \x01(\x05\x32\xe4\x03\n\x12\x41uditExportService\x12\x8f\x01\n\x11\x45xportAuditEvents\x12+.tenantry.audit.v1.ExportAuditEventsRequest\x1a\x14.google.api.HttpBody\"5\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x1d\x12\x1b/api/v1/audit/events:export0\x01\x12\x96\x01\n\x11GetAuditRetention\x12+.tenantry.audit.v1.GetAuditRetentionRequest\x1a!.tenantry.audit.v1.AuditRetention\"1\x8a\xb5\x18\x0e\x08\x02\x1a\naudit.read\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/audit/retention\x12\xa2\x01\n\x14UpdateAuditRetention\x12..tenantry.audit.v1.UpdateAuditRetentionRequest\x1a!.tenantry.audit.v1.AuditRetention\"7\x8a\xb5\x18\x11\x08\x02\x1a\rtenant.update\x82\xd3\xe4\x93\x02\x1c\x32\x17/api/v1/audit/retention:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,15 +45,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_start=222
   _globals['_EXPORTAUDITEVENTSREQUEST']._serialized_end=358
   _globals['_AUDITEXPORTLINE']._serialized_start=361
-  _globals['_AUDITEXPORTLINE']._serialized_end=557
-  _globals['_AUDITEXPORTEND']._serialized_start=560
-  _globals['_AUDITEXPORTEND']._serialized_end=711
-  _globals['_GETAUDITRETENTIONREQUEST']._serialized_start=713
-  _globals['_GETAUDITRETENTIONREQUEST']._serialized_end=739
-  _globals['_UPDATEAUDITRETENTIONREQUEST']._serialized_start=741
-  _globals['_UPDATEAUDITRETENTIONREQUEST']._serialized_end=786
-  _globals['_AUDITRETENTION']._serialized_start=788
-  _globals['_AUDITRETENTION']._serialized_end=879
-  _globals['_AUDITEXPORTSERVICE']._serialized_start=882
-  _globals['_AUDITEXPORTSERVICE']._serialized_end=1366
+  _globals['_AUDITEXPORTLINE']._serialized_end=579
+  _globals['_AUDITEXPORTEND']._serialized_start=582
+  _globals['_AUDITEXPORTEND']._serialized_end=733
+  _globals['_GETAUDITRETENTIONREQUEST']._serialized_start=735
+  _globals['_GETAUDITRETENTIONREQUEST']._serialized_end=761
+  _globals['_UPDATEAUDITRETENTIONREQUEST']._serialized_start=763
+  _globals['_UPDATEAUDITRETENTIONREQUEST']._serialized_end=808
+  _globals['_AUDITRETENTION']._serialized_start=810
+  _globals['_AUDITRETENTION']._serialized_end=901
+  _globals['_AUDITEXPORTSERVICE']._serialized_start=904
+  _globals['_AUDITEXPORTSERVICE']._serialized_end=1388
 # @@protoc_insertion_point(module_scope)

@@ -64,8 +64,14 @@ class AuditExportLine(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     END_FIELD_NUMBER: _builtins.int
     CHAIN_HASH_FIELD_NUMBER: _builtins.int
+    CHAIN_FORMAT_FIELD_NUMBER: _builtins.int
     chain_hash: _builtins.str
     """With event: the event's chain hash, lowercase hex."""
+    chain_format: _builtins.int
+    """With event: the chain format its hash was computed in (1 for events
+    recorded before the event model grew, 2 since; services/audit/chain.py),
+    which says which of its fields the hash covers.
+    """
     @_builtins.property
     def start(self) -> _audit_pb2.AuditCheckpoint:
         """The first line: a checkpoint of the link before the first exported
@@ -87,10 +93,11 @@ class AuditExportLine(_message.Message):
         event: _audit_pb2.AuditEvent | None = ...,
         end: Global___AuditExportEnd | None = ...,
         chain_hash: _builtins.str = ...,
+        chain_format: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "event", b"event", "line", b"line", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_hash", b"chain_hash", "end", b"end", "event", b"event", "line", b"line", "start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_format", b"chain_format", "chain_hash", b"chain_hash", "end", b"end", "event", b"event", "line", b"line", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_line: _TypeAlias = _typing.Literal["start", "event", "end"]  # noqa: Y015
     _WhichOneofArgType_line: _TypeAlias = _typing.Literal["line", b"line"]  # noqa: Y015
