@@ -42,5 +42,11 @@ def test_the_readme_api_key_walkthrough_works_on_make_run(run_env: dict[str, str
     assert me_by_key["slug"] == me_by_bearer["slug"] == "acme"
     assert [key["name"] for key in listed["api_keys"]] == ["ci"] and "secret" not in json.dumps(listed)
     assert revoked["state"] == "API_KEY_STATE_REVOKED"
-    assert refused == {"code": 16, "message": "API key has been revoked", "details": []}
+    assert refused == {
+        "code": 16,
+        "message": "API key has been revoked",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_REVOKED", "domain": "tenantry.dev"}
+        ],
+    }
     assert not KEY.search(log), "a key reached the logs"

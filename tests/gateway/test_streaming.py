@@ -99,13 +99,15 @@ def test_an_event_keeps_its_data_on_data_lines_whatever_the_text() -> None:
 
 def test_a_client_leaving_mid_stream_cancels_the_upstream_call(echo_gateway: str) -> None:
     async def leave_after_the_first_event() -> None:
-        url = f"{echo_gateway}/v1/stream/5?wait=0.3s&id=leaver"
+        url = f"{echo_gateway}/v1/stream/100?wait=0.1s&id=leaver"
         async with aiohttp.ClientSession() as session, session.get(url, headers=SSE) as response:
             await anext(read_events(response))
 
     asyncio.run(leave_after_the_first_event())
-    # The upstream notices at its next message, 0.3 s on; without the cancel it would stream all 5.
-    deadline = time.monotonic() + 5
+    # The gateway learns the client left when a write fails (the first write to a closed socket may
+    # still succeed), then cancels; the upstream notices at its next message. Without the cancel it
+    # would stream all 100 (10 s) to a gateway that drops them.
+    deadline = time.monotonic() + 8
     while "leaver" not in CANCELLED_STREAMS and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "leaver" in CANCELLED_STREAMS
