@@ -76,7 +76,7 @@ class Gateway:
             self.authenticator,
             RateLimiter(settings.rate_limit_per_minute),
             limited_methods=settings.limited_methods(),
-            max_in_flight=settings.max_in_flight,
+            max_in_flight=settings.in_flight_per_worker(),
             max_body_bytes=settings.max_body_bytes,
             upstream_timeout=settings.upstream_timeout_seconds,
             gateway_token=settings.gateway_token.get_secret_value(),
