@@ -3,6 +3,7 @@ in-flight bound refuses with 429 before a request's body is even read."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -91,6 +92,20 @@ def test_a_worker_whose_first_process_died_stops_by_itself(tmp_path: Path) -> No
         eventually(lambda: gone(others[0]))
 
 
+def hold(url: str, body: bytes) -> None:
+    """A login that waits on the silent upstream until the gateway stops."""
+    with contextlib.suppress(requests.RequestException):
+        requests.post(url, data=body, timeout=90)
+
+
+def refused(url: str, body: bytes) -> bool:
+    # A probe that got in first holds the slot itself (until the upstream deadline): refused next time.
+    try:
+        return requests.post(url, data=body, timeout=2).status_code == 429
+    except requests.RequestException:
+        return False
+
+
 def test_a_full_in_flight_bound_answers_429_without_reading_the_body(tmp_path: Path) -> None:
     body = b'{"email": "someone@example.test", "password": "a-password-1"}'
     with silent_upstream() as address:
@@ -98,10 +113,10 @@ def test_a_full_in_flight_bound_answers_429_without_reading_the_body(tmp_path: P
         gateway = start_gateway("gateway-in-flight", env, tmp_path)
         url = f"http://{gateway.address}{LOGIN}"
         # One login waits on the silent upstream, holding the only slot.
-        holder = threading.Thread(target=lambda: requests.post(url, data=body, timeout=90), daemon=True)
+        holder = threading.Thread(target=hold, args=(url, body), daemon=True)
         holder.start()
         try:
-            eventually(lambda: requests.post(url, data=body, timeout=10).status_code == 429)
+            eventually(lambda: refused(url, body))
             host, _, port = gateway.address.rpartition(":")
             with socket.create_connection((host, int(port)), timeout=10) as connection:
                 # Headers announcing a body, and only its first byte: reading it would wait forever.
