@@ -25,6 +25,7 @@ from gateway.routes import MethodNotAllowed, check_no_clashes
 from gateway.settings import GatewaySettings
 from gateway.status import GatewayError, error_body
 from gateway.upstreams import Upstreams
+from kit.logging import log_fields
 
 log = logging.getLogger("tenantry.http")
 
@@ -134,10 +135,11 @@ class Gateway:
         principal = info.principal
         # Health probes come every few seconds from orchestrators: logged only when they fail.
         quiet = request.rel_url.path == "/health" and response.status == 200
-        log.log(
+        log_fields(
+            log,
             logging.DEBUG if quiet else logging.INFO,
             "http",
-            extra={
+            {
                 "http_method": request.method,
                 "path": request.rel_url.path,
                 "status": response.status,
