@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import os
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,20 +16,6 @@ from kit.error_details import Reason
 from kit.errors import ResourceExhausted
 
 T = TypeVar("T")
-
-# bcrypt threads run this much lower in priority (nice) than the service, so that during a burst of
-# logins the machine's cores go first to the event loops that answer at once (the
-# gateway's refusals, reads, this service's own loop): a hash is seconds of work
-# queued anyway, a refusal or a read is a millisecond. With nothing else to
-# run they go as fast as before.
-HASHING_NICENESS = 10
-
-
-def _yield_to_other_work() -> None:
-    # On Linux a thread's id names that thread alone to setpriority; raising one's own niceness needs no privilege.
-    with contextlib.suppress(AttributeError, OSError):
-        thread = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + HASHING_NICENESS))
 
 
 class PasswordHasher:
@@ -50,9 +33,7 @@ class PasswordHasher:
         self._workers = max_workers
         self._capacity = max_workers + max_queue
         self._in_flight = 0
-        self._pool = ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="bcrypt", initializer=_yield_to_other_work
-        )
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bcrypt")
         # Checked when the user does not exist, so that a failed login costs
         # the same whether or not the email is known; timing it tells how long
         # one hash takes here, for the retry delay.
