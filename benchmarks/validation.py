@@ -12,21 +12,16 @@ Run: `python -m benchmarks.validation [--instructions]`.
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import shutil
 import statistics
-import subprocess
-import sys
 import time
 
+from benchmarks import callgrind
 from benchmarks.audit_ingest import batch_of_events
 from kit.interceptors.validation import check_request
 
 ROUNDS = 7
 BATCHES_PER_ROUND = 20
 COUNTED_BATCHES = 4
-_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
 def microseconds_per_batch() -> float:
@@ -49,26 +44,7 @@ def check_batches(count: int) -> None:
 
 def instructions(batches: int) -> int:
     """Instructions valgrind counts for a whole process that checks `batches` batches."""
-    run = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--callgrind-out-file=/dev/null",
-            sys.executable,
-            "-m",
-            "benchmarks.validation",
-            "--check",
-            str(batches),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    found = _COLLECTED.search(run.stderr)
-    if found is None:
-        raise RuntimeError(f"callgrind reported no count: {run.stderr[-500:]}")
-    return int(found.group(1))
+    return callgrind.instructions("benchmarks.validation", "--check", str(batches))
 
 
 def main() -> None:
@@ -81,7 +57,7 @@ def main() -> None:
         return
     print(f"request check, 500-event AppendAuditEventsRequest: {microseconds_per_batch():,.0f} µs per batch")
     if arguments.instructions:
-        if shutil.which("valgrind") is None:
+        if not callgrind.available():
             print("valgrind is not installed: no instruction count")
             return
         # One batch is always checked, so that both runs build the plans and import alike.

@@ -25,6 +25,7 @@ from gateway.routes import MethodNotAllowed, check_no_clashes
 from gateway.settings import GatewaySettings
 from gateway.status import GatewayError, error_body
 from gateway.upstreams import Upstreams
+from kit.logging import log_fields
 
 log = logging.getLogger("tenantry.http")
 
@@ -76,7 +77,7 @@ class Gateway:
             self.authenticator,
             RateLimiter(settings.rate_limit_per_minute),
             limited_methods=settings.limited_methods(),
-            max_in_flight=settings.max_in_flight,
+            max_in_flight=settings.in_flight_per_worker(),
             max_body_bytes=settings.max_body_bytes,
             upstream_timeout=settings.upstream_timeout_seconds,
             gateway_token=settings.gateway_token.get_secret_value(),
@@ -134,10 +135,11 @@ class Gateway:
         principal = info.principal
         # Health probes come every few seconds from orchestrators: logged only when they fail.
         quiet = request.rel_url.path == "/health" and response.status == 200
-        log.log(
+        log_fields(
+            log,
             logging.DEBUG if quiet else logging.INFO,
             "http",
-            extra={
+            {
                 "http_method": request.method,
                 "path": request.rel_url.path,
                 "status": response.status,

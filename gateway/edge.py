@@ -111,14 +111,21 @@ class InFlightLimit:
         self._limit = limit
         self._in_flight: dict[str, int] = {}
 
-    @contextmanager
-    def slot(self, method: str) -> Iterator[None]:
+    def refuse_if_full(self, method: str) -> None:
+        """429 now if no slot is free: asked as soon as the route is known, so that
+        a burst is refused without its bodies being read, parsed or its tokens checked."""
         if self._in_flight.get(method, 0) >= self._limit:
             raise GatewayError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 "too many requests in progress; retry shortly",
                 headers={"Retry-After": "1"},
             )
+
+    @contextmanager
+    def slot(self, method: str) -> Iterator[None]:
+        # Asked again here: the slot is taken only around the upstream call, so a
+        # client sending its body slowly holds none meanwhile.
+        self.refuse_if_full(method)
         self._in_flight[method] = self._in_flight.get(method, 0) + 1
         try:
             yield

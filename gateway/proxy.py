@@ -109,7 +109,9 @@ class Proxy:
         matched = self.route(request)
         binding = matched.binding
         info.rpc = binding.rpc.path
-        if binding.rpc.method.full_name in self._limited:
+        name = binding.rpc.method.full_name
+        if name in self._limited:
+            self._in_flight.refuse_if_full(name)
             wait = self._limiter.retry_after(info.client_ip)
             if wait is not None:
                 raise GatewayError(
@@ -164,7 +166,6 @@ class Proxy:
                 failure=failure,
                 headers=info.extra_headers,
             )
-        name = binding.rpc.method.full_name
         try:
             with self._in_flight.slot(name) if name in self._limited else contextlib.nullcontext():
                 reply = await call(message, metadata=metadata, timeout=timeout)

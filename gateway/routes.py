@@ -27,6 +27,8 @@ class RouteTable:
     def match(self, http_method: str, raw_path: str) -> Matched | MethodNotAllowed | None:
         allowed: list[str] = []
         for binding in self.bindings:
+            if not raw_path.startswith(binding.template.literal_prefix):
+                continue  # cheaper than the regular expression, and as certain
             values = binding.template.match(raw_path)
             if values is None:
                 continue

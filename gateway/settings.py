@@ -56,6 +56,8 @@ class GatewaySettings(BaseSettings):
     # Response field names: "proto" (display_name, the default) or "json" (each field's json_name,
     # lowerCamelCase unless the contract sets one). Requests accept both either way.
     json_names: Literal["proto", "json"] = Field(default="proto", validation_alias="GATEWAY_JSON_NAMES")
+    # Processes serving the port (SO_REUSEPORT); each has its own limits: see README, Gateway workers.
+    workers: int = Field(default=1, ge=1, le=64, validation_alias="GATEWAY_WORKERS")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_tracebacks: bool = Field(default=False, validation_alias="LOG_TRACEBACKS")
 
@@ -69,6 +71,10 @@ class GatewaySettings(BaseSettings):
         return [
             ipaddress.ip_network(cidr.strip(), strict=False) for cidr in self.trusted_proxies.split(",") if cidr.strip()
         ]
+
+    def in_flight_per_worker(self) -> int:
+        """GATEWAY_MAX_IN_FLIGHT shared among the workers, so the upstream sees about as many (at least one each)."""
+        return -(-self.max_in_flight // self.workers)
 
     def limited_methods(self) -> set[str]:
         return {name.strip() for name in self.rate_limited_methods.split(",") if name.strip()}

@@ -55,6 +55,9 @@ class PathTemplate:
     literal_count: int
     wildcard_count: int
     openapi_path: str = field(compare=False)
+    # The template's leading literal segments ("/api/v1/tenants" of "/api/v1/tenants/{id}"): a path
+    # not starting with them cannot match, which the route table checks before any regular expression.
+    literal_prefix: str = field(default="/", compare=False)
 
     def match(self, raw_path: str) -> dict[tuple[str, ...], str] | None:
         found = self.regex.fullmatch(raw_path)
@@ -189,6 +192,11 @@ def parse(template: str) -> PathTemplate:
                 literals += 1
             pieces.append(_segment_regex(segment))
             openapi.append(segment)
+    leading: list[str] = []
+    for segment in segments:
+        if segment.startswith("{") or segment in ("*", "**"):
+            break
+        leading.append(segment)
     suffix = re.escape(":" + verb) if verb else ""
     regex = re.compile(_join(["", *pieces]) + suffix)
     return PathTemplate(
@@ -199,4 +207,5 @@ def parse(template: str) -> PathTemplate:
         literal_count=literals,
         wildcard_count=wildcards,
         openapi_path="/" + "/".join(openapi) + (f":{verb}" if verb else ""),
+        literal_prefix="/" + "/".join(leading),
     )

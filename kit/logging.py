@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,31 @@ from typing import Any
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 _STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# One encoder for every line: json.dumps(..., default=str) would build a new one each time.
+_ENCODER = json.JSONEncoder(default=str)
+
+
+def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping[str, Any]) -> None:
+    """logger.log(level, message, extra=fields), for a line written on every request:
+    the same record, without looking up the caller's file and line (which no
+    formatter here prints) and without the record being built when the level is off."""
+    if logger.isEnabledFor(level):
+        logger.handle(logger.makeRecord(logger.name, level, "", 0, message, (), None, extra=fields))
+
+
+class _Timestamps:
+    """ISO 8601 UTC timestamps with milliseconds; the part up to the second is made once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def format(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return f"{self._prefix}.{int((created - second) * 1000):03d}+00:00"
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,10 +52,11 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.service = service
         self.tracebacks = tracebacks
+        self._timestamps = _Timestamps()
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamps.format(record.created),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
@@ -43,7 +70,7 @@ class JsonFormatter(logging.Formatter):
             entry["error_type"] = record.exc_info[0].__name__
             if self.tracebacks:
                 entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ENCODER.encode(entry)
 
 
 class TextFormatter(logging.Formatter):

@@ -1,6 +1,6 @@
 """Builds and runs a service's grpc.aio server, the same way for every service.
 
-Interceptors (request, access, then validation), the servicers, standard health
+One interceptor (request, access, then validation: kit.interceptors.pipeline), the servicers, standard health
 checking wired to the database and the revocation list, keepalive agreed with the
 clients (kit.clients), server reflection, background tasks, and a graceful
 stop on SIGTERM or SIGINT.
@@ -25,8 +25,8 @@ from kit.api_keys import ApiKeyTokens
 from kit.clients import server_keepalive_options
 from kit.db import Database
 from kit.interceptors.access import AccessInterceptor
+from kit.interceptors.pipeline import RpcPipeline
 from kit.interceptors.request import RequestInterceptor
-from kit.interceptors.validation import ValidationInterceptor
 from kit.revocations import RevokedSessions
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
@@ -93,10 +93,11 @@ async def _watch_readiness(host: ServiceHost, health_servicer: health.aio.Health
         await asyncio.sleep(READINESS_POLL_SECONDS)
 
 
-async def serve(host: ServiceHost) -> None:
+def server_interceptors(host: ServiceHost) -> list[grpc.aio.ServerInterceptor]:
+    """One interceptor running the three steps (request, access, validation): one wrapper per call."""
     descriptors = [descriptor for descriptor, _, _ in host.servicers]
-    server = grpc.aio.server(
-        interceptors=[
+    return [
+        RpcPipeline(
             RequestInterceptor(gateway_token=host.settings.gateway_token.get_secret_value()),
             AccessInterceptor(
                 access_rules(*descriptors),
@@ -104,8 +105,14 @@ async def serve(host: ServiceHost) -> None:
                 host.settings.internal_api_token.get_secret_value(),
                 host.api_keys,
             ),
-            ValidationInterceptor(),
-        ],
+        )
+    ]
+
+
+async def serve(host: ServiceHost) -> None:
+    descriptors = [descriptor for descriptor, _, _ in host.servicers]
+    server = grpc.aio.server(
+        interceptors=server_interceptors(host),
         options=(("grpc.so_reuseport", 0), *server_keepalive_options()),
     )
     for _, add, servicer in host.servicers:

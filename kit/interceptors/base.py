@@ -31,12 +31,28 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        method: str = details.method  # type: ignore[attr-defined]
-        if handler is None or is_infrastructure(method):
-            return handler
-        metadata: Metadata = {
-            key: value for key, value in (details.invocation_metadata or ()) if isinstance(value, str)
-        }  # type: ignore[attr-defined]
+        handler, method, metadata = await handler_and_call(continuation, details)
+        return handler if metadata is None else self.wrap(handler, method, metadata)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str, metadata: Metadata) -> grpc.RpcMethodHandler:
+        """The handler with guard entered around each call (client streams are left as they are)."""
         wrapped = wrapped_handler(handler, lambda context: self.guard(method, metadata, context))
         return wrapped if wrapped is not None else handler
+
+
+async def handler_and_call(
+    continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+    details: grpc.HandlerCallDetails,
+) -> tuple[grpc.RpcMethodHandler, str, Metadata | None]:
+    """The method's handler, its path and the call's text metadata; None for metadata
+    when kit leaves the call alone (no such method, or health checks and reflection)."""
+    handler = await continuation(details)
+    method: str = details.method  # type: ignore[attr-defined]
+    if handler is None or is_infrastructure(method):
+        return handler, method, None
+    metadata: Metadata = {
+        key: value
+        for key, value in (details.invocation_metadata or ())  # type: ignore[attr-defined]
+        if isinstance(value, str)
+    }
+    return handler, method, metadata

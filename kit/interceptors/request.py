@@ -20,6 +20,7 @@ from kit.db import database_unavailable, is_connection_failure
 from kit.error_details import rich_status
 from kit.errors import DomainError
 from kit.interceptors.base import Metadata, WrappingInterceptor
+from kit.logging import log_fields
 
 log = logging.getLogger("tenantry.rpc")
 
@@ -81,9 +82,11 @@ class RequestInterceptor(WrappingInterceptor):
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request.request_id})")
         finally:
             principal = request.principal
-            log.info(
+            log_fields(
+                log,
+                logging.INFO,
                 "rpc",
-                extra={
+                {
                     "method": method,
                     "status": status.name if isinstance(status, grpc.StatusCode) else str(status),
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),

@@ -18,21 +18,18 @@ when a problem is found (`python -m benchmarks.validation` prints the cost).
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from operator import attrgetter
 from typing import Any
 
-import grpc
 from google.api import field_behavior_pb2
 from google.protobuf import struct_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from kit.access import is_infrastructure
 from kit.errors import InvalidArgument
 
 # Deep enough for any real configuration, shallow enough that the decoder's own
@@ -348,7 +345,7 @@ class Undecodable:
     """Stands in for a request whose bytes are not the method's message."""
 
 
-def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+def lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
 
@@ -361,47 +358,9 @@ def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return deserialize
 
 
-def _checked(request: Any) -> None:
+def checked_request(request: Any) -> Any:
+    """The request, if it decoded and passes check_request; else InvalidArgument."""
     if isinstance(request, Undecodable):
         raise InvalidArgument("request", "is not a valid message of this method (or nests too deeply)")
     check_request(request)
-
-
-class ValidationInterceptor(grpc.aio.ServerInterceptor):
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or is_infrastructure(details.method):  # type: ignore[attr-defined]
-            return handler
-        if handler.unary_unary:
-            behaviour = handler.unary_unary
-
-            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                _checked(request)
-                return await behaviour(request, context)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary,
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream:
-            streaming = handler.unary_stream
-
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                _checked(request)
-                if inspect.isasyncgenfunction(streaming):
-                    async for response in streaming(request, context):
-                        yield response
-                else:
-                    await streaming(request, context)
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream,
-                request_deserializer=_lenient(handler.request_deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+    return request
