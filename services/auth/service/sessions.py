@@ -22,8 +22,8 @@ from services.auth.models import User
 from services.auth.repository import directory, invitations, memberships, users
 from services.auth.repository import service_accounts as service_account_rows
 from services.auth.repository import sessions as session_rows
-from services.auth.repository.memberships import MembershipView
 from services.auth.service.access_tokens import sign_access_token
+from services.auth.service.login_tenant import default_membership, require_usable
 from services.auth.service.opaque_tokens import hash_opaque_token, new_opaque_token, scope_of_opaque_token
 from services.auth.service.passwords import PasswordHasher
 from services.auth.service.roles import BUILT_IN, PLATFORM_OPERATOR_PERMISSIONS, permissions_of
@@ -183,16 +183,16 @@ class SessionService:
                 raise PermissionDenied(
                     await self._why_not_member(session, user, tenant_slug), reason=Reason.NOT_A_MEMBER
                 )
-            _require_usable(chosen)
+            require_usable(chosen)
         else:
             usable = [m for m in all_memberships if m.status == "active" and m.tenant_active]
             if not usable:
                 if all_memberships:
-                    _require_usable(all_memberships[0])
+                    require_usable(all_memberships[0])
                 raise PermissionDenied(
                     "the user is not an active member of any tenant", reason=Reason.NOT_A_MEMBER
                 )
-            chosen = _default_among(usable, user.default_tenant_id)
+            chosen = default_membership(usable, user.default_tenant_id)
         if chosen.role not in BUILT_IN:
             # A tenant's own role is read under its tenant; start_session binds the same scope anyway.
             await bind_scope(session, tenant=chosen.tenant_id, subject=user.id)
@@ -379,29 +379,6 @@ def _current_grant(rotation: session_rows.Rotation) -> Grant | None:
     if rotation.custom_permissions is None:
         raise NotFound(f"role: the tenant has no role '{rotation.role}'")
     return Grant(rotation.tenant_id, rotation.role, rotation.custom_permissions)
-
-
-def _require_usable(membership: MembershipView) -> None:
-    if membership.status == "suspended":
-        raise PermissionDenied(
-            f"tenant_slug: your membership in '{membership.slug}' is suspended", reason=Reason.MEMBERSHIP_SUSPENDED
-        )
-    if membership.status == "removed":
-        raise PermissionDenied(
-            f"tenant_slug: you were removed from '{membership.slug}'", reason=Reason.MEMBERSHIP_REMOVED
-        )
-    if not membership.tenant_active:
-        raise PermissionDenied(f"tenant '{membership.slug}' is suspended", reason=Reason.TENANT_SUSPENDED)
-
-
-def _default_among(usable: list[MembershipView], default_tenant_id: UUID | None) -> MembershipView:
-    for membership in usable:
-        if membership.tenant_id == default_tenant_id:
-            return membership
-    used = [m for m in usable if m.last_login_at is not None]
-    if used:
-        return max(used, key=lambda m: m.last_login_at)  # type: ignore[arg-type, return-value]
-    return min(usable, key=lambda m: m.created_at)
 
 
 def _resource_id_of_email(email: str) -> str:
