@@ -57,6 +57,28 @@ def test_a_refused_caller_waits_for_nothing() -> None:
     assert asyncio.run(run()) < 0.05
 
 
+def test_a_place_is_held_from_admission_through_the_hashes() -> None:
+    """A login takes its place before its database work: callers arriving together
+    cannot all pass a check that reserved nothing, only to be refused after it."""
+
+    async def run() -> None:
+        hasher = PasswordHasher(rounds=4, max_workers=1, max_queue=1)
+        with hasher.slot() as first, hasher.slot():
+            with pytest.raises(ResourceExhausted), hasher.slot():
+                pass
+            with pytest.raises(ResourceExhausted):
+                await hasher.verify("correct horse", None)
+            # The holder hashes and checks within its one place.
+            stored = await first.hash("correct horse")
+            assert await first.verify("correct horse", stored)
+            assert not await first.verify("wrong horse", stored)
+        # Given back when the holder is done.
+        assert await hasher.verify("correct horse", stored)
+        hasher.close()
+
+    asyncio.run(run())
+
+
 def test_a_login_burst_beyond_the_queue_gets_resource_exhausted_and_429(stack: Stack, tmp_path: Path) -> None:
     tenant = stack.create_tenant("burst")
     address = f"127.0.0.1:{free_port()}"

@@ -6,8 +6,9 @@ import asyncio
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import bcrypt
@@ -42,6 +43,56 @@ class PasswordHasher:
         self._seconds_per_hash = time.perf_counter() - started
 
     async def hash(self, password: str) -> str:
+        with self.slot() as hashing:
+            return await hashing.hash(password)
+
+    async def verify(self, password: str, password_hash: str | None) -> bool:
+        with self.slot() as hashing:
+            return await hashing.verify(password, password_hash)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether a stored hash was made at another cost than the configured one."""
+        try:
+            return int(password_hash.split("$")[2]) != self._rounds
+        except (IndexError, ValueError):
+            return True
+
+    @contextmanager
+    def slot(self) -> Iterator[HashingSlot]:
+        """A place among the threads or in their queue, taken at once or refused at once.
+
+        A use case takes it before its first database work and keeps it through
+        its hashes: refusal then costs a burst nothing, where a check that
+        reserved nothing let every caller of a burst through to the database
+        together, only for most of them to be refused after it."""
+        if self._in_flight >= self._capacity:
+            # Everything ahead of this caller would finish in about this long.
+            wait = math.ceil(self._in_flight * self._seconds_per_hash / self._workers)
+            raise ResourceExhausted(
+                "too many password checks in progress; retry shortly",
+                retry_after_seconds=wait,
+                reason=Reason.PASSWORD_CHECKS_BUSY,
+            )
+        self._in_flight += 1
+        try:
+            yield HashingSlot(self._pool, self._rounds, self._decoy_hash)
+        finally:
+            self._in_flight -= 1
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class HashingSlot:
+    """Hashing for a caller that holds a place (PasswordHasher.slot): it never
+    waits for more than the threads ahead of it in the bounded queue."""
+
+    def __init__(self, pool: ThreadPoolExecutor, rounds: int, decoy_hash: bytes) -> None:
+        self._pool = pool
+        self._rounds = rounds
+        self._decoy_hash = decoy_hash
+
+    async def hash(self, password: str) -> str:
         hashed = await self._run(bcrypt.hashpw, password.encode("utf-8"), bcrypt.gensalt(self._rounds))
         return hashed.decode("ascii")
 
@@ -55,32 +106,5 @@ class PasswordHasher:
         matches = await self._run(bcrypt.checkpw, encoded, target)
         return matches and password_hash is not None
 
-    def needs_rehash(self, password_hash: str) -> bool:
-        """Whether a stored hash was made at another cost than the configured one."""
-        try:
-            return int(password_hash.split("$")[2]) != self._rounds
-        except (IndexError, ValueError):
-            return True
-
-    def admit(self) -> None:
-        """Refuses at once when the queue is full: called before a use case's
-        first database work, so that a refused login waits for nothing."""
-        if self._in_flight >= self._capacity:
-            # Everything ahead of this caller would finish in about this long.
-            wait = math.ceil(self._in_flight * self._seconds_per_hash / self._workers)
-            raise ResourceExhausted(
-                "too many password checks in progress; retry shortly",
-                retry_after_seconds=wait,
-                reason=Reason.PASSWORD_CHECKS_BUSY,
-            )
-
     async def _run(self, work: Callable[..., T], *args: object) -> T:
-        self.admit()
-        self._in_flight += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
-        finally:
-            self._in_flight -= 1
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)

@@ -56,18 +56,18 @@ class Registration:
         slug = tenant_slug.strip()
         if not slug:
             raise InvalidArgument("tenant_slug", "is required")
-        self._hasher.admit()
-        async with database.unit_of_work(scope="") as session:
-            tenant = await directory.find_tenant_by_slug(session, slug)
-            if (
-                tenant is None
-                or not tenant.is_active
-                or not tenant.registration_enabled
-                or not tenant.registration_role
-            ):
-                raise PermissionDenied(REGISTRATION_CLOSED, reason=Reason.REGISTRATION_CLOSED)
-        # Hashed either way, so that a registered email answers in the same time.
-        password_hash = await self._hasher.hash(password)
+        with self._hasher.slot() as hashing:
+            async with database.unit_of_work(scope="") as session:
+                tenant = await directory.find_tenant_by_slug(session, slug)
+                if (
+                    tenant is None
+                    or not tenant.is_active
+                    or not tenant.registration_enabled
+                    or not tenant.registration_role
+                ):
+                    raise PermissionDenied(REGISTRATION_CLOSED, reason=Reason.REGISTRATION_CLOSED)
+            # Hashed either way, so that a registered email answers in the same time.
+            password_hash = await hashing.hash(password)
         async with database.unit_of_work(scope=str(tenant.tenant_id)) as session:
             await limit_request(session, EMAIL_REQUESTS, email)
             await limit_request(session, CLIENT_REQUESTS, client_address())

@@ -88,15 +88,15 @@ class SessionService:
             raise InvalidArgument("password", "is required")
         if len(password.encode("utf-8")) > PASSWORD_MAX_BYTES:
             raise InvalidArgument("password", f"must be at most {PASSWORD_MAX_BYTES} bytes")
-        self._hasher.admit()
-        async with database.unit_of_work() as session:
-            await refuse_if_blocked(session, LOGIN_FAILURES, email)
-            user = await users.find_user_by_email(session, email)
-        verified = await self._hasher.verify(password, user.password_hash if user else None)
         upgraded = None
-        if verified and user is not None and self._hasher.needs_rehash(user.password_hash):
-            # Another cost than configured: upgraded now, while the password is at hand.
-            upgraded = await self._hasher.hash(password)
+        with self._hasher.slot() as hashing:
+            async with database.unit_of_work() as session:
+                await refuse_if_blocked(session, LOGIN_FAILURES, email)
+                user = await users.find_user_by_email(session, email)
+            verified = await hashing.verify(password, user.password_hash if user else None)
+            if verified and user is not None and self._hasher.needs_rehash(user.password_hash):
+                # Another cost than configured: upgraded now, while the password is at hand.
+                upgraded = await hashing.hash(password)
         async with database.unit_of_work() as session:
             if upgraded is not None and user is not None:
                 await users.set_password_hash(session, user.id, upgraded, datetime.now(UTC))
