@@ -32,6 +32,10 @@ log = logging.getLogger("tenantry.http")
 STOP_SECONDS = 10.0
 # How often a worker checks that the first process is still there.
 PARENT_CHECK_SECONDS = 1.0
+# Connections the kernel holds for accept(); aiohttp's 128 overflowed in a burst of
+# 200 new connections, and a dropped SYN is retried by the client only after 1 s.
+# The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 
 
 def serve(settings: GatewaySettings, gateway: Gateway) -> None:
@@ -87,6 +91,7 @@ def _run(
             port=settings.listen_port,
             print=listening,
             reuse_port=settings.workers > 1 or None,
+            backlog=LISTEN_BACKLOG,
         )
     except OSError as error:
         reason = error.strerror or str(error)
