@@ -28,13 +28,21 @@ def _seconds(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def run(url: str, *, token: str, connections: int, seconds: float, threads: int = 2) -> HttpResult:
+def command(url: str, *, token: str, connections: int, seconds: float, threads: int = 2) -> list[str]:
+    """Authenticated GETs of `url` for `seconds`; its output is read by `parse`."""
     assert url.startswith("http://127.0.0.1:"), "benchmarks target loopback only"
-    output = subprocess.run(
-        ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-         "-H", f"Authorization: Bearer {token}", url],
-        capture_output=True, text=True, check=True, timeout=seconds + 30,
-    ).stdout  # fmt: skip
+    return ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+            "-H", f"Authorization: Bearer {token}", url]  # fmt: skip
+
+
+def run(url: str, *, token: str, connections: int, seconds: float, threads: int = 2) -> HttpResult:
+    argv = command(url, token=token, connections=connections, seconds=seconds, threads=threads)
+    output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30).stdout
+    return parse(output)
+
+
+def parse(output: str) -> HttpResult:
+    """wrk's --latency report, read."""
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     percentiles = dict(re.findall(r"^\s*(\d+)(?:\.0+)?%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.MULTILINE))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)

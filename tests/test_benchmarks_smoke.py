@@ -12,12 +12,12 @@ import pytest
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from benchmarks import grpc_load, wrk
+from benchmarks import grpc_load, login_burst, wrk
 from benchmarks.echo_server import ECHO_METHOD
 from benchmarks.processes import cpu_seconds, rss_megabytes
 from benchmarks.reads import GET_MY_TENANT, INTROSPECT, echo_server, print_table, ratio, transactions
 from tests.gateway.conftest import start_gateway, tenantry_gateway_env
-from tests.stack import INTERNAL, Stack, bearer
+from tests.stack import INTERNAL, OWNER_PASSWORD, Stack, bearer
 
 
 def briefly(target: str, method: str, request: bytes, metadata: tuple[tuple[str, str], ...] = ()) -> grpc_load.Result:
@@ -73,6 +73,24 @@ def test_wrk_drives_the_gateway_and_its_output_is_read(stack: Stack) -> None:
     assert result.rate > 0 and result.errors == 0 and result.socket_errors == 0
     assert 0 < result.p50 <= result.p99
     assert refused.errors > 0
+
+
+@pytest.mark.skipif(shutil.which("h2load") is None, reason="h2load is missing (make bench installs nghttp2-client)")
+def test_h2load_bursts_logins_and_its_log_is_read(stack: Stack, capsys) -> None:  # type: ignore[no-untyped-def]
+    tenant = stack.create_tenant("smoke-burst")
+    gateway = start_gateway("gateway-burst", tenantry_gateway_env(stack), stack.log_dir)
+    try:
+        url = f"http://{gateway.address}/api/v1/auth/login"
+        answers = login_burst.burst(url, {"email": tenant.owner_email, "password": OWNER_PASSWORD}, clients=2)
+        refused = login_burst.burst(url, {"email": tenant.owner_email, "password": "not the password"}, clients=1)
+    finally:
+        gateway.stop()
+    assert len(answers) == 2 and {answer.status for answer in answers} <= {200, 429}
+    assert all(0 < answer.seconds < 30 for answer in answers)
+    assert [answer.status for answer in refused] == [401]
+    login_burst.report(answers + refused, expected=4)
+    printed = capsys.readouterr().out
+    assert "HTTP 401:    1" in printed and "other statuses: {401: 1}; 1 without an answer" in printed
 
 
 def test_process_figures_and_the_table_are_produced(stack: Stack, postgres_admin_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
