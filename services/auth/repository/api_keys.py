@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.auth.models import ApiKey, SessionRevocation, TenantDirectoryEntry
-from services.auth.repository.sessions import REVOCATION_CHANNEL
+from services.auth.models import ApiKey, TenantDirectoryEntry
 
 
 async def insert_api_key(
@@ -91,24 +90,6 @@ async def live_key_ids(session: AsyncSession, tenant_id: UUID, now: datetime) ->
         )
     )
     return list(rows.scalars())
-
-
-async def publish_revocations(session: AsyncSession, key_ids: list[UUID], revoked_until: datetime) -> None:
-    """Lists the keys' ids with the revoked sessions and notifies every auth replica on commit:
-    their access tokens carry them as their `sid`, so the revocation stream refuses them everywhere."""
-    if not key_ids:
-        return
-    await session.execute(
-        insert(SessionRevocation)
-        .values([{"session_id": key_id, "revoked_until": revoked_until} for key_id in key_ids])
-        .on_conflict_do_update(index_elements=["session_id"], set_={"revoked_until": text("excluded.revoked_until")})
-        .returning(
-            func.pg_notify(
-                REVOCATION_CHANNEL,
-                func.concat(SessionRevocation.session_id, " ", func.extract("epoch", SessionRevocation.revoked_until)),
-            )
-        )
-    )
 
 
 @dataclass(frozen=True)

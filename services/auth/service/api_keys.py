@@ -23,19 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.api_keys import API_KEY_MARK, ExchangedToken, api_key_prefix
 from kit.context import Principal
-from kit.db import Database, after_commit
+from kit.db import Database
 from kit.error_details import Precondition, Reason
 from kit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from kit.outbox import Outbox
 from kit.pagination import decode_cursor, one_page
-from kit.permissions import missing
 from kit.revocations import RevokedSessions
 from kit.tokens import API_KEY_ACTOR, CLOCK_LEEWAY
 from kit.validation import validate_text
 from services.auth.models import ApiKey
 from services.auth.repository import api_keys as key_rows
 from services.auth.service.access_tokens import sign_access_token
-from services.auth.service.roles import validate_permissions
+from services.auth.service.revocation_feed import end_tokens_of
+from services.auth.service.roles import require_holds, validate_permissions
 from services.auth.service.signing_keys import SigningKeys
 from services.auth.service.tenancy import tenant_of
 
@@ -107,11 +107,7 @@ class ApiKeyService:
         granted = validate_permissions("permissions", permissions)
         if not granted:
             raise InvalidArgument("permissions", "name at least one permission")
-        lacking = missing(principal.permissions, granted)
-        if lacking:
-            raise PermissionDenied(
-                f"permissions: you do not hold {', '.join(lacking[:5])}", reason=Reason.PERMISSIONS_NOT_HELD
-            )
+        require_holds(principal, granted)
         now = datetime.now(UTC)
         if expires_at is not None and expires_at <= now:
             raise InvalidArgument("expire_time", "must be in the future")
@@ -203,13 +199,7 @@ class ApiKeyService:
     async def _end_tokens(self, session: AsyncSession, key_ids: list[UUID], now: datetime) -> None:
         # No access token of these keys outlives this instant.
         until = now + self._token_ttl + timedelta(seconds=CLOCK_LEEWAY)
-        await key_rows.publish_revocations(session, key_ids, until)
-
-        def publish() -> None:
-            for key_id in key_ids:
-                self._revoked.revoke(key_id, until)
-
-        after_commit(session, publish)
+        await end_tokens_of(session, self._revoked, key_ids, until)
 
     async def exchange(self, database: Database, api_key: str) -> ExchangedToken:
         """An access token for the key, if it is known, its secret right, and it is

@@ -14,14 +14,29 @@ from uuid import UUID
 
 import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.db import Database
+from kit.db import Database, after_commit
 from kit.errors import Unavailable
 from kit.revocations import RevokedSessions
 from services.auth.repository import sessions as session_rows
 from services.auth.repository.sessions import REVOCATION_CHANNEL
 
 log = logging.getLogger(__name__)
+
+
+async def end_tokens_of(
+    session: AsyncSession, revoked: RevokedSessions, credential_ids: list[UUID], until: datetime
+) -> None:
+    """Lists the credentials' tokens (service accounts' credentials, API keys: their tokens' sid) as revoked
+    sessions until `until`, which the feed tells every service, and on commit refuses them here at once."""
+    await session_rows.list_revocations(session, credential_ids, until)
+
+    def publish() -> None:
+        for credential_id in credential_ids:
+            revoked.revoke(credential_id, until)
+
+    after_commit(session, publish)
 
 
 def plain_dsn(url: str) -> str:

@@ -157,7 +157,7 @@ class RoleService:
             raise InvalidArgument("name", f"names starting with '{RESERVED_ROLE_PREFIX}' are reserved for operators")
         description = validate_text("description", description, maximum=500, required=False)
         granted = validate_permissions("permissions", permissions)
-        self._require_holds(principal, granted)
+        require_holds(principal, granted)
         row = await role_rows.insert_role(
             session, tenant_id=tenant_id, name=name, description=description, permissions=list(granted), now=_now()
         )
@@ -188,9 +188,9 @@ class RoleService:
             raise NotFound(f"name: the tenant has no role '{name}'")
         before = tuple(current.permissions)  # the update refreshes current in place
         # Nobody edits a role that grants more than they hold, nor makes it grant more.
-        self._require_holds(principal, before)
+        require_holds(principal, before)
         granted = before if permissions is None else validate_permissions("permissions", permissions)
-        self._require_holds(principal, granted)
+        require_holds(principal, granted)
         new_description = (
             current.description
             if description is None
@@ -220,7 +220,7 @@ class RoleService:
         current = await role_rows.find_role(session, tenant_id, name, lock="update")
         if current is None:
             raise NotFound(f"name: the tenant has no role '{name}'")
-        self._require_holds(principal, current.permissions)
+        require_holds(principal, current.permissions)
         if await memberships.holders_of_role(session, tenant_id, name) or await invitations.count_open_with_role(
             session, tenant_id, name
         ):
@@ -241,15 +241,15 @@ class RoleService:
             )
         return name
 
-    @staticmethod
-    def _require_holds(principal: Principal, permissions: tuple[str, ...] | list[str]) -> None:
-        lacking = missing(principal.permissions, permissions)
-        if lacking:
-            raise PermissionDenied(
-                f"permissions: you do not hold {', '.join(lacking[:5])}",
-                reason=Reason.PERMISSIONS_NOT_HELD,
-                metadata={"permission": ",".join(lacking)},
-            )
+def require_holds(principal: Principal, permissions: tuple[str, ...] | list[str]) -> None:
+    """Nobody grants more than they hold: to a role, an API key or a service account."""
+    lacking = missing(principal.permissions, permissions)
+    if lacking:
+        raise PermissionDenied(
+            f"permissions: you do not hold {', '.join(lacking[:5])}",
+            reason=Reason.PERMISSIONS_NOT_HELD,
+            metadata={"permission": ",".join(lacking)},
+        )
 
 
 def _now() -> datetime:

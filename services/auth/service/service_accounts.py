@@ -20,19 +20,17 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.context import Principal
-from kit.db import after_commit
 from kit.error_details import Precondition, Reason
 from kit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kit.outbox import Outbox
-from kit.permissions import missing
 from kit.revocations import RevokedSessions
 from kit.tokens import CLOCK_LEEWAY
 from kit.validation import validate_text
 from services.auth.models import ServiceAccount, ServiceAccountCredential
 from services.auth.repository import service_accounts as account_rows
-from services.auth.repository import sessions as session_rows
 from services.auth.service.client_keys import registered_key
-from services.auth.service.roles import validate_permissions
+from services.auth.service.revocation_feed import end_tokens_of
+from services.auth.service.roles import require_holds, validate_permissions
 
 # What Tenantry's own services call each other with, named by the internal RPCs' access rules.
 PLATFORM_SERVICE_PERMISSIONS: dict[str, str] = {
@@ -114,26 +112,8 @@ def allowed_permissions(principal: Principal, tenant_id: UUID | None, requested:
             )
         return tuple(sorted(set(requested)))
     granted = validate_permissions("permissions", requested)
-    lacking = missing(principal.permissions, granted)
-    if lacking:
-        raise PermissionDenied(
-            f"permissions: you do not hold {', '.join(lacking[:5])}", reason=Reason.PERMISSIONS_NOT_HELD
-        )
+    require_holds(principal, granted)
     return granted
-
-
-async def end_tokens_of(
-    session: AsyncSession, revoked: RevokedSessions, credential_ids: list[UUID], until: datetime
-) -> None:
-    """Lists the credentials' tokens as revoked sessions (the feed tells every service) and, on commit,
-    refuses them in this process at once."""
-    await session_rows.list_revocations(session, credential_ids, until)
-
-    def publish() -> None:
-        for credential_id in credential_ids:
-            revoked.revoke(credential_id, until)
-
-    after_commit(session, publish)
 
 
 class ServiceAccountService:

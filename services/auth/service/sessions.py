@@ -26,8 +26,8 @@ from services.auth.service.access_tokens import sign_access_token
 from services.auth.service.login_tenant import default_membership, require_usable
 from services.auth.service.opaque_tokens import hash_opaque_token, new_opaque_token, scope_of_opaque_token
 from services.auth.service.passwords import PasswordHasher
+from services.auth.service.revocation_feed import end_tokens_of
 from services.auth.service.roles import BUILT_IN, PLATFORM_OPERATOR_PERMISSIONS, permissions_of
-from services.auth.service.service_accounts import end_tokens_of
 from services.auth.service.signing_keys import SigningKeys
 from services.auth.service.throttling import LOGIN_FAILURES, count_attempt, forgive, refuse_if_blocked
 
