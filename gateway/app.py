@@ -70,6 +70,7 @@ class Gateway:
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             api_keys=edge_api_keys(self.contracts, self.upstreams, settings.api_key_exchange_method),
+            refused_keys_per_minute=settings.rate_limit_per_minute,
         )
         self.proxy = Proxy(
             self.contracts,

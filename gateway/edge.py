@@ -18,8 +18,8 @@ from gateway.error_details import edge_details
 from gateway.status import GatewayError
 from kit.api_keys import API_KEY_HEADER, ApiKeyTokens, presented_api_key
 from kit.context import Principal
-from kit.error_details import Reason, error_info
-from kit.errors import DomainError
+from kit.error_details import Reason, error_info, retry_info
+from kit.errors import DomainError, Unauthenticated
 from kit.permissions import missing
 from kit.revocations import RevokedSessions
 from kit.tokens import AccessTokenVerifier, CachedJwks
@@ -143,15 +143,25 @@ class RateLimiter:
 
     def retry_after(self, client: str) -> int | None:
         """None if the request may pass (and is counted), else seconds to wait."""
+        wait = self.exhausted(client)
+        if wait is None:
+            self.charge(client)
+        return wait
+
+    def exhausted(self, client: str) -> int | None:
+        """Seconds to wait when the client has nothing left, else None; counts nothing."""
+        tokens = self._tokens(client, time.monotonic())
+        return None if tokens >= 1.0 else max(1, math.ceil((1.0 - tokens) / self._rate))
+
+    def charge(self, client: str) -> None:
+        """Counts one request of the client's."""
         now = time.monotonic()
+        self._buckets[client] = (max(0.0, self._tokens(client, now) - 1.0), now)
+        self._forget_idle(now)
+
+    def _tokens(self, client: str, now: float) -> float:
         tokens, updated = self._buckets.get(client, (self._capacity, now))
-        tokens = min(self._capacity, tokens + (now - updated) * self._rate)
-        if tokens >= 1.0:
-            self._buckets[client] = (tokens - 1.0, now)
-            self._forget_idle(now)
-            return None
-        self._buckets[client] = (tokens, now)
-        return max(1, math.ceil((1.0 - tokens) / self._rate))
+        return min(self._capacity, tokens + (now - updated) * self._rate)
 
     def _forget_idle(self, now: float) -> None:
         if len(self._buckets) > 10_000:
@@ -166,7 +176,15 @@ class EdgeAuthenticator:
     access token, cached (kit.api_keys), which then goes on as the bearer.
     Revocation is left to the services, which the token is passed on to."""
 
-    def __init__(self, fetch_jwks: Any, *, issuer: str, audience: str, api_keys: ApiKeyTokens | None = None) -> None:
+    def __init__(
+        self,
+        fetch_jwks: Any,
+        *,
+        issuer: str,
+        audience: str,
+        api_keys: ApiKeyTokens | None = None,
+        refused_keys_per_minute: int = 30,
+    ) -> None:
         # The fetch answers UNAVAILABLE itself when no keys can be had: the token may well be valid.
         self.jwks = CachedJwks(fetch_jwks, min_refresh_interval=1.0)
         # Services check revocation; the gateway's own list stays empty and complete.
@@ -174,9 +192,13 @@ class EdgeAuthenticator:
         unchecked.mark_complete()
         self._verifier = AccessTokenVerifier(self.jwks, issuer=issuer, audience=audience, revoked=unchecked)
         self.api_keys = api_keys
+        # Refused API keys per client address: past the budget, that address's keys
+        # that would need an exchange get 429, so spraying guesses costs auth nothing.
+        # Keys already exchanged (and refusals remembered) are answered from memory as before.
+        self._refused_keys = RateLimiter(refused_keys_per_minute)
 
     async def identify(
-        self, rpc: Rpc, authorization: str | None, api_key: str | None = None
+        self, rpc: Rpc, authorization: str | None, api_key: str | None = None, *, client: str = ""
     ) -> tuple[Principal | None, Metadata]:
         """Who calls, as the upstream is told: the verified token, x-user-id and
         x-tenant-id, or for a public RPC the credential as sent (its service
@@ -187,7 +209,7 @@ class EdgeAuthenticator:
             if api_key is not None:
                 sent.append((API_KEY_HEADER, api_key))
             return None, sent
-        token, principal = await self.authenticate(authorization, api_key)
+        token, principal = await self.authenticate(authorization, api_key, client=client)
         lacking = missing(principal.permissions, rpc.permissions)
         if lacking:
             raise GatewayError(
@@ -200,7 +222,9 @@ class EdgeAuthenticator:
             metadata.append(("x-tenant-id", str(principal.tenant_id)))
         return principal, metadata
 
-    async def authenticate(self, authorization: str | None, api_key: str | None = None) -> tuple[str, Principal]:
+    async def authenticate(
+        self, authorization: str | None, api_key: str | None = None, *, client: str = ""
+    ) -> tuple[str, Principal]:
         scheme, _, token = (authorization or "").partition(" ")
         if api_key is None and (scheme.lower() != "bearer" or not token.strip()):
             raise GatewayError(
@@ -219,7 +243,11 @@ class EdgeAuthenticator:
                         headers={"WWW-Authenticate": BEARER_CHALLENGE},
                         details=edge_details([error_info(Reason.TOKEN_INVALID)]),
                     )
-                token = await self.api_keys.access_token(presented)
+                try:
+                    token = await self.api_keys.access_token(presented, before_exchange=lambda: self._admit(client))
+                except Unauthenticated:
+                    self._refused_keys.charge(client)
+                    raise
             return token.strip(), await self._verifier.verify(token.strip())
         except DomainError as error:
             raise GatewayError(
@@ -230,3 +258,13 @@ class EdgeAuthenticator:
                 if error.code == grpc.StatusCode.UNAUTHENTICATED
                 else {},
             ) from None
+
+    def _admit(self, client: str) -> None:
+        wait = self._refused_keys.exhausted(client)
+        if wait is not None:
+            raise GatewayError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "too many refused API keys from this address; retry later",
+                headers={"Retry-After": str(wait)},
+                details=edge_details([error_info(Reason.TOO_MANY_ATTEMPTS), retry_info(wait)]),
+            )

@@ -126,7 +126,9 @@ class Proxy:
             metadata.append((GATEWAY_TOKEN_HEADER, self._gateway_token))
         authorization = authorization_header(request.headers.get("Authorization"))
         api_key = authorization_header(request.headers.get("X-Api-Key"), "X-Api-Key")
-        info.principal, identity = await self._authenticator.identify(binding.rpc, authorization, api_key)
+        info.principal, identity = await self._authenticator.identify(
+            binding.rpc, authorization, api_key, client=info.client_ip
+        )
         metadata += identity
         trace = traceparent(request.headers.get("traceparent"))
         if trace:

@@ -141,14 +141,19 @@ class ApiKeyTokens:
         # Exchanges made so far (each a call to auth), for tests and metrics.
         self.exchanges = 0
 
-    async def access_token(self, api_key: str) -> str:
-        """An access token for the key, from memory or from one exchange; Unauthenticated when refused."""
+    async def access_token(self, api_key: str, *, before_exchange: Callable[[], None] | None = None) -> str:
+        """An access token for the key, from memory or from one exchange; Unauthenticated when refused.
+
+        before_exchange runs when the key must be exchanged (it is in neither table): it
+        may refuse by raising, so that a caller spraying keys costs auth nothing more."""
         api_key_prefix(api_key)
         digest = hashlib.sha256(api_key.encode()).digest()
         entry = self._tokens.get(digest) or self._refusals.get(digest)
         if entry is None or self._clock() >= entry.until:
             self._tokens.pop(digest, None)
             self._refusals.pop(digest, None)
+            if before_exchange is not None:
+                before_exchange()
             entry = await self._exchanged(digest, api_key)
         if entry.refusal is not None:
             raise Unauthenticated(entry.refusal, reason=Reason.API_KEY_INVALID)

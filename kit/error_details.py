@@ -81,7 +81,8 @@ class Reason(StrEnum):
     OAUTH_INVALID_SCOPE = "OAUTH_INVALID_SCOPE"
     NO_ACCESS_RULE = "NO_ACCESS_RULE"  # the method declares no access rule: nobody may call it
     # RESOURCE_EXHAUSTED (with RetryInfo).
-    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"  # failed logins or account emails for this address or client
+    # Failed logins, account emails or refused API keys for this address or client.
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
     PASSWORD_CHECKS_BUSY = "PASSWORD_CHECKS_BUSY"  # the password-check queue is full
     # UNAVAILABLE (with RetryInfo).
     REVOCATIONS_NOT_CURRENT = "REVOCATIONS_NOT_CURRENT"  # the list of ended sessions cannot be trusted yet

@@ -204,3 +204,24 @@ def test_a_flood_of_refused_keys_never_pushes_out_the_tokens_of_keys_in_use() ->
 
     asyncio.run(scenario())
     assert auth.calls.count(KEY) == 1 and len(auth.calls) == 51
+
+
+def test_before_exchange_runs_only_when_a_key_must_be_exchanged_and_may_refuse() -> None:
+    auth, clock = Auth(), Clock()
+    tokens = ApiKeyTokens(auth.exchange, clock=clock)
+    asked: list[str] = []
+
+    def refuse() -> None:
+        asked.append("refused")
+        raise Unavailable("not now", reason=Reason.AUTH_SERVICE_UNAVAILABLE)
+
+    async def scenario() -> None:
+        first = await tokens.access_token(KEY, before_exchange=lambda: asked.append("asked"))
+        # Remembered: no exchange, so nothing is asked.
+        assert await tokens.access_token(KEY, before_exchange=refuse) == first
+        with pytest.raises(Unavailable):
+            await tokens.access_token(OTHER_KEY, before_exchange=refuse)
+
+    asyncio.run(scenario())
+    assert asked == ["asked", "refused"]
+    assert auth.calls == [KEY]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -19,6 +21,7 @@ from tests.gateway.conftest import start_gateway, tenantry_gateway_env
 from tests.stack import Stack, Tenant, eventually
 
 EXCHANGE = "/tenantry.auth.v1.ApiKeyService/ExchangeApiKey"
+BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
 
 
 class CountingForwarder(grpc.GenericRpcHandler):
@@ -42,21 +45,27 @@ class CountingForwarder(grpc.GenericRpcHandler):
         return grpc.unary_unary_rpc_method_handler(forward)
 
 
-@pytest.fixture(scope="module")
-def counted(stack: Stack) -> Iterator[tuple[str, CountingForwarder]]:
+@contextmanager
+def counting_gateway(stack: Stack, name: str, **env: str) -> Iterator[tuple[str, CountingForwarder]]:
     """A gateway whose ApiKeyService calls go through a counting forwarder; its URL and the forwarder."""
     forwarder = CountingForwarder(stack.processes["auth"].address)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), handlers=[forwarder])
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    env = tenantry_gateway_env(stack)
-    env["GATEWAY_UPSTREAMS"] += f";tenantry.auth.v1.ApiKeyService=127.0.0.1:{port}"
-    gateway = start_gateway("gateway-api-keys", env, stack.log_dir)
+    gateway_env = {**tenantry_gateway_env(stack), **env}
+    gateway_env["GATEWAY_UPSTREAMS"] += f";tenantry.auth.v1.ApiKeyService=127.0.0.1:{port}"
+    gateway = start_gateway(name, gateway_env, stack.log_dir)
     try:
         yield f"http://{gateway.address}", forwarder
     finally:
         gateway.stop()
         server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def counted(stack: Stack) -> Iterator[tuple[str, CountingForwarder]]:
+    with counting_gateway(stack, "gateway-api-keys") as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +215,29 @@ def test_any_presented_key_is_refused_with_401_never_a_5xx(counted: tuple[str, C
         assert reply.json()["code"] == 16 and "Traceback" not in reply.text
 
     attempt()
+
+
+def test_an_address_spraying_keys_gets_429_and_costs_auth_nothing_more(stack: Stack, tenant: Tenant) -> None:
+    """Past GATEWAY_RATE_LIMIT_PER_MINUTE refused keys, an address's keys that would need an
+    exchange get 429 at the edge; keys it already exchanged go on working from memory."""
+    with counting_gateway(stack, "gateway-key-spray", GATEWAY_RATE_LIMIT_PER_MINUTE="3") as (url, forwarder):
+        secret = create_key(url, tenant.owner_token, ["tenant.read"]).json()["secret"]
+        assert requests.get(f"{url}/api/v1/tenants/me", headers={"X-Api-Key": secret}).status_code == 200
+
+        def guess() -> requests.Response:
+            sprayed = "tnt_" + "".join(random.choices(BASE32, k=8)) + "_" + "".join(random.choices(BASE32, k=52))
+            return requests.get(f"{url}/api/v1/tenants/me", headers={"X-Api-Key": sprayed})
+
+        assert [guess().status_code for _ in range(3)] == [401, 401, 401]
+        exchanges = forwarder.calls[EXCHANGE]
+        refused = [guess() for _ in range(5)]
+        assert [reply.status_code for reply in refused] == [429] * 5
+        assert forwarder.calls[EXCHANGE] == exchanges
+        body = refused[0].json()
+        assert "refused API keys" in body["message"] and int(refused[0].headers["Retry-After"]) >= 1
+        assert body["details"][0]["reason"] == "TOO_MANY_ATTEMPTS"
+        # The key exchanged before still works: it is answered from memory.
+        assert requests.get(f"{url}/api/v1/tenants/me", headers={"X-Api-Key": secret}).status_code == 200
+        # Bearer tokens are checked at the edge and never limited by this.
+        assert requests.get(f"{url}/api/v1/tenants/me", headers=bearer(tenant.owner_token)).status_code == 200
+
