@@ -158,7 +158,8 @@ class Database:
     @asynccontextmanager
     async def single_statement(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection outside any transaction, for a hot read that costs
-        one round trip: no BEGIN, no COMMIT, no separate set_config.
+        one round trip: no BEGIN, no COMMIT, no separate set_config. (Auth's
+        refresh also opens its own transaction on it, binding in the same message.)
 
         Only for statements that bind their own scope, such as a server-side
         function calling set_config(..., true) before it selects: the statement

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, DateTime, and_, cast, delete, func, litera
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.db import Database, database_unavailable, is_connection_failure
+from kit.db import Database
 from services.auth.models import RefreshToken, Session, SessionRevocation, TenantDirectoryEntry
 
 REVOCATION_CHANNEL = "tenantry_session_revoked"
@@ -291,22 +291,15 @@ async def refresh_transaction(database: Database, subject: UUID, token_hash: byt
         " SELECT set_config('app.tenant_id', coalesce((SELECT tenant_id::text FROM auth.refresh_tokens"
         f" WHERE token_hash = '\\x{bytes(token_hash).hex()}'::bytea), ''), true)"
     )
-    try:
-        async with database.engine.connect() as pooled:
-            connection = (await pooled.get_raw_connection()).driver_connection
-            assert connection is not None
-            await connection.execute(bind)
-            try:
-                yield connection
-            except BaseException:
-                with suppress(Exception):
-                    await connection.execute("ROLLBACK")
-                raise
-            await connection.execute("COMMIT")
-    except Exception as error:
-        if is_connection_failure(error):
-            raise database_unavailable() from None
-        raise
+    async with database.single_statement() as connection:
+        await connection.execute(bind)
+        try:
+            yield connection
+        except BaseException:
+            with suppress(Exception):
+                await connection.execute("ROLLBACK")
+            raise
+        await connection.execute("COMMIT")
 
 
 async def rotate_refresh_token(
