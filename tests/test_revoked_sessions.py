@@ -12,7 +12,6 @@ from kit.errors import Unavailable
 from kit.revocations import RevokedSessions
 
 
-
 def later() -> datetime:
     # Taken when the test runs: a constant of the module was in the past once a
     # long suite reached the test 15 minutes after collecting it.
