@@ -45,7 +45,8 @@ $(PEER_VENV)/.installed: benchmarks/peer/requirements.txt
 
 ## Benchmarks that print figures, each on a throwaway Tenantry on loopback (about 6 minutes).
 bench: install $(PEER_VENV)/.installed
-	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+	@(command -v wrk && command -v h2load) >/dev/null || apt-get install -y wrk nghttp2-client \
+		|| (apt-get update && apt-get install -y wrk nghttp2-client)
 	$(PY) -m benchmarks.reads
 	$(PY) -m benchmarks.login_burst
 	$(PY) -m benchmarks.refresh

@@ -4,10 +4,11 @@ On one throwaway PostgreSQL: Tenantry (three services and the gateway) and the
 peer (benchmarks/peer: FastAPI + fastapi-users, JWT, SQLAlchemy + asyncpg,
 bcrypt 12, uvicorn with 2 workers). wrk drives `GET /api/v1/tenants/me` through
 the gateway and the peer's `GET /me` in turn, at c=16 and c=64, ROUNDS times
-each (medians reported); a multi-process gRPC client drives GetMyTenant and
-IntrospectToken directly, and a grpc.aio echo server for the ceiling. Prints a
-table (figure, Tenantry, peer or ceiling, ratio), then CPU per read per
-process, PostgreSQL transactions per read, cold start and idle RSS.
+each (medians reported); GetMyTenant and IntrospectToken are driven directly,
+with a grpc.aio echo server for the ceiling, by two clients in turn: the
+multi-process Python gRPC client and, when installed, h2load (benchmarks.h2load).
+Prints a table (figure, Tenantry, peer or ceiling, ratio), then CPU per read
+per process, PostgreSQL transactions per read, cold start and idle RSS.
 
 Run: `make bench` or `python -m benchmarks.reads` (BENCH_SECONDS, BENCH_ROUNDS
 shorten it). Loopback only; stops by itself.
@@ -21,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import asyncpg
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from benchmarks import grpc_load, peer_process, wrk
+from benchmarks import grpc_load, h2load, peer_process, wrk
 from benchmarks.echo_server import ECHO_METHOD
 from benchmarks.harness import Running, milliseconds, tenantry
 from benchmarks.processes import cpu_seconds, rss_megabytes
@@ -170,49 +171,57 @@ def http_reads(running: Running, peer: peer_process.Peer | None, settings: Setti
 
 
 def grpc_reads(running: Running, echo: str, settings: Settings) -> list[Row]:
+    """GetMyTenant and IntrospectToken against the echo ceiling, with each client:
+    the Python one, and h2load (in C, so the server has more of the two cores) when installed."""
     tenant = running.stack.create_tenant("bench-grpc")
     tenants_address = running.stack.processes["tenants"].address
     auth_address = running.stack.processes["auth"].address
-
-    def drive(target: str, method: str, request: bytes, metadata: tuple[tuple[str, str], ...] = ()) -> grpc_load.Result:
-        return grpc_load.run(
-            grpc_load.Load(
-                target, method, request, metadata, processes=settings.grpc_processes, seconds=settings.seconds
-            )
-        )
-
-    ceiling = drive(echo, ECHO_METHOD, tenants_service_pb2.GetMyTenantRequest().SerializeToString())
-    mine = drive(
-        tenants_address,
-        GET_MY_TENANT,
-        tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
-        bearer(tenant.owner_token),
-    )
-    introspection = drive(
-        auth_address,
-        INTROSPECT,
-        auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
-        INTERNAL,
-    )
+    clients: dict[str, Callable[[grpc_load.Load], grpc_load.Result]] = {"Python client": grpc_load.run}
+    if h2load.available():
+        clients["h2load"] = h2load.run
+    else:
+        print("h2load is not installed (apt-get install nghttp2-client): its gRPC figures skipped", file=sys.stderr)
+    calls = {
+        "echo": (echo, ECHO_METHOD, tenants_service_pb2.GetMyTenantRequest().SerializeToString(), ()),
+        "GetMyTenant": (
+            tenants_address,
+            GET_MY_TENANT,
+            tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
+            bearer(tenant.owner_token),
+        ),
+        "IntrospectToken": (
+            auth_address,
+            INTROSPECT,
+            auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
+            INTERNAL,
+        ),
+    }
 
     def figure(result: grpc_load.Result) -> str:
         failed = f", {result.failures} failed" if result.failures else ""
         return f"{rps(result.rate)}, p99 {milliseconds(result.p99)}{failed}"
 
-    return [
-        Row(
-            "gRPC GetMyTenant direct, c=64",
-            figure(mine),
-            f"echo ceiling {rps(ceiling.rate)}",
-            ratio(mine.rate, ceiling.rate),
-        ),
-        Row(
-            "gRPC IntrospectToken direct, c=64",
-            figure(introspection),
-            f"echo ceiling {rps(ceiling.rate)}",
-            ratio(introspection.rate, ceiling.rate),
-        ),
-    ]
+    rows = []
+    for client, drive in clients.items():
+        results = {
+            name: drive(
+                grpc_load.Load(
+                    target, method, request, metadata, processes=settings.grpc_processes, seconds=settings.seconds
+                )
+            )
+            for name, (target, method, request, metadata) in calls.items()
+        }
+        ceiling = results.pop("echo")
+        rows += [
+            Row(
+                f"gRPC {name} direct, {client}, c=64",
+                figure(result),
+                f"echo ceiling {figure(ceiling)}",
+                ratio(result.rate, ceiling.rate),
+            )
+            for name, result in results.items()
+        ]
+    return rows
 
 
 def footprint(running: Running) -> list[Row]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import shutil
 
+import grpc
 import pytest
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from benchmarks import grpc_load, wrk
+from benchmarks import grpc_load, h2load, wrk
 from benchmarks.echo_server import ECHO_METHOD
 from benchmarks.processes import cpu_seconds, rss_megabytes
 from benchmarks.reads import GET_MY_TENANT, INTROSPECT, echo_server, print_table, ratio, transactions
@@ -58,6 +59,67 @@ def test_a_refused_call_counts_as_a_failure(stack: Stack) -> None:
     )
     assert result.calls == 0
     assert result.failures > 0
+
+
+def briefly_with_h2load(
+    target: str, method: str, request: bytes, metadata: tuple[tuple[str, str], ...] = ()
+) -> grpc_load.Result:
+    return h2load.run(grpc_load.Load(target, method, request, metadata, processes=1, concurrency=2, seconds=1))
+
+
+needs_h2load = pytest.mark.skipif(
+    not h2load.available(), reason="h2load is not installed (make bench installs nghttp2-client)"
+)
+
+
+@needs_h2load
+def test_h2load_drives_the_echo_ceiling_and_get_my_tenant_and_introspection(stack: Stack) -> None:
+    tenant = stack.create_tenant("smoke-h2load")
+    with echo_server() as address:
+        echo = briefly_with_h2load(address, ECHO_METHOD, b"ping")
+    mine = briefly_with_h2load(
+        stack.processes["tenants"].address,
+        GET_MY_TENANT,
+        tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
+        bearer(tenant.owner_token),
+    )
+    introspection = briefly_with_h2load(
+        stack.processes["auth"].address,
+        INTROSPECT,
+        auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
+        INTERNAL,
+    )
+    for result in (echo, mine, introspection):
+        assert result.calls > 0 and result.failures == 0
+        assert 0 < result.p50 <= result.p99
+
+
+@needs_h2load
+def test_h2load_is_not_run_on_a_call_grpc_refuses(stack: Stack) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        briefly_with_h2load(
+            stack.processes["tenants"].address,
+            GET_MY_TENANT,
+            tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
+            bearer("not-a-token"),
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_h2load_answers_count_only_when_they_carry_the_expected_message() -> None:
+    summary = (
+        "finished in 1.00s, 100.00 req/s, 10KB/s\n"
+        "requests: {done} total, {done} started, {done} done, {done} succeeded, 0 failed, 0 errored, 0 timeout\n"
+        "status codes: {done} 2xx, 0 3xx, 0 4xx, 0 5xx\n"
+        "traffic: 5KB (5000) total, 1KB (1000) headers (space savings 90.00%), 1KB ({data}) data\n"
+    )
+    # 100 calls, answers of 9 bytes (a 4-byte message and its 5-byte prefix)
+    assert h2load.answered(summary.format(done=100, data=900), 9, 2) == (100, 0)
+    # Three answers were trailers only (a gRPC error): 200s all the same.
+    assert h2load.answered(summary.format(done=100, data=97 * 9), 9, 2) == (97, 3)
+    # Answers of another size are not the call measured.
+    assert h2load.answered(summary.format(done=100, data=100 * 8), 9, 2) == (0, 100)
+    assert h2load.grpc_message(b"ping") == b"\x00\x00\x00\x00\x04ping"
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)")
