@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 # gRPC's C core prints plain text to stderr, which would break the one-JSON-
 # object-per-line logs. It reads GRPC_VERBOSITY once, when grpc is imported,
 # so this runs on importing `kit` (see kit/__init__.py), before grpc loads.
@@ -20,8 +22,19 @@ from typing import Any
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 _STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-# One encoder for every line: json.dumps(..., default=str) would build a new one each time.
+# Lines are encoded by orjson (a line per RPC: the json module took about a third
+# of the line's cost); datetimes go through str() as with the json module. What
+# orjson refuses (an integer beyond 64 bits, a key that is not a string) goes to
+# the json module, with one encoder for every line.
 _ENCODER = json.JSONEncoder(default=str)
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _json_line(entry: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(entry, default=str, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return _ENCODER.encode(entry)
 
 
 def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping[str, Any]) -> None:
@@ -70,7 +83,7 @@ class JsonFormatter(logging.Formatter):
             entry["error_type"] = record.exc_info[0].__name__
             if self.tracebacks:
                 entry["traceback"] = self.formatException(record.exc_info)
-        return _ENCODER.encode(entry)
+        return _json_line(entry)
 
 
 class TextFormatter(logging.Formatter):
@@ -126,6 +139,8 @@ def configure_logging(
             stream=sys.stdout,
         )
     )
+    # No formatter here prints the thread or process, and each costs a lookup on every record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
