@@ -64,8 +64,14 @@ def rps(value: float) -> str:
     return f"{value:,.0f} rps"
 
 
+@dataclass(frozen=True)
+class Server:
+    address: str
+    pid: int
+
+
 @contextmanager
-def echo_server() -> Iterator[str]:
+def echo_server() -> Iterator[Server]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.echo_server", str(port)])
     address = f"127.0.0.1:{port}"
@@ -75,7 +81,7 @@ def echo_server() -> Iterator[str]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the echo server did not start")
             time.sleep(0.05)
-        yield address
+        yield Server(address, process.pid)
     finally:
         process.terminate()
         process.wait(10)
@@ -170,12 +176,14 @@ def http_reads(running: Running, peer: peer_process.Peer | None, settings: Setti
     return rows
 
 
-def grpc_reads(running: Running, echo: str, settings: Settings) -> list[Row]:
+def grpc_reads(running: Running, echo: Server, settings: Settings) -> list[Row]:
     """GetMyTenant and IntrospectToken against the echo ceiling, with each client:
-    the Python one, and h2load (in C, so the server has more of the two cores) when installed."""
+    the Python one, and h2load (in C, so the server has more of the two cores) when
+    installed. Each figure carries the server's CPU per call, steadier than rates
+    on a shared machine."""
     tenant = running.stack.create_tenant("bench-grpc")
-    tenants_address = running.stack.processes["tenants"].address
-    auth_address = running.stack.processes["auth"].address
+    tenants, auth = running.stack.processes["tenants"], running.stack.processes["auth"]
+    assert tenants.process is not None and auth.process is not None
     clients: dict[str, Callable[[grpc_load.Load], grpc_load.Result]] = {"Python client": grpc_load.run}
     if h2load.available():
         clients["h2load"] = h2load.run
@@ -184,42 +192,54 @@ def grpc_reads(running: Running, echo: str, settings: Settings) -> list[Row]:
     calls = {
         "echo": (echo, ECHO_METHOD, tenants_service_pb2.GetMyTenantRequest().SerializeToString(), ()),
         "GetMyTenant": (
-            tenants_address,
+            Server(tenants.address, tenants.process.pid),
             GET_MY_TENANT,
             tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
             bearer(tenant.owner_token),
         ),
         "IntrospectToken": (
-            auth_address,
+            Server(auth.address, auth.process.pid),
             INTROSPECT,
             auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
             INTERNAL,
         ),
     }
 
-    def figure(result: grpc_load.Result) -> str:
+    def measured(
+        drive: Callable[[grpc_load.Load], grpc_load.Result], server: Server, load: grpc_load.Load
+    ) -> tuple[str, grpc_load.Result]:
+        before = cpu_seconds(server.pid)
+        result = drive(load)
+        cpu = (cpu_seconds(server.pid) - before) / result.calls * 1000 if result.calls else float("nan")
         failed = f", {result.failures} failed" if result.failures else ""
-        return f"{rps(result.rate)}, p99 {milliseconds(result.p99)}{failed}"
+        return f"{rps(result.rate)}, p99 {milliseconds(result.p99)}, server CPU {cpu:.2f} ms/call{failed}", result
 
     rows = []
     for client, drive in clients.items():
         results = {
-            name: drive(
+            name: measured(
+                drive,
+                server,
                 grpc_load.Load(
-                    target, method, request, metadata, processes=settings.grpc_processes, seconds=settings.seconds
-                )
+                    server.address,
+                    method,
+                    request,
+                    metadata,
+                    processes=settings.grpc_processes,
+                    seconds=settings.seconds,
+                ),
             )
-            for name, (target, method, request, metadata) in calls.items()
+            for name, (server, method, request, metadata) in calls.items()
         }
-        ceiling = results.pop("echo")
+        ceiling, ceiling_result = results.pop("echo")
         rows += [
             Row(
                 f"gRPC {name} direct, {client}, c=64",
-                figure(result),
-                f"echo ceiling {figure(ceiling)}",
-                ratio(result.rate, ceiling.rate),
+                figure,
+                f"echo ceiling {ceiling}",
+                ratio(result.rate, ceiling_result.rate),
             )
-            for name, result in results.items()
+            for name, (figure, result) in results.items()
         ]
     return rows
 

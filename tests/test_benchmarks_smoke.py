@@ -26,8 +26,8 @@ def briefly(target: str, method: str, request: bytes, metadata: tuple[tuple[str,
 
 
 def test_the_grpc_load_client_drives_the_echo_ceiling() -> None:
-    with echo_server() as address:
-        result = briefly(address, ECHO_METHOD, b"ping")
+    with echo_server() as echo:
+        result = briefly(echo.address, ECHO_METHOD, b"ping")
     assert result.calls > 0
     assert result.failures == 0
 
@@ -75,8 +75,8 @@ needs_h2load = pytest.mark.skipif(
 @needs_h2load
 def test_h2load_drives_the_echo_ceiling_and_get_my_tenant_and_introspection(stack: Stack) -> None:
     tenant = stack.create_tenant("smoke-h2load")
-    with echo_server() as address:
-        echo = briefly_with_h2load(address, ECHO_METHOD, b"ping")
+    with echo_server() as server:
+        echo = briefly_with_h2load(server.address, ECHO_METHOD, b"ping")
     mine = briefly_with_h2load(
         stack.processes["tenants"].address,
         GET_MY_TENANT,
