@@ -7,6 +7,7 @@ driver runs, reaches its target and parses what it gets back.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 
 import grpc
 import pytest
@@ -32,22 +33,28 @@ def test_the_grpc_load_client_drives_the_echo_ceiling() -> None:
     assert result.failures == 0
 
 
-def test_the_grpc_load_client_drives_get_my_tenant_and_introspection(stack: Stack) -> None:
-    tenant = stack.create_tenant("smoke")
-    mine = briefly(
+def drive_get_my_tenant_and_introspection(
+    stack: Stack, name: str, drive: Callable[..., grpc_load.Result]
+) -> list[grpc_load.Result]:
+    tenant = stack.create_tenant(name)
+    mine = drive(
         stack.processes["tenants"].address,
         GET_MY_TENANT,
         tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
         bearer(tenant.owner_token),
     )
-    introspection = briefly(
+    introspection = drive(
         stack.processes["auth"].address,
         INTROSPECT,
         auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
         INTERNAL,
     )
-    assert mine.calls > 0 and mine.failures == 0
-    assert introspection.calls > 0 and introspection.failures == 0
+    return [mine, introspection]
+
+
+def test_the_grpc_load_client_drives_get_my_tenant_and_introspection(stack: Stack) -> None:
+    for result in drive_get_my_tenant_and_introspection(stack, "smoke", briefly):
+        assert result.calls > 0 and result.failures == 0
 
 
 def test_a_refused_call_counts_as_a_failure(stack: Stack) -> None:
@@ -74,22 +81,9 @@ needs_h2load = pytest.mark.skipif(
 
 @needs_h2load
 def test_h2load_drives_the_echo_ceiling_and_get_my_tenant_and_introspection(stack: Stack) -> None:
-    tenant = stack.create_tenant("smoke-h2load")
     with echo_server() as server:
         echo = briefly_with_h2load(server.address, ECHO_METHOD, b"ping")
-    mine = briefly_with_h2load(
-        stack.processes["tenants"].address,
-        GET_MY_TENANT,
-        tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
-        bearer(tenant.owner_token),
-    )
-    introspection = briefly_with_h2load(
-        stack.processes["auth"].address,
-        INTROSPECT,
-        auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
-        INTERNAL,
-    )
-    for result in (echo, mine, introspection):
+    for result in [echo, *drive_get_my_tenant_and_introspection(stack, "smoke-h2load", briefly_with_h2load)]:
         assert result.calls > 0 and result.failures == 0
         assert 0 < result.p50 <= result.p99
 

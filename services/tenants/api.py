@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 import grpc
 from tenantry.tenants.v1 import tenants_pb2, tenants_service_pb2, tenants_service_pb2_grpc
 
 from kit.context import require_principal
-from kit.convert import from_struct, parse_uuid, struct, timestamp
+from kit.convert import BuiltFrom, from_struct, parse_uuid, struct, timestamp
 from kit.db import Database
 from kit.errors import InvalidArgument
 from kit.pagination import decode_cursor, page_size
@@ -58,8 +57,8 @@ class TenantApi(tenants_service_pb2_grpc.TenantServiceServicer):
     def __init__(self, database: Database, registry: TenantRegistry) -> None:
         self._database = database
         self._registry = registry
-        # GetMyTenant's answers, by tenant id, with the row each was built from: see GetMyTenant.
-        self._mine: dict[UUID, tuple[Tenant, tenants_pb2.Tenant]] = {}
+        # GetMyTenant's answers, by tenant id: see GetMyTenant.
+        self._mine = BuiltFrom(tenant_message, limit=MAX_TENANTS)
 
     async def CreateTenant(
         self, request: tenants_service_pb2.CreateTenantRequest, context: grpc.aio.ServicerContext
@@ -91,15 +90,8 @@ class TenantApi(tenants_service_pb2_grpc.TenantServiceServicer):
         tenant = await self._registry.get_mine(require_principal())
         # The replica's cache hands back the same row until the tenant changes (then a
         # new one): the message built from that row is the same message, and building
-        # it (settings to a Struct, two Timestamps) cost more than the rest of the call.
-        remembered = self._mine.get(tenant.id)
-        if remembered is not None and remembered[0] is tenant:
-            return remembered[1]
-        message = tenant_message(tenant)
-        while len(self._mine) >= MAX_TENANTS:
-            del self._mine[next(iter(self._mine))]
-        self._mine[tenant.id] = (tenant, message)
-        return message
+        # it (settings to a Struct, two Timestamps) cost more than the rest of the handler.
+        return self._mine.message(tenant.id, tenant)
 
     async def UpdateMyTenant(
         self, request: tenants_service_pb2.UpdateMyTenantRequest, context: grpc.aio.ServicerContext

@@ -8,7 +8,7 @@ import grpc
 from tenantry.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 
 from kit.context import Principal, current_principal, require_principal
-from kit.convert import timestamp
+from kit.convert import BuiltFrom, timestamp
 from kit.db import Database
 from kit.errors import DomainError, InvalidArgument
 from kit.revocations import RevokedSessions, revocation_events
@@ -115,8 +115,8 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
         self._memberships = memberships
         self._verifier = verifier
         self._revoked = revoked
-        # Answers for active tokens, by token, oldest first: see IntrospectToken.
-        self._answers: dict[str, tuple[Principal, auth_service_pb2.IntrospectTokenResponse]] = {}
+        # Answers for active tokens, by token: see IntrospectToken.
+        self._answers = BuiltFrom(_introspection, limit=VERIFIED_TOKENS_REMEMBERED)
 
     async def IntrospectToken(
         self, request: auth_service_pb2.IntrospectTokenRequest, context: grpc.aio.ServicerContext
@@ -125,16 +125,9 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
             principal = await self._verifier.verify(request.token)
         except DomainError:
             return auth_service_pb2.IntrospectTokenResponse(active=False)
-        # verify() checked expiry and revocation just now; the answer built for this
-        # very principal (the verifier's remembered one) is the same message again.
-        remembered = self._answers.get(request.token)
-        if remembered is not None and remembered[0] is principal:
-            return remembered[1]
-        answer = _introspection(principal)
-        while len(self._answers) >= INTROSPECTION_ANSWERS_REMEMBERED:
-            del self._answers[next(iter(self._answers))]
-        self._answers[request.token] = (principal, answer)
-        return answer
+        # verify() checked expiry, the key and revocation just now; the answer built for
+        # this very principal (the verifier's remembered one) is the same message again.
+        return self._answers.message(request.token, principal)
 
     async def ProvisionTenantOwner(
         self, request: auth_service_pb2.ProvisionTenantOwnerRequest, context: grpc.aio.ServicerContext
@@ -186,11 +179,6 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
     ) -> AsyncIterator[auth_service_pb2.WatchRevocationsResponse]:
         async for event in revocation_events(self._revoked):
             yield event
-
-
-# As many answers as the verifier remembers tokens: an answer outlives its token's
-# entry there only until it is asked for again (then it is rebuilt) or pushed out.
-INTROSPECTION_ANSWERS_REMEMBERED = VERIFIED_TOKENS_REMEMBERED
 
 
 def _introspection(principal: Principal) -> auth_service_pb2.IntrospectTokenResponse:
