@@ -1,11 +1,13 @@
-"""What kit's server-side steps cost per call: three interceptors against one.
+"""What kit's server-side steps cost per call: three interceptors, one, or none.
 
 Before, each RPC went through RequestInterceptor, AccessInterceptor and
-ValidationInterceptor, each an interceptor of its own; kit.server now runs the
-same three steps in one (kit.interceptors.pipeline.RpcPipeline). This runs both
-the way grpc.aio does (each interceptor's `intercept_service` per call, then the
-wrapped handler) around a handler that does nothing, for an internal call
-(IntrospectToken, the internal token) and an authenticated one (GetMyTenant, a
+ValidationInterceptor, each an interceptor of its own; then the same three
+steps ran in one (kit.interceptors.pipeline.RpcPipeline); kit.server now wraps
+each method's handler in RpcPipeline once, when the servicers are added, and
+runs no interceptor. This runs the interceptors the way grpc.aio does (each
+interceptor's `intercept_service` per call, then the wrapped handler), and the
+handler wrapped at registration alone, around a handler that does nothing, for
+an internal call (IntrospectToken, the internal token) and an authenticated one (GetMyTenant, a
 bearer token the verifier has seen), and prints µs per call (alternating, the
 median of several rounds: noisy on a shared machine) and, with
 `--instructions`, instructions per call counted by valgrind's callgrind
@@ -44,6 +46,8 @@ from kit.tokens import AccessTokenVerifier
 INTROSPECT = "/tenantry.auth.v1.AuthInternalService/IntrospectToken"
 GET_MY_TENANT = "/tenantry.tenants.v1.TenantService/GetMyTenant"
 ISSUER, AUDIENCE, INTERNAL = "tenantry", "tenantry-api", "internal-token-for-the-benchmark"
+# The chain whose RpcPipeline wraps the handler once, as kit.server does, instead of intercepting.
+REGISTERED = "none (wrapped once)"
 ROUNDS = 7
 CALLS_PER_ROUND = 2000
 
@@ -59,6 +63,12 @@ class _Keys:
 
 class _Context:
     """What the steps use of a grpc.aio ServicerContext, on a call that succeeds."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self._metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
 
     def set_trailing_metadata(self, metadata: Any) -> None:
         pass
@@ -139,7 +149,11 @@ def chains() -> tuple[dict[str, Interceptors], dict[str, tuple[_Details, Any]]]:
         return RequestInterceptor(gateway_token=""), AccessInterceptor(rules, verifier, INTERNAL)
 
     three: Interceptors = [*steps(), FormerValidationInterceptor()]
-    return {"three interceptors": three, "one (RpcPipeline)": [RpcPipeline(*steps())]}, calls
+    return {
+        "three interceptors": three,
+        "one (RpcPipeline)": [RpcPipeline(*steps())],
+        REGISTERED: [RpcPipeline(*steps())],
+    }, calls
 
 
 async def _nothing(request: Any, context: Any) -> Any:
@@ -162,8 +176,15 @@ async def _run_interceptors(interceptors: Iterator[grpc.aio.ServerInterceptor], 
     return await interceptor.intercept_service(continuation, details)
 
 
-async def _calls(interceptors: Interceptors, details: _Details, request: Any, count: int) -> None:
-    context = _Context()
+async def _calls(chain: str, interceptors: Interceptors, details: _Details, request: Any, count: int) -> None:
+    context = _Context(details.invocation_metadata)
+    if chain == REGISTERED:
+        (pipeline,) = interceptors
+        assert isinstance(pipeline, RpcPipeline)
+        wrapped = pipeline.wrap_method(_handler(details), details.method)
+        for _ in range(count):
+            await wrapped.unary_unary(request, context)
+        return
     for _ in range(count):
         handler = await _run_interceptors(iter(interceptors), details)
         await handler.unary_unary(request, context)
@@ -181,7 +202,7 @@ def microseconds_per_call() -> dict[tuple[str, str], float]:
     for _ in range(ROUNDS):
         for call, (details, request) in calls.items():
             for name, interceptors in chain_of.items():
-                spent = _timed(lambda: _calls(interceptors, details, request, CALLS_PER_ROUND))  # noqa: B023
+                spent = _timed(lambda: _calls(name, interceptors, details, request, CALLS_PER_ROUND))  # noqa: B023
                 rounds.setdefault((call, name), []).append(spent)
     return {key: statistics.median(values) for key, values in rounds.items()}
 
@@ -202,7 +223,7 @@ def main() -> None:
         chain, call, count = arguments.subject
         chain_of, calls = chains()
         details, request = calls[call]
-        asyncio.run(_calls(chain_of[chain], details, request, int(count)))
+        asyncio.run(_calls(chain, chain_of[chain], details, request, int(count)))
         return
     for (call, chain), spent in microseconds_per_call().items():
         print(f"{call:<28} {chain:<20} {spent:6.1f} µs per call")
@@ -212,7 +233,7 @@ def main() -> None:
             return
         _, calls = chains()
         for call in calls:
-            for chain in ("three interceptors", "one (RpcPipeline)"):
+            for chain in ("three interceptors", "one (RpcPipeline)", REGISTERED):
                 per_call = (instructions(chain, call, 1 + 200) - instructions(chain, call, 1)) / 200
                 print(f"{call:<28} {chain:<20} {per_call / 1000:6.1f} k instructions per call")
 

@@ -14,15 +14,11 @@ Run: `make bench` or `python -m benchmarks.login_burst`.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 
-from benchmarks import wrk
+from benchmarks import h2load, wrk
 from benchmarks.harness import milliseconds, percentile, tenantry
 from benchmarks.processes import cpu_seconds
 from tests.stack import OWNER_PASSWORD
@@ -31,33 +27,7 @@ LOGINS = 200
 READ_SECONDS = 8
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    seconds: float  # from sending the request to the end of the answer
-
-
-def available() -> bool:
-    return shutil.which("h2load") is not None
-
-
-def burst(url: str, body: dict[str, str], *, clients: int = LOGINS) -> list[Answer]:
-    """`clients` logins at once, each on a connection of its own (HTTP/1.1)."""
-    assert url.startswith("http://127.0.0.1:"), "benchmarks target loopback only"
-    with tempfile.TemporaryDirectory(prefix="tnt-burst-") as folder:
-        body_file, log_file = Path(folder, "body.json"), Path(folder, "answers.tsv")
-        body_file.write_text(json.dumps(body))
-        subprocess.run(
-            ["h2load", "--h1", f"-n{clients}", f"-c{clients}", f"-t{min(2, clients)}", "-d", str(body_file),
-             "-H", "content-type: application/json", "--log-file", str(log_file), url],
-            capture_output=True, check=True, timeout=120,
-        )  # fmt: skip
-        # Columns: start (µs since the epoch), HTTP status (-1: no answer), µs to the end of the answer.
-        rows = [line.split("\t") for line in log_file.read_text().splitlines() if line]
-    return [Answer(int(status), int(micros) / 1e6) for _, status, micros, *_ in rows]
-
-
-def report(answers: list[Answer], expected: int = LOGINS) -> None:
+def report(answers: list[h2load.Answer], expected: int = LOGINS) -> None:
     statuses = Counter(answer.status for answer in answers)
     for status, count in sorted(statuses.items()):
         times = [answer.seconds for answer in answers if answer.status == status]
@@ -71,7 +41,7 @@ def report(answers: list[Answer], expected: int = LOGINS) -> None:
 
 
 def main() -> None:
-    if not available() or not wrk.available():
+    if not h2load.available() or not wrk.available():
         raise SystemExit("login_burst needs h2load and wrk: apt-get install nghttp2-client wrk (make bench does)")
     with tenantry(
         BCRYPT_ROUNDS="12", BCRYPT_MAX_WORKERS="2", BCRYPT_MAX_QUEUE="16", GATEWAY_RATE_LIMIT_PER_MINUTE="100000"
@@ -85,8 +55,8 @@ def main() -> None:
         time.sleep(1)  # the reads are under way before the burst
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
-        login = {"email": tenant.owner_email, "password": OWNER_PASSWORD}
-        answers = burst(f"{running.gateway}/api/v1/auth/login", login)
+        login = json.dumps({"email": tenant.owner_email, "password": OWNER_PASSWORD}).encode()
+        answers = h2load.http_burst(f"{running.gateway}/api/v1/auth/login", login, clients=LOGINS)
         elapsed = time.perf_counter() - started
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
         read_output, _ = reads.communicate(timeout=READ_SECONDS + 30)

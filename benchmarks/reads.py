@@ -4,10 +4,11 @@ On one throwaway PostgreSQL: Tenantry (three services and the gateway) and the
 peer (benchmarks/peer: FastAPI + fastapi-users, JWT, SQLAlchemy + asyncpg,
 bcrypt 12, uvicorn with 2 workers). wrk drives `GET /api/v1/tenants/me` through
 the gateway and the peer's `GET /me` in turn, at c=16 and c=64, ROUNDS times
-each (medians reported); a multi-process gRPC client drives GetMyTenant and
-IntrospectToken directly, and a grpc.aio echo server for the ceiling. Prints a
-table (figure, Tenantry, peer or ceiling, ratio), then CPU per read per
-process, PostgreSQL transactions per read, cold start and idle RSS.
+each (medians reported); GetMyTenant and IntrospectToken are driven directly,
+with a grpc.aio echo server for the ceiling, by two clients in turn: the
+multi-process Python gRPC client and, when installed, h2load (benchmarks.h2load).
+Prints a table (figure, Tenantry, peer or ceiling, ratio), then CPU per read
+per process, PostgreSQL transactions per read, cold start and idle RSS.
 
 Run: `make bench` or `python -m benchmarks.reads` (BENCH_SECONDS, BENCH_ROUNDS
 shorten it). Loopback only; stops by itself.
@@ -21,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import asyncpg
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from benchmarks import grpc_load, peer_process, wrk
+from benchmarks import grpc_load, h2load, peer_process, wrk
 from benchmarks.echo_server import ECHO_METHOD
 from benchmarks.harness import Running, milliseconds, tenantry
 from benchmarks.processes import cpu_seconds, rss_megabytes
@@ -63,8 +64,14 @@ def rps(value: float) -> str:
     return f"{value:,.0f} rps"
 
 
+@dataclass(frozen=True)
+class Server:
+    address: str
+    pid: int
+
+
 @contextmanager
-def echo_server() -> Iterator[str]:
+def echo_server() -> Iterator[Server]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.echo_server", str(port)])
     address = f"127.0.0.1:{port}"
@@ -74,7 +81,7 @@ def echo_server() -> Iterator[str]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the echo server did not start")
             time.sleep(0.05)
-        yield address
+        yield Server(address, process.pid)
     finally:
         process.terminate()
         process.wait(10)
@@ -169,50 +176,72 @@ def http_reads(running: Running, peer: peer_process.Peer | None, settings: Setti
     return rows
 
 
-def grpc_reads(running: Running, echo: str, settings: Settings) -> list[Row]:
+def grpc_reads(running: Running, echo: Server, settings: Settings) -> list[Row]:
+    """GetMyTenant and IntrospectToken against the echo ceiling, with each client:
+    the Python one, and h2load (in C, so the server has more of the two cores) when
+    installed. Each figure carries the server's CPU per call, steadier than rates
+    on a shared machine."""
     tenant = running.stack.create_tenant("bench-grpc")
-    tenants_address = running.stack.processes["tenants"].address
-    auth_address = running.stack.processes["auth"].address
+    tenants, auth = running.stack.processes["tenants"], running.stack.processes["auth"]
+    assert tenants.process is not None and auth.process is not None
+    clients: dict[str, Callable[[grpc_load.Load], grpc_load.Result]] = {"Python client": grpc_load.run}
+    if h2load.available():
+        clients["h2load"] = h2load.run
+    else:
+        print("h2load is not installed (apt-get install nghttp2-client): its gRPC figures skipped", file=sys.stderr)
+    calls = {
+        "echo": (echo, ECHO_METHOD, tenants_service_pb2.GetMyTenantRequest().SerializeToString(), ()),
+        "GetMyTenant": (
+            Server(tenants.address, tenants.process.pid),
+            GET_MY_TENANT,
+            tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
+            bearer(tenant.owner_token),
+        ),
+        "IntrospectToken": (
+            Server(auth.address, auth.process.pid),
+            INTROSPECT,
+            auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
+            INTERNAL,
+        ),
+    }
 
-    def drive(target: str, method: str, request: bytes, metadata: tuple[tuple[str, str], ...] = ()) -> grpc_load.Result:
-        return grpc_load.run(
-            grpc_load.Load(
-                target, method, request, metadata, processes=settings.grpc_processes, seconds=settings.seconds
-            )
-        )
-
-    ceiling = drive(echo, ECHO_METHOD, tenants_service_pb2.GetMyTenantRequest().SerializeToString())
-    mine = drive(
-        tenants_address,
-        GET_MY_TENANT,
-        tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
-        bearer(tenant.owner_token),
-    )
-    introspection = drive(
-        auth_address,
-        INTROSPECT,
-        auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
-        INTERNAL,
-    )
-
-    def figure(result: grpc_load.Result) -> str:
+    def measured(
+        drive: Callable[[grpc_load.Load], grpc_load.Result], server: Server, load: grpc_load.Load
+    ) -> tuple[str, grpc_load.Result]:
+        before = cpu_seconds(server.pid)
+        result = drive(load)
+        cpu = (cpu_seconds(server.pid) - before) / result.calls * 1000 if result.calls else float("nan")
         failed = f", {result.failures} failed" if result.failures else ""
-        return f"{rps(result.rate)}, p99 {milliseconds(result.p99)}{failed}"
+        return f"{rps(result.rate)}, p99 {milliseconds(result.p99)}, server CPU {cpu:.2f} ms/call{failed}", result
 
-    return [
-        Row(
-            "gRPC GetMyTenant direct, c=64",
-            figure(mine),
-            f"echo ceiling {rps(ceiling.rate)}",
-            ratio(mine.rate, ceiling.rate),
-        ),
-        Row(
-            "gRPC IntrospectToken direct, c=64",
-            figure(introspection),
-            f"echo ceiling {rps(ceiling.rate)}",
-            ratio(introspection.rate, ceiling.rate),
-        ),
-    ]
+    rows = []
+    for client, drive in clients.items():
+        results = {
+            name: measured(
+                drive,
+                server,
+                grpc_load.Load(
+                    server.address,
+                    method,
+                    request,
+                    metadata,
+                    processes=settings.grpc_processes,
+                    seconds=settings.seconds,
+                ),
+            )
+            for name, (server, method, request, metadata) in calls.items()
+        }
+        ceiling, ceiling_result = results.pop("echo")
+        rows += [
+            Row(
+                f"gRPC {name} direct, {client}, c=64",
+                figure,
+                f"echo ceiling {ceiling}",
+                ratio(result.rate, ceiling_result.rate),
+            )
+            for name, (figure, result) in results.items()
+        ]
+    return rows
 
 
 def footprint(running: Running) -> list[Row]:

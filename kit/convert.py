@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -61,3 +62,31 @@ def _plain(value: struct_pb2.Value) -> Any:
     if kind == "list_value":
         return [_plain(item) for item in value.list_value.values]
     return None
+
+
+Source = TypeVar("Source")
+Built = TypeVar("Built")
+
+
+class BuiltFrom(Generic[Source, Built]):
+    """Messages built from objects a cache hands back, by key, at most `limit` (oldest out first).
+
+    A hot read answers from a cached object (a verified principal, a tenant's row)
+    and building its message can cost more than the rest of the call. The message
+    is built again whenever the object handed back is not the very one it was
+    built from, which is what a cache does when what it holds changes."""
+
+    def __init__(self, build: Callable[[Source], Built], *, limit: int) -> None:
+        self._build = build
+        self._limit = limit
+        self._built: dict[Hashable, tuple[Source, Built]] = {}
+
+    def message(self, key: Hashable, source: Source) -> Built:
+        remembered = self._built.get(key)
+        if remembered is not None and remembered[0] is source:
+            return remembered[1]
+        built = self._build(source)
+        while len(self._built) >= self._limit:
+            del self._built[next(iter(self._built))]
+        self._built[key] = (source, built)
+        return built

@@ -21,6 +21,8 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
 _STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 # One encoder for every line: json.dumps(..., default=str) would build a new one each time.
+# (orjson would encode a line in a third of the time, but without the spaces after
+# `:` and `,` that readers of these lines, tests among them, match on.)
 _ENCODER = json.JSONEncoder(default=str)
 
 
@@ -126,6 +128,8 @@ def configure_logging(
             stream=sys.stdout,
         )
     )
+    # No formatter here prints the thread or process, and each costs a lookup on every record.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,9 +1,10 @@
 """Builds and runs a service's grpc.aio server, the same way for every service.
 
-One interceptor (request, access, then validation: kit.interceptors.pipeline), the servicers, standard health
-checking wired to the database and the revocation list, keepalive agreed with the
-clients (kit.clients), server reflection, background tasks, and a graceful
-stop on SIGTERM or SIGINT.
+The servicers, each method wrapped once in kit's steps (request, access, then
+validation: kit.interceptors.pipeline), standard health checking wired to the
+database and the revocation list, keepalive agreed with the clients
+(kit.clients), server reflection, background tasks, and a graceful stop on
+SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from kit.api_keys import ApiKeyTokens
 from kit.clients import server_keepalive_options
 from kit.db import Database
 from kit.interceptors.access import AccessInterceptor
-from kit.interceptors.pipeline import RpcPipeline
+from kit.interceptors.pipeline import PipelinedRegistration, RpcPipeline
 from kit.interceptors.request import RequestInterceptor
 from kit.revocations import RevokedSessions
 from kit.settings import ServiceSettings
@@ -93,30 +94,31 @@ async def _watch_readiness(host: ServiceHost, health_servicer: health.aio.Health
         await asyncio.sleep(READINESS_POLL_SECONDS)
 
 
-def server_interceptors(host: ServiceHost) -> list[grpc.aio.ServerInterceptor]:
-    """One interceptor running the three steps (request, access, validation): one wrapper per call."""
+def server_pipeline(host: ServiceHost) -> RpcPipeline:
+    """The three steps (request, access, validation) every servicer method runs in."""
     descriptors = [descriptor for descriptor, _, _ in host.servicers]
-    return [
-        RpcPipeline(
-            RequestInterceptor(gateway_token=host.settings.gateway_token.get_secret_value()),
-            AccessInterceptor(
-                access_rules(*descriptors),
-                host.verifier,
-                host.settings.internal_api_token.get_secret_value(),
-                host.api_keys,
-            ),
-        )
-    ]
+    return RpcPipeline(
+        RequestInterceptor(gateway_token=host.settings.gateway_token.get_secret_value()),
+        AccessInterceptor(
+            access_rules(*descriptors),
+            host.verifier,
+            host.settings.internal_api_token.get_secret_value(),
+            host.api_keys,
+        ),
+    )
+
+
+def add_servicers(host: ServiceHost, server: grpc.aio.Server) -> None:
+    """Each servicer's methods, wrapped in the pipeline once, here: no interceptor runs per call."""
+    registration = PipelinedRegistration(server, server_pipeline(host))
+    for _, add, servicer in host.servicers:
+        add(servicer, registration)
 
 
 async def serve(host: ServiceHost) -> None:
     descriptors = [descriptor for descriptor, _, _ in host.servicers]
-    server = grpc.aio.server(
-        interceptors=server_interceptors(host),
-        options=(("grpc.so_reuseport", 0), *server_keepalive_options()),
-    )
-    for _, add, servicer in host.servicers:
-        add(servicer, server)
+    server = grpc.aio.server(options=(("grpc.so_reuseport", 0), *server_keepalive_options()))
+    add_servicers(host, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *(descriptor.full_name for descriptor in descriptors)]:

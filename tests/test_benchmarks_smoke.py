@@ -6,13 +6,16 @@ driver runs, reaches its target and parses what it gets back.
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
 
+import grpc
 import pytest
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from benchmarks import grpc_load, login_burst, wrk
+from benchmarks import grpc_load, h2load, login_burst, wrk
 from benchmarks.echo_server import ECHO_METHOD
 from benchmarks.processes import cpu_seconds, rss_megabytes
 from benchmarks.reads import GET_MY_TENANT, INTROSPECT, echo_server, print_table, ratio, transactions
@@ -25,28 +28,34 @@ def briefly(target: str, method: str, request: bytes, metadata: tuple[tuple[str,
 
 
 def test_the_grpc_load_client_drives_the_echo_ceiling() -> None:
-    with echo_server() as address:
-        result = briefly(address, ECHO_METHOD, b"ping")
+    with echo_server() as echo:
+        result = briefly(echo.address, ECHO_METHOD, b"ping")
     assert result.calls > 0
     assert result.failures == 0
 
 
-def test_the_grpc_load_client_drives_get_my_tenant_and_introspection(stack: Stack) -> None:
-    tenant = stack.create_tenant("smoke")
-    mine = briefly(
+def drive_get_my_tenant_and_introspection(
+    stack: Stack, name: str, drive: Callable[..., grpc_load.Result]
+) -> list[grpc_load.Result]:
+    tenant = stack.create_tenant(name)
+    mine = drive(
         stack.processes["tenants"].address,
         GET_MY_TENANT,
         tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
         bearer(tenant.owner_token),
     )
-    introspection = briefly(
+    introspection = drive(
         stack.processes["auth"].address,
         INTROSPECT,
         auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
         INTERNAL,
     )
-    assert mine.calls > 0 and mine.failures == 0
-    assert introspection.calls > 0 and introspection.failures == 0
+    return [mine, introspection]
+
+
+def test_the_grpc_load_client_drives_get_my_tenant_and_introspection(stack: Stack) -> None:
+    for result in drive_get_my_tenant_and_introspection(stack, "smoke", briefly):
+        assert result.calls > 0 and result.failures == 0
 
 
 def test_a_refused_call_counts_as_a_failure(stack: Stack) -> None:
@@ -58,6 +67,54 @@ def test_a_refused_call_counts_as_a_failure(stack: Stack) -> None:
     )
     assert result.calls == 0
     assert result.failures > 0
+
+
+def briefly_with_h2load(
+    target: str, method: str, request: bytes, metadata: tuple[tuple[str, str], ...] = ()
+) -> grpc_load.Result:
+    return h2load.run(grpc_load.Load(target, method, request, metadata, processes=1, concurrency=2, seconds=1))
+
+
+needs_h2load = pytest.mark.skipif(
+    not h2load.available(), reason="h2load is not installed (make bench installs nghttp2-client)"
+)
+
+
+@needs_h2load
+def test_h2load_drives_the_echo_ceiling_and_get_my_tenant_and_introspection(stack: Stack) -> None:
+    with echo_server() as server:
+        echo = briefly_with_h2load(server.address, ECHO_METHOD, b"ping")
+    for result in [echo, *drive_get_my_tenant_and_introspection(stack, "smoke-h2load", briefly_with_h2load)]:
+        assert result.calls > 0 and result.failures == 0
+        assert 0 < result.p50 <= result.p99
+
+
+@needs_h2load
+def test_h2load_is_not_run_on_a_call_grpc_refuses(stack: Stack) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        briefly_with_h2load(
+            stack.processes["tenants"].address,
+            GET_MY_TENANT,
+            tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
+            bearer("not-a-token"),
+        )
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_h2load_answers_count_only_when_they_carry_the_expected_message() -> None:
+    summary = (
+        "finished in 1.00s, 100.00 req/s, 10KB/s\n"
+        "requests: {done} total, {done} started, {done} done, {done} succeeded, 0 failed, 0 errored, 0 timeout\n"
+        "status codes: {done} 2xx, 0 3xx, 0 4xx, 0 5xx\n"
+        "traffic: 5KB (5000) total, 1KB (1000) headers (space savings 90.00%), 1KB ({data}) data\n"
+    )
+    # 100 calls, answers of 9 bytes (a 4-byte message and its 5-byte prefix)
+    assert h2load.answered(summary.format(done=100, data=900), 9, 2) == (100, 0)
+    # Three answers were trailers only (a gRPC error): 200s all the same.
+    assert h2load.answered(summary.format(done=100, data=97 * 9), 9, 2) == (97, 3)
+    # Answers of another size are not the call measured.
+    assert h2load.answered(summary.format(done=100, data=100 * 8), 9, 2) == (0, 100)
+    assert h2load.grpc_message(b"ping") == b"\x00\x00\x00\x00\x04ping"
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make bench installs it)")
@@ -81,8 +138,10 @@ def test_h2load_bursts_logins_and_its_log_is_read(stack: Stack, capsys) -> None:
     gateway = start_gateway("gateway-burst", tenantry_gateway_env(stack), stack.log_dir)
     try:
         url = f"http://{gateway.address}/api/v1/auth/login"
-        answers = login_burst.burst(url, {"email": tenant.owner_email, "password": OWNER_PASSWORD}, clients=2)
-        refused = login_burst.burst(url, {"email": tenant.owner_email, "password": "not the password"}, clients=1)
+        login = {"email": tenant.owner_email, "password": OWNER_PASSWORD}
+        answers = h2load.http_burst(url, json.dumps(login).encode(), clients=2)
+        wrong = {**login, "password": "not the password"}
+        refused = h2load.http_burst(url, json.dumps(wrong).encode(), clients=1)
     finally:
         gateway.stop()
     assert len(answers) == 2 and {answer.status for answer in answers} <= {200, 429}

@@ -1,5 +1,6 @@
-"""kit's server steps (request, access, validation) run as one interceptor, in that
-order, on a real grpc.aio server: refusals, context, trailers and the log line as before."""
+"""kit's server steps (request, access, validation) run as one wrapper, in that order,
+on a real grpc.aio server built as kit.server builds it (each method wrapped once when
+the servicers are added, no interceptor): refusals, context, trailers and the log line."""
 
 from __future__ import annotations
 
@@ -14,16 +15,14 @@ from typing import Any
 import grpc
 import pytest
 from pydantic import SecretStr
-from tenantry.auth.v1 import auth_service_pb2
+from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 
-from kit.access import access_rules
 from kit.context import current_request
-from kit.interceptors.access import INTERNAL_TOKEN_HEADER, AccessInterceptor
+from kit.interceptors.access import INTERNAL_TOKEN_HEADER
 from kit.interceptors.pipeline import RpcPipeline
-from kit.interceptors.request import RequestInterceptor
 from kit.logging import JsonFormatter
 from kit.revocations import RevokedSessions
-from kit.server import server_interceptors
+from kit.server import add_servicers, server_pipeline
 from kit.tokens import AccessTokenVerifier
 
 INTERNAL = "pipeline-internal-token"
@@ -42,25 +41,32 @@ def _verifier() -> AccessTokenVerifier:
     return AccessTokenVerifier(_NoKeys(), issuer="tenantry", audience="tenantry-api", revoked=revoked)
 
 
-def _pipeline() -> RpcPipeline:
-    rules = access_rules(auth_service_pb2.DESCRIPTOR.services_by_name["AuthInternalService"])
-    return RpcPipeline(RequestInterceptor(), AccessInterceptor(rules, _verifier(), INTERNAL))
+def _host(servicer: Any) -> Any:
+    settings = SimpleNamespace(gateway_token=SecretStr(""), internal_api_token=SecretStr(INTERNAL))
+    return SimpleNamespace(
+        settings=settings,
+        servicers=[
+            (
+                auth_service_pb2.DESCRIPTOR.services_by_name["AuthInternalService"],
+                auth_service_pb2_grpc.add_AuthInternalServiceServicer_to_server,
+                servicer,
+            )
+        ],
+        verifier=_verifier(),
+        api_keys=None,
+    )
 
 
 @asynccontextmanager
 async def _server(seen: list[Any]) -> AsyncIterator[grpc.aio.Channel]:
-    async def introspect(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = current_request()
-        seen.append((request.token, call.request_id if call else None))
-        return auth_service_pb2.IntrospectTokenResponse(active=True)
+    class Servicer(auth_service_pb2_grpc.AuthInternalServiceServicer):
+        async def IntrospectToken(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+            call = current_request()
+            seen.append((request.token, call.request_id if call else None))
+            return auth_service_pb2.IntrospectTokenResponse(active=True)
 
-    handler = grpc.unary_unary_rpc_method_handler(
-        introspect,
-        request_deserializer=auth_service_pb2.IntrospectTokenRequest.FromString,
-        response_serializer=auth_service_pb2.IntrospectTokenResponse.SerializeToString,
-    )
-    server = grpc.aio.server(interceptors=[_pipeline()])
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {"IntrospectToken": handler})])
+    server = grpc.aio.server()
+    add_servicers(_host(Servicer()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -89,16 +95,21 @@ def _run(scenario: Callable[[grpc.aio.Channel, list[Any]], Any]) -> list[Any]:
     return seen
 
 
-def test_kit_servers_run_one_interceptor() -> None:
-    settings = SimpleNamespace(gateway_token=SecretStr(""), internal_api_token=SecretStr(INTERNAL))
-    host = SimpleNamespace(
-        settings=settings,
-        servicers=[(auth_service_pb2.DESCRIPTOR.services_by_name["AuthInternalService"], None, None)],
-        verifier=_verifier(),
-        api_keys=None,
+def test_kit_wraps_each_method_once_when_the_servicers_are_added() -> None:
+    added: list[Any] = []
+    server = SimpleNamespace(
+        add_generic_rpc_handlers=lambda handlers: added.extend(handlers),
+        add_registered_method_handlers=lambda service, handlers: added.append(handlers),
     )
-    interceptors = server_interceptors(host)  # type: ignore[arg-type]
-    assert [type(interceptor) for interceptor in interceptors] == [RpcPipeline]
+    add_servicers(_host(auth_service_pb2_grpc.AuthInternalServiceServicer()), server)  # type: ignore[arg-type]
+    generic, registered = added
+    assert isinstance(server_pipeline(_host(None)), RpcPipeline)
+    details = SimpleNamespace(method=INTROSPECT, invocation_metadata=())
+    # The same wrapped handler on every call, and not the servicer's own.
+    assert generic.service(details) is generic.service(details)
+    assert generic.service(details).unary_unary.__qualname__.startswith("RpcPipeline.")
+    assert registered["IntrospectToken"].unary_unary.__qualname__.startswith("RpcPipeline.")
+    assert generic.service(SimpleNamespace(method=f"/{SERVICE}/Nothing", invocation_metadata=())) is None
 
 
 def test_access_is_checked_before_the_request_and_the_request_before_the_handler() -> None:

@@ -37,6 +37,11 @@ class AccessInterceptor(WrappingInterceptor):
 
     @asynccontextmanager
     async def guard(self, method: str, metadata: Metadata, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+        await self.check(method, metadata)
+        yield
+
+    async def check(self, method: str, metadata: Metadata) -> None:
+        """Refuses the call unless the method's access rule lets this caller in."""
         rule = self._rules.get(method)
         if rule is None or rule.audience == access_pb2.AUDIENCE_UNSPECIFIED:
             raise PermissionDenied("this method has no access rule", reason=Reason.NO_ACCESS_RULE)
@@ -47,7 +52,6 @@ class AccessInterceptor(WrappingInterceptor):
         elif rule.audience == access_pb2.AUDIENCE_PUBLIC and rule.accepts_bearer and _credential_in(metadata):
             # A token that was sent is checked like any other: never ignored.
             await self._authenticate(metadata, rule)
-        yield
 
     async def _authenticate_service(self, metadata: Metadata, rule: AccessRule) -> None:
         """A platform service account's token carrying the rule's permissions.

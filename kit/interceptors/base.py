@@ -9,7 +9,7 @@ backends' interceptors use too.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 
 import grpc
@@ -50,9 +50,13 @@ async def handler_and_call(
     method: str = details.method  # type: ignore[attr-defined]
     if handler is None or is_infrastructure(method):
         return handler, method, None
-    metadata: Metadata = {
-        key: value
-        for key, value in (details.invocation_metadata or ())  # type: ignore[attr-defined]
-        if isinstance(value, str)
-    }
-    return handler, method, metadata
+    return handler, method, text_metadata(details.invocation_metadata)  # type: ignore[attr-defined]
+
+
+def text_metadata(pairs: Iterable[tuple[str, str | bytes]] | None) -> Metadata:
+    """The call's text metadata (binary `-bin` values left out), by key."""
+    return {key: value for key, value in (pairs or ()) if isinstance(value, str)}
+
+
+def call_metadata(context: grpc.aio.ServicerContext) -> Metadata:
+    return text_metadata(context.invocation_metadata())

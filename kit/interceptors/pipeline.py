@@ -1,4 +1,4 @@
-"""The server's one interceptor: request, access and validation in a single wrapper.
+"""The server's steps around every RPC: request, access and validation in a single wrapper.
 
 grpc.aio runs every interceptor's `intercept_service` on every call, and each
 of the three kit steps used to be an interceptor of its own: three coroutines,
@@ -12,19 +12,22 @@ they are) run in the same order around the handler, wrapped once:
 3. the request check (malformed requests refused naming the field);
 4. the handler.
 
-`python -m benchmarks.interceptors` prints what this saves per call.
+kit.server wraps each method's handler once, when the servicers are added
+(PipelinedRegistration), so no interceptor runs per call at all; RpcPipeline
+still works as an interceptor too. `python -m benchmarks.interceptors` prints
+what the single wrapper saves per call.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
 
 from kit.interceptors.access import AccessInterceptor
-from kit.interceptors.base import Metadata, WrappingInterceptor
+from kit.interceptors.base import Metadata, WrappingInterceptor, call_metadata
 from kit.interceptors.request import RequestInterceptor
 from kit.interceptors.validation import checked_request, lenient
 
@@ -34,7 +37,12 @@ class RpcPipeline(WrappingInterceptor):
         self._request = request
         self._access = access
 
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str, metadata: Metadata) -> grpc.RpcMethodHandler:
+    def wrap_method(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """The method's handler with the steps around each call, made once when the
+        server is built (kit.server): the call's metadata is read in the call."""
+        return self.wrap(handler, method, None)
+
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str, metadata: Metadata | None) -> grpc.RpcMethodHandler:
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, method, metadata),
@@ -50,21 +58,25 @@ class RpcPipeline(WrappingInterceptor):
         # Client-streaming methods are not wrapped: kit's services have none.
         return handler
 
-    def _unary(self, behaviour: Any, method: str, metadata: Metadata) -> Any:
-        request_step, access_step = self._request.guard, self._access.guard
+    def _unary(self, behaviour: Any, method: str, known: Metadata | None) -> Any:
+        request_step, access_step = self._request.guard, self._access.check
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            async with request_step(method, metadata, context), access_step(method, metadata, context):
+            metadata = call_metadata(context) if known is None else known
+            async with request_step(method, metadata, context):
+                await access_step(method, metadata)
                 return await behaviour(checked_request(request), context)
 
         return unary
 
-    def _stream(self, behaviour: Any, method: str, metadata: Metadata) -> Any:
-        request_step, access_step = self._request.guard, self._access.guard
+    def _stream(self, behaviour: Any, method: str, known: Metadata | None) -> Any:
+        request_step, access_step = self._request.guard, self._access.check
         generator = inspect.isasyncgenfunction(behaviour)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async with request_step(method, metadata, context), access_step(method, metadata, context):
+            metadata = call_metadata(context) if known is None else known
+            async with request_step(method, metadata, context):
+                await access_step(method, metadata)
                 checked_request(request)
                 if generator:
                     async for response in behaviour(request, context):
@@ -73,3 +85,43 @@ class RpcPipeline(WrappingInterceptor):
                     await behaviour(request, context)
 
         return stream
+
+
+class PipelinedRegistration:
+    """Stands in for the server while a generated add_*Servicer_to_server adds a
+    servicer: each of its methods' handlers reaches the server wrapped in the
+    pipeline, once, instead of being wrapped by an interceptor on every call."""
+
+    def __init__(self, server: grpc.aio.Server, pipeline: RpcPipeline) -> None:
+        self._server = server
+        self._pipeline = pipeline
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_PipelinedHandlers(handler, self._pipeline) for handler in handlers)
+        )
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self._server.add_registered_method_handlers(
+            service,
+            {name: self._pipeline.wrap_method(handler, f"/{service}/{name}") for name, handler in handlers.items()},
+        )
+
+
+class _PipelinedHandlers(grpc.GenericRpcHandler):
+    """A generic handler's methods, each wrapped the first time it is asked for."""
+
+    def __init__(self, handlers: grpc.GenericRpcHandler, pipeline: RpcPipeline) -> None:
+        self._handlers = handlers
+        self._pipeline = pipeline
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        method: str = details.method  # type: ignore[attr-defined]
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            handler = self._handlers.service(details)
+            if handler is None:
+                return None
+            wrapped = self._wrapped[method] = self._pipeline.wrap_method(handler, method)
+        return wrapped

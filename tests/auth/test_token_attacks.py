@@ -18,7 +18,7 @@ from tenantry.audit.v1 import audit_service_pb2
 from tenantry.auth.v1 import auth_service_pb2, members_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from tests.stack import INTERNAL, Stack, Tenant, bearer, rpc_error
+from tests.stack import INTERNAL, Stack, Tenant, bearer, eventually, rpc_error
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +167,22 @@ def test_introspection_reports_forged_tokens_inactive(stack: Stack, victim: Tena
     assert genuine.active and genuine.tid == victim.id and list(genuine.roles) == ["owner"]
     claims = jwt.decode(victim.owner_token, options={"verify_signature": False})
     assert genuine.expires_at.seconds == claims["exp"] and genuine.sid == claims["sid"]
+
+
+def test_introspection_reports_a_token_inactive_once_its_session_ends_though_it_was_answered_before(
+    stack: Stack,
+) -> None:
+    tenant = stack.create_tenant()
+
+    def introspect() -> auth_service_pb2.IntrospectTokenResponse:
+        return stack.auth_internal.IntrospectToken(
+            auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token), metadata=INTERNAL
+        )
+
+    first, again = introspect(), introspect()
+    assert first.active and again == first
+    stack.auth.Logout(auth_service_pb2.LogoutRequest(), metadata=bearer(tenant.owner_token))
+    assert eventually(lambda: not introspect().active)
 
 
 def test_introspection_needs_the_internal_token(stack: Stack, victim: Tenant) -> None:

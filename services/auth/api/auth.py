@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 import grpc
 from tenantry.auth.v1 import auth_pb2, auth_service_pb2, auth_service_pb2_grpc
 
-from kit.context import current_principal, require_principal
-from kit.convert import timestamp
+from kit.context import Principal, current_principal, require_principal
+from kit.convert import BuiltFrom, timestamp
 from kit.db import Database
 from kit.errors import DomainError, InvalidArgument
 from kit.revocations import RevokedSessions, revocation_events
-from kit.tokens import AccessTokenVerifier
+from kit.tokens import VERIFIED_TOKENS_REMEMBERED, AccessTokenVerifier
 from services.auth.api.messages import MEMBERSHIP_STATUSES, me_message, required_uuid, token_response
 from services.auth.service.accounts import AccountService
 from services.auth.service.invitations import InvitationService
@@ -115,6 +115,8 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
         self._memberships = memberships
         self._verifier = verifier
         self._revoked = revoked
+        # Answers for active tokens, by token: see IntrospectToken.
+        self._answers = BuiltFrom(_introspection, limit=VERIFIED_TOKENS_REMEMBERED)
 
     async def IntrospectToken(
         self, request: auth_service_pb2.IntrospectTokenRequest, context: grpc.aio.ServicerContext
@@ -123,16 +125,9 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
             principal = await self._verifier.verify(request.token)
         except DomainError:
             return auth_service_pb2.IntrospectTokenResponse(active=False)
-        return auth_service_pb2.IntrospectTokenResponse(
-            active=True,
-            sub=str(principal.user_id),
-            tid=str(principal.tenant_id) if principal.tenant_id else "",
-            roles=sorted(principal.roles),
-            sid=str(principal.session_id),
-            jti=principal.token_id,
-            expires_at=timestamp(principal.expires_at),
-            permissions=sorted(principal.permissions),
-        )
+        # verify() checked expiry, the key and revocation just now; the answer built for
+        # this very principal (the verifier's remembered one) is the same message again.
+        return self._answers.message(request.token, principal)
 
     async def ProvisionTenantOwner(
         self, request: auth_service_pb2.ProvisionTenantOwnerRequest, context: grpc.aio.ServicerContext
@@ -184,3 +179,16 @@ class AuthInternalApi(auth_service_pb2_grpc.AuthInternalServiceServicer):
     ) -> AsyncIterator[auth_service_pb2.WatchRevocationsResponse]:
         async for event in revocation_events(self._revoked):
             yield event
+
+
+def _introspection(principal: Principal) -> auth_service_pb2.IntrospectTokenResponse:
+    return auth_service_pb2.IntrospectTokenResponse(
+        active=True,
+        sub=str(principal.user_id),
+        tid=str(principal.tenant_id) if principal.tenant_id else "",
+        roles=sorted(principal.roles),
+        sid=str(principal.session_id),
+        jti=principal.token_id,
+        expires_at=timestamp(principal.expires_at),
+        permissions=sorted(principal.permissions),
+    )
