@@ -120,13 +120,7 @@ async def require_may_grant(session: AsyncSession, principal: Principal, tenant_
     permissions = await permissions_of(session, tenant_id, role, lock="share")
     if role == OWNER and OWNER not in principal.roles:
         raise PermissionDenied("role: only owners may grant the owner role", reason=Reason.OWNER_REQUIRED)
-    lacking = missing(principal.permissions, permissions)
-    if lacking:
-        raise PermissionDenied(
-            f"role: '{role}' grants permissions you do not hold: {', '.join(lacking[:5])}",
-            reason=Reason.PERMISSIONS_NOT_HELD,
-            metadata={"permission": ",".join(lacking)},
-        )
+    require_holds(principal, permissions, refusal=f"role: '{role}' grants permissions you do not hold:")
     return permissions
 
 
@@ -241,12 +235,17 @@ class RoleService:
             )
         return name
 
-def require_holds(principal: Principal, permissions: tuple[str, ...] | list[str]) -> None:
-    """Nobody grants more than they hold: to a role, an API key or a service account."""
+def require_holds(
+    principal: Principal,
+    permissions: tuple[str, ...] | list[str],
+    *,
+    refusal: str = "permissions: you do not hold",
+) -> None:
+    """Nobody grants more than they hold: to a role, a member, an API key or a service account."""
     lacking = missing(principal.permissions, permissions)
     if lacking:
         raise PermissionDenied(
-            f"permissions: you do not hold {', '.join(lacking[:5])}",
+            f"{refusal} {', '.join(lacking[:5])}",
             reason=Reason.PERMISSIONS_NOT_HELD,
             metadata={"permission": ",".join(lacking)},
         )
