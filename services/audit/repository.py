@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import any_, bindparam, case, func, or_, select, text, tuple_
+from sqlalchemy import TextClause, any_, bindparam, case, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -186,25 +186,49 @@ _CHAIN_SELECTED = {
     "chain_hash": "chain_hash",
 }
 _CHAIN_NAMES = list(_CHAIN_SELECTED)
-# The scope's expression is the events_chain index's (migration 0002).
-_CHAIN_PAGE = text(
-    f"""
-    SELECT {", ".join(_CHAIN_SELECTED.values())} FROM audit.events
-    WHERE coalesce(CAST(tenant_id AS text), '{PLATFORM_SCOPE}') = :scope
-      AND sequence > :after_sequence AND sequence <= :through_sequence
-    ORDER BY sequence LIMIT :limit
-    """
-)
+
+
+def _chain_page(scope_condition: str) -> TextClause:
+    return text(
+        f"""
+        SELECT {", ".join(_CHAIN_SELECTED.values())} FROM audit.events
+        WHERE {scope_condition} AND sequence > :after_sequence AND sequence <= :through_sequence
+        ORDER BY sequence LIMIT :limit
+        """
+    )
+
+
+# A scope's events by the events_scope_sequence index (migration 0008): conditions on tenant_id
+# itself, with which row-level security lets PostgreSQL probe the index (a cast to text is not leakproof).
+_TENANT_CHAIN_PAGE = _chain_page("tenant_id = CAST(:tenant AS uuid)")
+_PLATFORM_CHAIN_PAGE = _chain_page("tenant_id IS NULL")
 
 
 async def chain_page(
     session: AsyncSession, scope: str, *, after_sequence: int, through_sequence: int, limit: int
 ) -> list[dict[str, Any]]:
-    """The scope's chained events in (after_sequence, through_sequence], in chain order: dicts
-    of chain.EVENT_FIELDS, sequence and chain_hash, as chain.link takes them."""
-    values = {"scope": scope, "after_sequence": after_sequence, "through_sequence": through_sequence, "limit": limit}
+    """The scope's chained events with sequences in (after_sequence, through_sequence], in chain
+    order, at most limit: those in the first limit sequences after after_sequence (fewer where
+    events are missing) or, when none is there, the first event past them. Dicts of
+    chain.EVENT_FIELDS, sequence and chain_hash, as chain.link takes them.
+
+    Each page reads its own window of sequences: ORDER BY and LIMIT alone would let PostgreSQL
+    read and sort the whole rest of the chain for every page when its statistics are stale."""
+    window_end = min(through_sequence, after_sequence + limit)
+    rows = await _chain_rows(session, scope, after_sequence, window_end, limit)
+    if not rows and window_end < through_sequence:
+        rows = await _chain_rows(session, scope, window_end, through_sequence, 1)
+    return rows
+
+
+async def _chain_rows(session: AsyncSession, scope: str, after: int, through: int, limit: int) -> list[dict[str, Any]]:
+    values: dict[str, Any] = {"after_sequence": after, "through_sequence": through, "limit": limit}
+    if scope == PLATFORM_SCOPE:
+        query = _PLATFORM_CHAIN_PAGE
+    else:
+        query, values["tenant"] = _TENANT_CHAIN_PAGE, scope
     rows = []
-    for row in await session.execute(_CHAIN_PAGE, values):
+    for row in await session.execute(query, values):
         event = dict(zip(_CHAIN_NAMES, row, strict=True))
         event["details"] = json.loads(event["details"])
         rows.append(event)
