@@ -8,6 +8,8 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
+import orjson
 from sqlalchemy import any_, bindparam, case, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
@@ -44,7 +46,10 @@ class EventFilter:
 # of services.audit.chain, which holds every column, "" for an empty one) with
 # the hash added: one JSON text for a scope's share of a batch, so nothing is
 # encoded twice nor per value by the driver, and what is stored is read from
-# what was hashed. The columns, with the type each is read as.
+# what was hashed. As json, not jsonb: PostgreSQL then reads each document's
+# fields as it parses them, rather than building a jsonb value of the whole
+# batch first (about 10% less of its CPU per insert). The columns, with the
+# type each is read as.
 _DOCUMENT_COLUMNS = (
     ("id", "uuid"),
     ("created_at", "timestamptz"),
@@ -76,7 +81,7 @@ _INSERT_AND_ADVANCE = text(
         INSERT INTO audit.events
             ({", ".join("chain_format" if column == "format" else column for column, _ in _DOCUMENT_COLUMNS)})
         SELECT {", ".join(_STORED_AS.get(column, f"e.{column}") for column, _ in _DOCUMENT_COLUMNS)}
-        FROM jsonb_to_recordset(CAST(CAST(:documents AS text) AS jsonb))
+        FROM json_to_recordset(CAST(CAST(:documents AS text) AS json))
              AS e({", ".join(f"{column} {kind}" for column, kind in _DOCUMENT_COLUMNS)})
         RETURNING 1
     )
@@ -186,29 +191,74 @@ _CHAIN_SELECTED = {
     "chain_hash": "chain_hash",
 }
 _CHAIN_NAMES = list(_CHAIN_SELECTED)
-# The scope's expression is the events_chain index's (migration 0002).
-_CHAIN_PAGE = text(
-    f"""
-    SELECT {", ".join(_CHAIN_SELECTED.values())} FROM audit.events
-    WHERE coalesce(CAST(tenant_id AS text), '{PLATFORM_SCOPE}') = :scope
-      AND sequence > :after_sequence AND sequence <= :through_sequence
-    ORDER BY sequence LIMIT :limit
+
+
+def _chain_page(scope_condition: str) -> str:
+    return f"""
+        SELECT {", ".join(_CHAIN_SELECTED.values())} FROM audit.events
+        WHERE {scope_condition} AND sequence > $1 AND sequence <= $2
+        ORDER BY sequence LIMIT $3
     """
-)
+
+
+# A scope's events by the events_scope_sequence index (migration 0008): conditions on tenant_id
+# itself, with which row-level security lets PostgreSQL probe the index (a cast to text is not leakproof).
+_TENANT_CHAIN_PAGE = _chain_page("tenant_id = $4::uuid")
+_PLATFORM_CHAIN_PAGE = _chain_page("tenant_id IS NULL")
 
 
 async def chain_page(
     session: AsyncSession, scope: str, *, after_sequence: int, through_sequence: int, limit: int
 ) -> list[dict[str, Any]]:
-    """The scope's chained events in (after_sequence, through_sequence], in chain order: dicts
-    of chain.EVENT_FIELDS, sequence and chain_hash, as chain.link takes them."""
-    values = {"scope": scope, "after_sequence": after_sequence, "through_sequence": through_sequence, "limit": limit}
+    """The scope's chained events with sequences in (after_sequence, through_sequence], in chain
+    order, at most limit: those in the first limit sequences after after_sequence (fewer where
+    events are missing) or, when none is there, the first event past them. Dicts of
+    chain.EVENT_FIELDS, sequence and chain_hash, as chain.link takes them.
+
+    Each page reads its own window of sequences: ORDER BY and LIMIT alone would let PostgreSQL
+    read and sort the whole rest of the chain for every page when its statistics are stale."""
+    window_end = min(through_sequence, after_sequence + limit)
+    rows = await _chain_rows(session, scope, after_sequence, window_end, limit)
+    if not rows and window_end < through_sequence:
+        rows = await _chain_rows(session, scope, window_end, through_sequence, 1)
+    return rows
+
+
+async def _chain_rows(session: AsyncSession, scope: str, after: int, through: int, limit: int) -> list[dict[str, Any]]:
+    # Read through the session's own driver connection, in its transaction (bound to the scope):
+    # a page is up to a thousand rows of 25 columns, which SQLAlchemy's result layer would cost
+    # more than asyncpg's decoding of them.
+    driver = await _driver_in_transaction(session)
+    if scope == PLATFORM_SCOPE:
+        records = await driver.fetch(_PLATFORM_CHAIN_PAGE, after, through, limit)
+    else:
+        records = await driver.fetch(_TENANT_CHAIN_PAGE, after, through, limit, scope)
     rows = []
-    for row in await session.execute(_CHAIN_PAGE, values):
-        event = dict(zip(_CHAIN_NAMES, row, strict=True))
-        event["details"] = json.loads(event["details"])
+    for record in records:
+        event = dict(zip(_CHAIN_NAMES, record, strict=True))
+        event["details"] = stored_details(event["details"])
         rows.append(event)
     return rows
+
+
+async def _driver_in_transaction(session: AsyncSession) -> asyncpg.Connection:
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None or not driver.is_in_transaction():
+        # Outside the unit of work's transaction, the scope it bound would not apply.
+        raise RuntimeError("the session has no transaction on its driver connection")
+    return driver
+
+
+def stored_details(stored: str) -> Any:
+    """Stored details as json.loads gives them, several times faster: every event is read so once more
+    for each checkpoint. orjson differs only by reading an integer past 64 bits as a float, which
+    chain.normalized makes the same integer again for every number details can hold (a Struct's
+    numbers are doubles); what it refuses (nesting too deep, say) json reads."""
+    try:
+        return orjson.loads(stored)
+    except orjson.JSONDecodeError:
+        return json.loads(stored)
 
 
 async def ensure_monthly_partitions(session: AsyncSession, first_month: date, months: int) -> int:

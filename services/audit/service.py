@@ -122,7 +122,7 @@ class AuditTrail:
                     session,
                     scope,
                     list(candidates),
-                    [event["created_at"].isoformat(timespec="microseconds") for event in candidates.values()],
+                    [event["created_at"].isoformat() for event in candidates.values()],
                 )
                 new = [event for event_id, event in candidates.items() if event_id not in stored]
                 appended += len(await chain_and_insert(session, self._chain_key, scope, new, (sequence, previous)))

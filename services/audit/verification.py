@@ -52,6 +52,8 @@ async def walk(
         page = await repository.chain_page(
             session, scope, after_sequence=expected - 1, through_sequence=through, limit=VERIFY_PAGE
         )
+        if not page:
+            break
         for row in page:
             problem, checkpoint = "", pinned.get(expected)
             stored_hash = row["chain_hash"]
@@ -66,8 +68,6 @@ async def walk(
             if problem:
                 return Verification(False, expected - 1, str(row["id"]), row["sequence"] or 0, problem)
             previous, expected = bytes(stored_hash), expected + 1
-        if len(page) < VERIFY_PAGE:
-            break
     return ChainLink(expected - 1, previous)
 
 

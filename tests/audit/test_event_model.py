@@ -3,15 +3,16 @@ and any change to a new field found by verification."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import grpc
 import pytest
 from tenantry.audit.v1 import audit_pb2, audit_service_pb2
 
-from services.audit import chain
+from services.audit import chain, repository
 from tests.audit.tampering import (
     append,
     append_as_before_the_model_grew,
@@ -137,6 +138,53 @@ def test_the_first_chain_format_hashes_as_it_always_did() -> None:
     assert chain.link(AUDIT_CHAIN_KEY.encode(), b"\x01" * 32, grown, 7).hex() != expected
     with pytest.raises(ValueError):
         chain.link(AUDIT_CHAIN_KEY.encode(), b"", {**grown, "chain_format": 3}, 7)
+
+
+@pytest.mark.parametrize(
+    ("created_at", "expected"),
+    [
+        (
+            datetime(2026, 11, 22, 8, 30, 1, 123456, tzinfo=timezone(timedelta(hours=2))),
+            "8a3bb2ff8571f00353e48c605241bc018e0a94500893d50e206fcf1e3d518050",
+        ),
+        (
+            datetime(2026, 11, 22, 8, 30, 1, tzinfo=UTC),
+            "4df6c01d913b147eb924029103542669ddfe23cdb3433956e31c8cadce43a564",
+        ),
+        (
+            datetime(2026, 11, 22, 8, 30, 1, 5, tzinfo=UTC),
+            "9d6c61036a03f914b2865705e32b488f29a682e73eedd66f2c0478c3242644db",
+        ),
+    ],
+)
+def test_the_second_chain_format_hashes_as_it_did_when_introduced(created_at: datetime, expected: str) -> None:
+    """Format 2 must stay byte for byte what events were hashed with, whatever makes it faster: times on
+    a whole second and off it, in another zone, numbers past 64 bits in details, read back as stored."""
+    details = {"size": 1e20, "ratio": 0.5, "tags": ["a", "b"], "nested": {"z": 1, "a": "é"}, "huge": 1e300}
+    event = {
+        "id": "8a3f1c2e-5b6d-4e7f-9a0b-1c2d3e4f5a6b",
+        "tenant_id": "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+        "user_id": None,
+        "action": "doc.edited",
+        "resource_type": "doc",
+        "resource_id": "1",
+        "details": details,
+        "ip_address": "10.0.0.1",
+        "user_agent": None,
+        "request_id": "r-1",
+        "created_at": created_at,
+        "chain_format": chain.FORMAT_2,
+        **dict.fromkeys(chain.FORMAT_2_TEXT_FIELDS),
+        "category": "data",
+        "actor_type": "user",
+        "actor_id": "u-1",
+    }
+    # Computed by the chain code as it was when format 2 was introduced.
+    assert chain.link(AUDIT_CHAIN_KEY.encode(), b"\x01" * 32, event, 7).hex() == expected
+    # Details as jsonb gives them back (integers written out in full) hash the same once read.
+    as_stored = json.dumps(chain.normalized(details))
+    read_back = {**event, "details": repository.stored_details(as_stored)}
+    assert chain.link(AUDIT_CHAIN_KEY.encode(), b"\x01" * 32, read_back, 7).hex() == expected
 
 
 def test_events_of_the_first_format_still_verify_between_new_ones_and_keep_their_category(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from uuid import UUID
 
-from sqlalchemy import Text, cast, func, select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import PLATFORM_SCOPE
@@ -12,9 +13,10 @@ from services.audit.chain import START, ChainLink
 from services.audit.models import AuditEventRow
 
 
-def _of_scope(scope: str):  # type: ignore[no-untyped-def]
-    # The expression the events_chain index is on, so each lookup is an index probe.
-    return func.coalesce(cast(AuditEventRow.tenant_id, Text), PLATFORM_SCOPE) == scope
+def _of_scope(scope: str) -> ColumnElement[bool]:
+    # On tenant_id itself, the events_scope_sequence index's first column (migration 0008): a leakproof
+    # condition, which row-level security lets PostgreSQL probe that index with.
+    return AuditEventRow.tenant_id.is_(None) if scope == PLATFORM_SCOPE else AuditEventRow.tenant_id == UUID(scope)
 
 
 async def sequence_bound(
