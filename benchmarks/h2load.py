@@ -106,6 +106,21 @@ def http_burst(url: str, body: bytes, *, clients: int, content_type: str = "appl
         return logged_answers(log)
 
 
+def paced_gets(url: str, *, headers: dict[str, str], clients: int, per_client_rps: float, seconds: int) -> list[Answer]:
+    """GETs at a steady rate (clients x per_client_rps a second, open loop: a slow answer
+    does not slow the next request) on HTTP/1.1 keep-alive connections, and their answers."""
+    assert url.startswith("http://127.0.0.1:"), "benchmarks target loopback only"
+    with tempfile.TemporaryDirectory(prefix="tnt-h2load-") as folder:
+        log = Path(folder) / "answers.log"
+        subprocess.run(
+            ["h2load", "--h1", f"-c{clients}", f"-t{min(2, clients)}", f"--rps={per_client_rps}", f"-D{seconds}",
+             *(argument for key, value in headers.items() for argument in ("-H", f"{key}: {value}")),
+             f"--log-file={log}", url],
+            capture_output=True, check=True, timeout=seconds + 60,
+        )  # fmt: skip
+        return logged_answers(log)
+
+
 def run(load: Load) -> Result:
     """h2load with load.concurrency connections (one call at a time on each) and
     load.processes threads, for load.seconds (whole seconds, at least one)."""

@@ -30,7 +30,8 @@ class Running:
 
 
 @contextmanager
-def tenantry(**service_env: str) -> Iterator[Running]:
+def tenantry(gateway_env: dict[str, str] | None = None, **service_env: str) -> Iterator[Running]:
+    """service_env goes to the three services, gateway_env to the gateway."""
     with postgres_server() as admin_url, tempfile.TemporaryDirectory(prefix="tnt-bench-") as folder:
         url = create_database(admin_url, f"tenantry_bench_{uuid.uuid4().hex[:8]}")
         for service in ("audit", "auth", "tenants"):
@@ -40,7 +41,7 @@ def tenantry(**service_env: str) -> Iterator[Running]:
         stack.start()
         gateway = None
         try:
-            gateway = start_gateway("gateway", tenantry_gateway_env(stack), Path(folder))
+            gateway = start_gateway("gateway", {**tenantry_gateway_env(stack), **(gateway_env or {})}, Path(folder))
             assert gateway.process is not None
             yield Running(
                 stack,

@@ -16,7 +16,9 @@ class AuthSettings(ServiceSettings):
     # Hashing runs in this many threads, off the event loop; further logins queue.
     bcrypt_max_workers: int = Field(default=2, ge=1, le=64, validation_alias="BCRYPT_MAX_WORKERS")
     # Password checks waiting for a thread; beyond this, RESOURCE_EXHAUSTED at once with a retry delay.
-    bcrypt_max_queue: int = Field(default=16, ge=0, le=10_000, validation_alias="BCRYPT_MAX_QUEUE")
+    # With the default threads, as many as the gateway lets through (GATEWAY_MAX_IN_FLIGHT, 32): the
+    # gateway then refuses a burst's excess itself, at once, and auth none after a round trip.
+    bcrypt_max_queue: int = Field(default=30, ge=0, le=10_000, validation_alias="BCRYPT_MAX_QUEUE")
     platform_admin_email: str | None = Field(default=None, validation_alias="PLATFORM_ADMIN_EMAIL")
     platform_admin_password: SecretStr | None = Field(default=None, validation_alias="PLATFORM_ADMIN_PASSWORD")
     # Invitation tokens expire after this long; a resend issues a new one.
