@@ -135,7 +135,7 @@ def main() -> None:
         measured = Measured(audit.process.pid, running.admin_url, database)
         result = asyncio.run(ingest(audit.address, measured))
     per_half = SENDERS * (BATCHES_PER_SENDER // 2) * BATCH
-    print(f"audit ingest, batches of {BATCH}, {SENDERS} senders, {len(TENANTS)} tenants (machine under load)")
+    print(f"audit ingest, batches of {BATCH}, {SENDERS} senders, {len(TENANTS)} tenants")
     for name, seconds in zip(("first half", "second half"), result.halves, strict=True):
         print(f"  {name}: {per_half} events in {seconds:.2f} s = {per_half / seconds:,.0f} events/s")
     total = 2 * per_half

@@ -70,7 +70,7 @@ def main() -> None:
     refreshes = sum(result[0] for result in results)
     latencies = [value for result in results for value in result[1]]
     failures = sum(result[2] for result in results)
-    print(f"refresh with rotation over gRPC, {CHAINS} chains, {PROCESSES} client processes (machine under load)")
+    print(f"refresh with rotation over gRPC, {CHAINS} chains, {PROCESSES} client processes")
     print(
         f"  {refreshes} refreshes in {elapsed:.1f} s = {refreshes / elapsed:,.0f}/s (goal 400)"
         f"  p50 {milliseconds(percentile(latencies, 0.5))}  p99 {milliseconds(percentile(latencies, 0.99))}"
