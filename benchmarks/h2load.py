@@ -21,6 +21,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,38 +88,40 @@ def logged_answers(log: Path) -> list[Answer]:
     return answers
 
 
-def latencies(log: Path) -> list[float]:
-    """Seconds per call of the calls h2load logged as HTTP 200, sorted."""
-    return sorted(answer.seconds for answer in logged_answers(log) if answer.status == 200)
+def _h2load(
+    url: str,
+    arguments: list[str],
+    *,
+    headers: Sequence[tuple[str, str]] = (),
+    body: bytes | None = None,
+    timeout: float,
+) -> tuple[str, list[Answer]]:
+    """h2load's summary and its per-request log, for url (loopback only) with these arguments."""
+    assert url.startswith("http://127.0.0.1:"), "benchmarks target loopback only"
+    with tempfile.TemporaryDirectory(prefix="tnt-h2load-") as folder:
+        request, log = Path(folder) / "body", Path(folder) / "answers.log"
+        if body is not None:
+            request.write_bytes(body)
+            arguments = [*arguments, "-d", str(request)]
+        output = subprocess.run(
+            ["h2load", *arguments, *(argument for key, value in headers for argument in ("-H", f"{key}: {value}")),
+             f"--log-file={log}", url],
+            capture_output=True, text=True, check=True, timeout=timeout,
+        ).stdout  # fmt: skip
+        return output, logged_answers(log)
 
 
 def http_burst(url: str, body: bytes, *, clients: int, content_type: str = "application/json") -> list[Answer]:
     """`clients` POSTs of body at once, each on a new HTTP/1.1 connection of its own, and their answers."""
-    assert url.startswith("http://127.0.0.1:"), "benchmarks target loopback only"
-    with tempfile.TemporaryDirectory(prefix="tnt-h2load-") as folder:
-        request, log = Path(folder) / "body", Path(folder) / "answers.log"
-        request.write_bytes(body)
-        subprocess.run(
-            ["h2load", "--h1", f"-n{clients}", f"-c{clients}", f"-t{min(2, clients)}", "-d", str(request),
-             "-H", f"content-type: {content_type}", f"--log-file={log}", url],
-            capture_output=True, check=True, timeout=120,
-        )  # fmt: skip
-        return logged_answers(log)
+    arguments = ["--h1", f"-n{clients}", f"-c{clients}", f"-t{min(2, clients)}"]
+    return _h2load(url, arguments, headers=[("content-type", content_type)], body=body, timeout=120)[1]
 
 
 def paced_gets(url: str, *, headers: dict[str, str], clients: int, per_client_rps: float, seconds: int) -> list[Answer]:
     """GETs at a steady rate (clients x per_client_rps a second, open loop: a slow answer
     does not slow the next request) on HTTP/1.1 keep-alive connections, and their answers."""
-    assert url.startswith("http://127.0.0.1:"), "benchmarks target loopback only"
-    with tempfile.TemporaryDirectory(prefix="tnt-h2load-") as folder:
-        log = Path(folder) / "answers.log"
-        subprocess.run(
-            ["h2load", "--h1", f"-c{clients}", f"-t{min(2, clients)}", f"--rps={per_client_rps}", f"-D{seconds}",
-             *(argument for key, value in headers.items() for argument in ("-H", f"{key}: {value}")),
-             f"--log-file={log}", url],
-            capture_output=True, check=True, timeout=seconds + 60,
-        )  # fmt: skip
-        return logged_answers(log)
+    arguments = ["--h1", f"-c{clients}", f"-t{min(2, clients)}", f"--rps={per_client_rps}", f"-D{seconds}"]
+    return _h2load(url, arguments, headers=list(headers.items()), timeout=seconds + 60)[1]
 
 
 def run(load: Load) -> Result:
@@ -127,18 +130,16 @@ def run(load: Load) -> Result:
     assert load.target.startswith("127.0.0.1:"), "benchmarks target loopback only"
     answer_size = len(grpc_message(expected_answer(load)))
     seconds = max(1, round(load.seconds))
-    with tempfile.TemporaryDirectory(prefix="tnt-h2load-") as folder:
-        body, log = Path(folder) / "request.bin", Path(folder) / "calls.log"
-        body.write_bytes(grpc_message(load.request))
-        headers = [("content-type", "application/grpc"), ("te", "trailers"), *load.metadata]
-        output = subprocess.run(
-            ["h2load", f"-c{load.concurrency}", "-m1", f"-t{min(load.processes, load.concurrency)}",
-             f"-D{seconds}", "-d", str(body), f"--log-file={log}",
-             *(argument for key, value in headers for argument in ("-H", f"{key}: {value}")),
-             f"http://{load.target}{load.method}"],
-            capture_output=True, text=True, check=True, timeout=seconds + 30,
-        ).stdout  # fmt: skip
-        timed = latencies(log)
+    headers = [("content-type", "application/grpc"), ("te", "trailers"), *load.metadata]
+    arguments = [f"-c{load.concurrency}", "-m1", f"-t{min(load.processes, load.concurrency)}", f"-D{seconds}"]
+    output, answers = _h2load(
+        f"http://{load.target}{load.method}",
+        arguments,
+        headers=headers,
+        body=grpc_message(load.request),
+        timeout=seconds + 30,
+    )
+    timed = sorted(answer.seconds for answer in answers if answer.status == 200)
     finished = _FINISHED.search(output)
     calls, failures = answered(output, answer_size, load.concurrency)
     elapsed = float(finished.group(1)) if finished else float(seconds)

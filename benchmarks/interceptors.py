@@ -1,10 +1,10 @@
-"""What kit's server-side steps cost per call: three interceptors, one, or none.
+"""What kit's server-side steps cost per call: three interceptors, or none.
 
 Before, each RPC went through RequestInterceptor, AccessInterceptor and
-ValidationInterceptor, each an interceptor of its own; then the same three
-steps ran in one (kit.interceptors.pipeline.RpcPipeline); kit.server now wraps
-each method's handler in RpcPipeline once, when the servicers are added, and
-runs no interceptor. This runs the interceptors the way grpc.aio does (each
+ValidationInterceptor, each an interceptor of its own; kit.server now wraps
+each method's handler in kit.interceptors.pipeline.RpcPipeline once, when the
+servicers are added, and runs no interceptor (an intermediate single
+interceptor measured 26 µs against 33). This runs the interceptors the way grpc.aio does (each
 interceptor's `intercept_service` per call, then the wrapped handler), and the
 handler wrapped at registration alone, around a handler that does nothing, for
 an internal call (IntrospectToken, the internal token) and an authenticated one (GetMyTenant, a
@@ -84,6 +84,8 @@ class _Details:
 
 
 Interceptors = list[grpc.aio.ServerInterceptor]
+# A chain: the interceptors grpc.aio would run per call, or the one pipeline kit.server wraps handlers in.
+Chain = Interceptors | list[RpcPipeline]
 
 
 class FormerValidationInterceptor(grpc.aio.ServerInterceptor):
@@ -101,7 +103,7 @@ class FormerValidationInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
-def chains() -> tuple[dict[str, Interceptors], dict[str, tuple[_Details, Any]]]:
+def chains() -> tuple[dict[str, Chain], dict[str, tuple[_Details, Any]]]:
     from tenantry.auth.v1 import auth_service_pb2 as auth_module
     from tenantry.tenants.v1 import tenants_service_pb2 as tenants_module
 
@@ -151,7 +153,6 @@ def chains() -> tuple[dict[str, Interceptors], dict[str, tuple[_Details, Any]]]:
     three: Interceptors = [*steps(), FormerValidationInterceptor()]
     return {
         "three interceptors": three,
-        "one (RpcPipeline)": [RpcPipeline(*steps())],
         REGISTERED: [RpcPipeline(*steps())],
     }, calls
 
@@ -176,7 +177,7 @@ async def _run_interceptors(interceptors: Iterator[grpc.aio.ServerInterceptor], 
     return await interceptor.intercept_service(continuation, details)
 
 
-async def _calls(chain: str, interceptors: Interceptors, details: _Details, request: Any, count: int) -> None:
+async def _calls(chain: str, interceptors: Chain, details: _Details, request: Any, count: int) -> None:
     context = _Context(details.invocation_metadata)
     if chain == REGISTERED:
         (pipeline,) = interceptors
@@ -233,7 +234,7 @@ def main() -> None:
             return
         _, calls = chains()
         for call in calls:
-            for chain in ("three interceptors", "one (RpcPipeline)", REGISTERED):
+            for chain in ("three interceptors", REGISTERED):
                 per_call = (instructions(chain, call, 1 + 200) - instructions(chain, call, 1)) / 200
                 print(f"{call:<28} {chain:<20} {per_call / 1000:6.1f} k instructions per call")
 

@@ -198,7 +198,7 @@ class EdgeAuthenticator:
         self._refused_keys = RateLimiter(refused_keys_per_minute)
 
     async def identify(
-        self, rpc: Rpc, authorization: str | None, api_key: str | None = None, *, client: str = ""
+        self, rpc: Rpc, authorization: str | None, api_key: str | None = None, *, client: str
     ) -> tuple[Principal | None, Metadata]:
         """Who calls, as the upstream is told: the verified token, x-user-id and
         x-tenant-id, or for a public RPC the credential as sent (its service
@@ -223,7 +223,7 @@ class EdgeAuthenticator:
         return principal, metadata
 
     async def authenticate(
-        self, authorization: str | None, api_key: str | None = None, *, client: str = ""
+        self, authorization: str | None, api_key: str | None = None, *, client: str
     ) -> tuple[str, Principal]:
         scheme, _, token = (authorization or "").partition(" ")
         if api_key is None and (scheme.lower() != "bearer" or not token.strip()):

@@ -13,9 +13,8 @@ they are) run in the same order around the handler, wrapped once:
 4. the handler.
 
 kit.server wraps each method's handler once, when the servicers are added
-(PipelinedRegistration), so no interceptor runs per call at all; RpcPipeline
-still works as an interceptor too. `python -m benchmarks.interceptors` prints
-what the single wrapper saves per call.
+(PipelinedRegistration), so no interceptor runs per call at all.
+`python -m benchmarks.interceptors` prints what that saves per call.
 """
 
 from __future__ import annotations
@@ -27,12 +26,12 @@ from typing import Any
 import grpc
 
 from kit.interceptors.access import AccessInterceptor
-from kit.interceptors.base import Metadata, WrappingInterceptor, call_metadata
+from kit.interceptors.base import call_metadata
 from kit.interceptors.request import RequestInterceptor
 from kit.interceptors.validation import checked_request, lenient
 
 
-class RpcPipeline(WrappingInterceptor):
+class RpcPipeline:
     def __init__(self, request: RequestInterceptor, access: AccessInterceptor) -> None:
         self._request = request
         self._access = access
@@ -40,41 +39,38 @@ class RpcPipeline(WrappingInterceptor):
     def wrap_method(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         """The method's handler with the steps around each call, made once when the
         server is built (kit.server): the call's metadata is read in the call."""
-        return self.wrap(handler, method, None)
-
-    def wrap(self, handler: grpc.RpcMethodHandler, method: str, metadata: Metadata | None) -> grpc.RpcMethodHandler:
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method, metadata),
+                self._unary(handler.unary_unary, method),
                 request_deserializer=lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method, metadata),
+                self._stream(handler.unary_stream, method),
                 request_deserializer=lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         # Client-streaming methods are not wrapped: kit's services have none.
         return handler
 
-    def _unary(self, behaviour: Any, method: str, known: Metadata | None) -> Any:
+    def _unary(self, behaviour: Any, method: str) -> Any:
         request_step, access_step = self._request.guard, self._access.check
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            metadata = call_metadata(context) if known is None else known
+            metadata = call_metadata(context)
             async with request_step(method, metadata, context):
                 await access_step(method, metadata)
                 return await behaviour(checked_request(request), context)
 
         return unary
 
-    def _stream(self, behaviour: Any, method: str, known: Metadata | None) -> Any:
+    def _stream(self, behaviour: Any, method: str) -> Any:
         request_step, access_step = self._request.guard, self._access.check
         generator = inspect.isasyncgenfunction(behaviour)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            metadata = call_metadata(context) if known is None else known
+            metadata = call_metadata(context)
             async with request_step(method, metadata, context):
                 await access_step(method, metadata)
                 checked_request(request)
