@@ -18,6 +18,15 @@ def family(pid: int) -> list[int]:
     return found
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a child that exited but is not reaped yet serves nothing either)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
 def cpu_seconds(pid: int) -> float:
     total = 0
     for member in family(pid):

@@ -1,13 +1,8 @@
-"""GATEWAY_WORKERS: several gateway processes on one port, the kernel spreading connections.
+"""GATEWAY_WORKERS: several gateway processes on one port (kit.workers).
 
 One process's event loop is one core's worth of HTTP parsing, token checks and
-JSON; with GATEWAY_WORKERS=N the first process binds the port with
-SO_REUSEPORT, then starts N-1 more (new interpreters: nothing of the first's gRPC
-state is inherited) that bind it too, and the kernel hands each new connection to one
-of them. Each worker is a whole gateway with its own caches, rate limiter and
-in-flight bound (see README, Gateway workers). The first process is the one to
-signal: on SIGTERM or SIGINT it stops accepting, asks the others to stop the
-same way and waits for them; a worker whose first process is gone stops by itself.
+JSON. Each worker is a whole gateway with its own caches, rate limiter and
+in-flight bound (see README, Workers).
 """
 
 from __future__ import annotations
@@ -16,22 +11,17 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
 from gateway.app import Gateway
 from gateway.settings import GatewaySettings
-from kit.logging import configure_logging
+from kit.workers import OtherWorkers, stop_with_first, this_worker
 
 log = logging.getLogger("tenantry.http")
 
-STOP_SECONDS = 10.0
-# How often a worker checks that the first process is still there.
-PARENT_CHECK_SECONDS = 1.0
 # Connections the kernel holds for accept(); aiohttp's 128 overflowed in a burst of
 # 200 new connections, and a dropped SYN is retried by the client only after 1 s.
 # The kernel caps it at net.core.somaxconn.
@@ -39,50 +29,25 @@ LISTEN_BACKLOG = 1024
 
 
 def serve(settings: GatewaySettings, gateway: Gateway) -> None:
-    """Runs the gateway: this process, and GATEWAY_WORKERS - 1 more once it listens."""
-    others: list[subprocess.Popen[bytes]] = []
-
-    def listening() -> None:
-        if settings.workers > 1:
-            for index in range(1, settings.workers):
-                # A fresh interpreter (nothing of this one's gRPC state), with this one's environment.
-                command = [sys.executable, "-m", "gateway.workers", str(os.getpid()), str(index)]
-                others.append(subprocess.Popen(command))
-
-    try:
-        _run(settings, gateway, worker=0, on_listening=listening)
-    finally:
-        _stop(others)
-
-
-def _worker(parent: int, index: int) -> None:
-    settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level, tracebacks=settings.log_tracebacks)
-    _run(settings, Gateway(settings), worker=index, parent=parent)
-
-
-def _run(
-    settings: GatewaySettings,
-    gateway: Gateway,
-    *,
-    worker: int,
-    parent: int | None = None,
-    on_listening: Callable[[], None] | None = None,
-) -> None:
-    application = gateway.application()
-    if parent is not None:
-        application.cleanup_ctx.append(_watch_parent(parent))
+    """Runs this process's gateway; the first also starts GATEWAY_WORKERS - 1 more once it listens."""
+    worker = this_worker()
+    others = OtherWorkers(settings.workers if worker.is_first else 1)
     address = f"{settings.listen_host}:{settings.listen_port}"
 
     def listening(_message: str) -> None:
         # run_app "prints" once the socket is bound: only then is "listening" true.
-        extra: dict[str, object] = {"address": f"http://{address}"}
-        if settings.workers > 1:
-            extra |= {"worker": worker, "pid": os.getpid()}
-        log.info("listening", extra=extra)
-        if on_listening is not None:
-            on_listening()
+        log.info("listening", extra={"address": f"http://{address}", "pid": os.getpid()})
+        others.start()
 
+    application = gateway.application()
+    application.cleanup_ctx.append(_running(others.keep_running()))
+
+    async def stop_others(_app: web.Application) -> None:
+        others.ask_to_stop()  # as soon as this process stops accepting: they drain alongside it
+
+    application.on_shutdown.append(stop_others)
+    if worker.first_pid is not None:
+        application.cleanup_ctx.append(_running(stop_with_first(worker.first_pid)))
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
         web.run_app(
@@ -96,35 +61,18 @@ def _run(
     except OSError as error:
         reason = error.strerror or str(error)
         raise SystemExit(f"gateway: cannot listen on {address} (GATEWAY_HOST, GATEWAY_PORT): {reason}") from None
+    finally:
+        others.stop()
 
 
-def _watch_parent(parent: int) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def watch(_app: web.Application) -> AsyncIterator[None]:
-        async def check() -> None:
-            while os.getppid() == parent:
-                await asyncio.sleep(PARENT_CHECK_SECONDS)
-            os.kill(os.getpid(), signal.SIGTERM)  # the same graceful stop as a signal from outside
+def _running(job: Coroutine[Any, Any, None]) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A background job for as long as the application runs."""
 
-        task = asyncio.create_task(check())
+    async def run(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(job)
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    return watch
-
-
-def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
-    for worker in workers:
-        if worker.poll() is None:
-            worker.terminate()  # SIGTERM: it finishes its requests in flight, as the first did
-    for worker in workers:
-        try:
-            worker.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-
-
-if __name__ == "__main__":  # a worker after the first: python -m gateway.workers PARENT_PID INDEX
-    _worker(int(sys.argv[1]), int(sys.argv[2]))
+    return run

@@ -13,6 +13,7 @@ from kit import migrations
 from kit.logging import configure_logging
 from kit.server import ServiceHost, serve
 from kit.settings import ServiceSettings
+from kit.workers import this_worker
 
 # deploy/docker-compose.yml's stand-in secrets all carry this mark.
 EXAMPLE_SECRET_MARK = "change-this-"
@@ -36,7 +37,12 @@ def main(
         # Name the variables that are wrong, never their values.
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
         raise SystemExit(f"{name}: invalid settings: {problems}") from None
-    configure_logging(name, settings.log_level, tracebacks=settings.log_tracebacks)
+    configure_logging(
+        name,
+        settings.log_level,
+        tracebacks=settings.log_tracebacks,
+        worker=this_worker().log_label(settings.workers) if args[0] == "serve" else None,
+    )
     if args[0] == "serve" and len(args) == 1:
         _warn_about_example_secrets(settings)
         asyncio.run(_serve(build, settings))

@@ -50,9 +50,10 @@ class _Timestamps:
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str, *, tracebacks: bool = False) -> None:
+    def __init__(self, service: str, *, tracebacks: bool = False, worker: int | None = None) -> None:
         super().__init__()
         self.service = service
+        self.worker = worker
         self.tracebacks = tracebacks
         self._timestamps = _Timestamps()
 
@@ -61,6 +62,7 @@ class JsonFormatter(logging.Formatter):
             "ts": self._timestamps.format(record.created),
             "level": record.levelname.lower(),
             "service": self.service,
+            **({} if self.worker is None else {"worker": self.worker}),
             "logger": record.name,
             "message": record.getMessage(),
         }
@@ -80,9 +82,11 @@ class TextFormatter(logging.Formatter):
 
     _COLOURS = {"DEBUG": "\033[2m", "INFO": "", "WARNING": "\033[33m", "ERROR": "\033[31m", "CRITICAL": "\033[1;31m"}
 
-    def __init__(self, service: str, *, tracebacks: bool = False, colour: bool = False) -> None:
+    def __init__(
+        self, service: str, *, tracebacks: bool = False, colour: bool = False, worker: int | None = None
+    ) -> None:
         super().__init__()
-        self.service = service
+        self.service = service if worker is None else f"{service}/{worker}"
         self.tracebacks = tracebacks
         self.colour = colour
 
@@ -106,19 +110,27 @@ def _plain(value: Any) -> str:
     return json.dumps(text) if not text or any(char.isspace() for char in text) else text
 
 
-def log_formatter(service: str, *, tracebacks: bool, log_format: str, stream: Any) -> logging.Formatter:
+def log_formatter(
+    service: str, *, tracebacks: bool, log_format: str, stream: Any, worker: int | None = None
+) -> logging.Formatter:
     chosen = log_format.strip().lower() or "auto"
     if chosen not in ("auto", "json", "text"):
         raise SystemExit(f"{service}: invalid settings: LOG_FORMAT: must be auto, json or text")
     on_terminal = bool(getattr(stream, "isatty", lambda: False)())
     if chosen == "text" or (chosen == "auto" and on_terminal):
-        return TextFormatter(service, tracebacks=tracebacks, colour=on_terminal)
-    return JsonFormatter(service, tracebacks=tracebacks)
+        return TextFormatter(service, tracebacks=tracebacks, colour=on_terminal, worker=worker)
+    return JsonFormatter(service, tracebacks=tracebacks, worker=worker)
 
 
 def configure_logging(
-    service: str, level: str = "INFO", *, tracebacks: bool = False, log_format: str | None = None
+    service: str,
+    level: str = "INFO",
+    *,
+    tracebacks: bool = False,
+    log_format: str | None = None,
+    worker: int | None = None,
 ) -> None:
+    """worker: this process's index when several serve one port (kit.workers), on every line."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         log_formatter(
@@ -126,6 +138,7 @@ def configure_logging(
             tracebacks=tracebacks,
             log_format=os.environ.get("LOG_FORMAT", "auto") if log_format is None else log_format,
             stream=sys.stdout,
+            worker=worker,
         )
     )
     # No formatter here prints the thread or process, and each costs a lookup on every record.

@@ -3,8 +3,8 @@
 The servicers, each method wrapped once in kit's steps (request, access, then
 validation: kit.interceptors.pipeline), standard health checking wired to the
 database and the revocation list, keepalive agreed with the clients
-(kit.clients), server reflection, background tasks, and a graceful stop on
-SIGTERM or SIGINT.
+(kit.clients), server reflection, background tasks, a graceful stop on
+SIGTERM or SIGINT, and, with <SERVICE>_WORKERS=N, N processes on the port (kit.workers).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from kit.interceptors.request import RequestInterceptor
 from kit.revocations import RevokedSessions
 from kit.settings import ServiceSettings
 from kit.tokens import AccessTokenVerifier
+from kit.workers import OtherWorkers, stop_with_first, this_worker
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,8 @@ HEALTH_INTERVAL_SECONDS = 1.0
 READINESS_POLL_SECONDS = 0.05
 HEALTH_TIMEOUT_SECONDS = 2.0
 GRACE_SECONDS = 5.0
+# How long a worker after the first waits for its revocation list before it listens.
+WORKER_READY_SECONDS = 30.0
 
 
 @dataclass
@@ -55,7 +59,7 @@ class ServiceHost:
     revocations: RevokedSessions
     # (service descriptor, function adding the servicer to a server, servicer)
     servicers: list[tuple[Any, Callable[[Any, grpc.aio.Server], None], Any]]
-    # Started once the server listens, cancelled when it stops.
+    # Started just before the server listens, cancelled when it stops.
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     on_start: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     on_stop: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -94,6 +98,16 @@ async def _watch_readiness(host: ServiceHost, health_servicer: health.aio.Health
         await asyncio.sleep(READINESS_POLL_SECONDS)
 
 
+async def _until_current(host: ServiceHost) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WORKER_READY_SECONDS
+    while not host.revocations.is_current():
+        if loop.time() >= deadline:
+            log.warning("revocations not current yet; listening anyway (answering UNAVAILABLE until they are)")
+            return
+        await asyncio.sleep(READINESS_POLL_SECONDS)
+
+
 def server_pipeline(host: ServiceHost) -> RpcPipeline:
     """The three steps (request, access, validation) every servicer method runs in."""
     descriptors = [descriptor for descriptor, _, _ in host.servicers]
@@ -117,7 +131,11 @@ def add_servicers(host: ServiceHost, server: grpc.aio.Server) -> None:
 
 async def serve(host: ServiceHost) -> None:
     descriptors = [descriptor for descriptor, _, _ in host.servicers]
-    server = grpc.aio.server(options=(("grpc.so_reuseport", 0), *server_keepalive_options()))
+    worker = this_worker()
+    count = host.settings.workers
+    # SO_REUSEPORT only when asked for workers: otherwise a second process started
+    # by mistake on the same port would silently take half the connections.
+    server = grpc.aio.server(options=(("grpc.so_reuseport", int(count > 1)), *server_keepalive_options()))
     add_servicers(host, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -127,15 +145,27 @@ async def serve(host: ServiceHost) -> None:
         [*(descriptor.full_name for descriptor in descriptors), health.SERVICE_NAME, reflection.SERVICE_NAME],
         server,
     )
-    if server.add_insecure_port(host.listen_addr) == 0:
+    port = server.add_insecure_port(host.listen_addr)
+    if port == 0:
         raise SystemExit(f"{host.name}: cannot listen on {host.listen_addr}")
+    if count > 1 and host.listen_addr.endswith(":0"):
+        raise SystemExit(f"{host.name}: {count} workers need a fixed port to share, not {host.listen_addr}")
 
     for start in host.on_start:
         await start()
-    await server.start()
     tasks = [asyncio.create_task(job()) for job in host.background]
+    if not worker.is_first:
+        # The kernel hands a worker connections as soon as it listens: it listens
+        # once it can answer them, not with UNAVAILABLE for want of revocations.
+        await _until_current(host)
+    await server.start()
     tasks.append(asyncio.create_task(_watch_readiness(host, health_servicer)))
-    log.info("listening", extra={"address": host.listen_addr})
+    log.info("listening", extra={"address": host.listen_addr, "pid": os.getpid()})
+    others = OtherWorkers(count if worker.is_first else 1)
+    others.start()
+    tasks.append(asyncio.create_task(others.keep_running()))
+    if worker.first_pid is not None:
+        tasks.append(asyncio.create_task(stop_with_first(worker.first_pid)))
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -144,8 +174,10 @@ async def serve(host: ServiceHost) -> None:
     await stopping.wait()
 
     log.info("stopping")
+    others.ask_to_stop()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(GRACE_SECONDS)
+    await asyncio.to_thread(others.wait_stopped)
     for task in tasks:
         task.cancel()
     for task in tasks:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,6 +42,8 @@ class ServiceSettings(BaseSettings):
     # Shared with the gateway, which presents it with the client address and
     # user agent it forwards; without it those headers are never believed.
     gateway_token: SecretStr = Field(default=SecretStr(""), validation_alias="GATEWAY_TOKEN")
+    # Processes serving the port (kit.workers); each service names its own: AUTH_WORKERS, ...
+    workers: int = Field(default=1, ge=1, le=64, validation_alias="SERVICE_WORKERS")
 
     @field_validator("database_url")
     @classmethod
@@ -54,6 +58,11 @@ class ServiceSettings(BaseSettings):
         return value
 
 
-def database_url_field(service: str) -> object:
+def database_url_field(service: str) -> Any:
     """A service's own DATABASE_URL override, falling back to the shared one."""
     return Field(validation_alias=AliasChoices(f"{service.upper()}_DATABASE_URL", "DATABASE_URL"))
+
+
+def workers_field(service: str) -> Any:
+    """A service's own worker count (AUTH_WORKERS, ...), falling back to the shared SERVICE_WORKERS."""
+    return Field(default=1, ge=1, le=64, validation_alias=AliasChoices(f"{service.upper()}_WORKERS", "SERVICE_WORKERS"))

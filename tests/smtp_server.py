@@ -121,4 +121,3 @@ class SmtpServer:
     def env(self) -> dict[str, str]:
         """What an auth process needs to send here."""
         return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port), "SMTP_TLS": self.tls}
-

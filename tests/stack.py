@@ -164,6 +164,13 @@ class Stack:
             tokens = self.login(email, OWNER_PASSWORD, slug)
         return Tenant(created.id, slug, email, tokens.access_token, tokens.refresh_token)
 
+    def token_refused_by_tenants(self, token: str) -> bool:
+        """GetMyTenant answers UNAUTHENTICATED: the token's session has ended, as tenants sees it."""
+        error = rpc_error(
+            lambda: self.tenants.GetMyTenant(tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(token))
+        )
+        return error.code() == grpc.StatusCode.UNAUTHENTICATED
+
     def invite(self, token: str, email: str, role: str = "admin") -> auth_pb2.Invitation:
         return self.members.CreateInvitation(
             members_service_pb2.CreateInvitationRequest(email=email, role=role), metadata=bearer(token), timeout=10

@@ -112,9 +112,7 @@ def test_a_services_own_refusal_names_the_field(stack: Stack, tenant: Tenant) ->
 def test_auths_refusal_of_a_new_tenants_owner_keeps_its_field_under_owner(stack: Stack) -> None:
     slug = f"short-{uuid.uuid4().hex[:8]}"
     request = create_request(slug, password="short")
-    error = rpc_error(
-        lambda: stack.tenants.CreateTenant(request, metadata=bearer(stack.operator_token()), timeout=10)
-    )
+    error = rpc_error(lambda: stack.tenants.CreateTenant(request, metadata=bearer(stack.operator_token()), timeout=10))
     field, description = field_violation(error)
     assert field == "owner.password" and "at least" in description
 
@@ -152,8 +150,10 @@ def test_a_logged_out_token_is_revoked(stack: Stack, tenant: Tenant) -> None:
         timeout=10,
     )
     revoked = eventually(
-        lambda: get_my_tenant(stack, tokens.access_token).code() == grpc.StatusCode.UNAUTHENTICATED
-        and get_my_tenant(stack, tokens.access_token)
+        lambda: (
+            get_my_tenant(stack, tokens.access_token).code() == grpc.StatusCode.UNAUTHENTICATED
+            and get_my_tenant(stack, tokens.access_token)
+        )
     )
     assert reason(revoked, grpc.StatusCode.UNAUTHENTICATED).reason == Reason.TOKEN_REVOKED
 
@@ -215,8 +215,10 @@ def test_an_outage_says_when_to_retry(stack: Stack, tenant: Tenant) -> None:
     # With auth gone, the others trust their revocation list for REVOCATION_MAX_STALENESS_SECONDS, then refuse.
     with stack.service_stopped("auth"):
         outage = eventually(
-            lambda: get_my_tenant(stack, tenant.owner_token).code() == grpc.StatusCode.UNAVAILABLE
-            and get_my_tenant(stack, tenant.owner_token),
+            lambda: (
+                get_my_tenant(stack, tenant.owner_token).code() == grpc.StatusCode.UNAVAILABLE
+                and get_my_tenant(stack, tenant.owner_token)
+            ),
             timeout=20,
         )
     assert reason(outage, grpc.StatusCode.UNAVAILABLE).reason == Reason.REVOCATIONS_NOT_CURRENT
@@ -267,7 +269,5 @@ def test_the_internal_settings_call_names_its_own_field_and_tenants_the_callers(
     assert field_violation(error)[0] == "default_role"
     update = tenants_service_pb2.UpdateMyTenantRequest(update_mask={"paths": ["settings"]})
     update.tenant.settings.update({"registration": {"enabled": True, "default_role": "admin"}})
-    passed_on = rpc_error(
-        lambda: stack.tenants.UpdateMyTenant(update, metadata=bearer(tenant.owner_token), timeout=10)
-    )
+    passed_on = rpc_error(lambda: stack.tenants.UpdateMyTenant(update, metadata=bearer(tenant.owner_token), timeout=10))
     assert field_violation(passed_on)[0] == "tenant.settings.registration.default_role"

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from kit.settings import ServiceSettings
+from kit.settings import ServiceSettings, database_url_field, workers_field
 
 
 class AuditSettings(ServiceSettings):
-    database_url: str = Field(validation_alias=AliasChoices("AUDIT_DATABASE_URL", "DATABASE_URL"))
+    database_url: str = database_url_field("audit")
     listen_addr: str = Field(default="127.0.0.1:50053", validation_alias="AUDIT_LISTEN_ADDR")
+    workers: int = workers_field("audit")
     # Monthly partitions kept ready ahead of time, created at start and daily.
     partition_months_ahead: int = Field(default=3, ge=1, le=24, validation_alias="AUDIT_PARTITION_MONTHS_AHEAD")
     # Keys the hash chain: whoever changes events in the database cannot

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from kit.settings import ServiceSettings
+from kit.settings import ServiceSettings, database_url_field, workers_field
 from services.auth.service.platform_accounts import parse_platform_accounts
 
 
 class AuthSettings(ServiceSettings):
-    database_url: str = Field(validation_alias=AliasChoices("AUTH_DATABASE_URL", "DATABASE_URL"))
+    database_url: str = database_url_field("auth")
     listen_addr: str = Field(default="127.0.0.1:50051", validation_alias="AUTH_LISTEN_ADDR")
+    workers: int = workers_field("auth")
     refresh_token_expire_days: int = Field(default=7, ge=1, le=365, validation_alias="REFRESH_TOKEN_EXPIRE_DAYS")
     bcrypt_rounds: int = Field(default=12, ge=4, le=16, validation_alias="BCRYPT_ROUNDS")
     # Hashing runs in this many threads, off the event loop; further logins queue.

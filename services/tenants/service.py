@@ -58,7 +58,6 @@ AUTH_CALL_TIMEOUT = 5.0
 OWNER_STATUSES = {auth_pb2.MEMBERSHIP_STATUS_ACTIVE: "active", auth_pb2.MEMBERSHIP_STATUS_INVITED: "invited"}
 
 
-
 @dataclass(frozen=True)
 class NewTenant:
     name: str

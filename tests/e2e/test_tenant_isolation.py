@@ -50,9 +50,7 @@ def parties(stack: Stack) -> list[Party]:
             metadata=bearer(tenant.owner_token),
         )
         pending = stack.invite(tenant.owner_token, f"pending@{tenant.slug}.test", role_name)
-        made.append(
-            Party(tenant, owner_id, f"Tenant {tenant.slug}", staff, staff_id, role_name, pending.id)
-        )
+        made.append(Party(tenant, owner_id, f"Tenant {tenant.slug}", staff, staff_id, role_name, pending.id))
     for party in made:  # each tenant has audit events of its own before the attacks
         eventually(lambda p=party: stack.audit_events(p.tenant.owner_token))
     return made

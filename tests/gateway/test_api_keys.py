@@ -240,4 +240,3 @@ def test_an_address_spraying_keys_gets_429_and_costs_auth_nothing_more(stack: St
         assert requests.get(f"{url}/api/v1/tenants/me", headers={"X-Api-Key": secret}).status_code == 200
         # Bearer tokens are checked at the edge and never limited by this.
         assert requests.get(f"{url}/api/v1/tenants/me", headers=bearer(tenant.owner_token)).status_code == 200
-

@@ -4,7 +4,6 @@ in-flight bound refuses with 429 before a request's body is even read."""
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import threading
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from benchmarks.processes import family
+from benchmarks.processes import family, gone
 from devtools.stack import ServiceProcess
 from tests.gateway.conftest import start_gateway
 
@@ -50,15 +49,6 @@ def listening_workers(log: Path) -> set[int]:
     return {
         int(line.split('"worker": ')[1].split(",")[0]) for line in lines if '"listening"' in line and '"worker"' in line
     }
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A child that exited but is not reaped yet is gone as far as serving goes.
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def start_workers(tmp_path: Path, name: str, address: str) -> ServiceProcess:

@@ -162,14 +162,7 @@ def test_suspension_revokes_sessions_and_refuses_logins_until_reactivated(stack:
     from tests.stack import eventually
 
     eventually(
-        lambda: (
-            rpc_error(
-                lambda: stack.tenants.GetMyTenant(
-                    tenants_service_pb2.GetMyTenantRequest(), metadata=bearer(tenant.owner_token)
-                )
-            ).code()
-            == grpc.StatusCode.UNAUTHENTICATED
-        ),
+        lambda: stack.token_refused_by_tenants(tenant.owner_token),
         timeout=1.0,
     )
     # Idempotent.

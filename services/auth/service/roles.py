@@ -235,6 +235,7 @@ class RoleService:
             )
         return name
 
+
 def require_holds(
     principal: Principal,
     permissions: tuple[str, ...] | list[str],

@@ -189,9 +189,7 @@ class SessionService:
             if not usable:
                 if all_memberships:
                     require_usable(all_memberships[0])
-                raise PermissionDenied(
-                    "the user is not an active member of any tenant", reason=Reason.NOT_A_MEMBER
-                )
+                raise PermissionDenied("the user is not an active member of any tenant", reason=Reason.NOT_A_MEMBER)
             chosen = default_membership(usable, user.default_tenant_id)
         if chosen.role not in BUILT_IN:
             # A tenant's own role is read under its tenant; start_session binds the same scope anyway.
