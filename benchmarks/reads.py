@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -56,6 +58,10 @@ class Settings:
     grpc_processes: int = 2
 
 
+# Processes per service (and echo servers) for the second set of gRPC figures: one per core here.
+WORKERS = 2
+
+
 def ratio(ours: float, theirs: float) -> str:
     return f"{ours / theirs:.2f}x" if theirs else "-"
 
@@ -71,9 +77,13 @@ class Server:
 
 
 @contextmanager
-def echo_server() -> Iterator[Server]:
+def echo_server(processes: int = 1) -> Iterator[Server]:
+    """processes > 1: that many on one port (grpc.aio's default SO_REUSEPORT), the pid of a shell over them."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "benchmarks.echo_server", str(port)])
+    command = shlex.join([sys.executable, "-m", "benchmarks.echo_server", str(port)])
+    # exec: one process is the echo server itself; several share the shell's process family.
+    script = f"exec {command}" if processes == 1 else " & ".join([command] * processes) + " & wait"
+    process = subprocess.Popen(["sh", "-c", script], start_new_session=True)
     address = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 10
@@ -81,10 +91,34 @@ def echo_server() -> Iterator[Server]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the echo server did not start")
             time.sleep(0.05)
+        time.sleep(1.0 if processes > 1 else 0)  # every process bound, not just the first
         yield Server(address, process.pid)
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(10)
+
+
+@contextmanager
+def with_workers(running: Running, names: tuple[str, ...], workers: int) -> Iterator[dict[str, Server]]:
+    """Replicas of the named services beside the stack's, each with that many workers, all listening."""
+    replicas = {}
+    try:
+        for name in names:
+            log = running.stack.log_dir / f"{name}-workers.log"
+            replicas[name] = running.stack.replica(name, log, **{f"{name.upper()}_WORKERS": str(workers)})
+            deadline = time.monotonic() + 30
+            while log.read_text().count('"listening"') < workers:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name}'s workers did not all listen")
+                time.sleep(0.1)
+        yield {
+            name: Server(replica.address, replica.process.pid)
+            for name, replica in replicas.items()
+            if replica.process is not None
+        }
+    finally:
+        for replica in replicas.values():
+            replica.stop()
 
 
 def _accepts(address: str) -> bool:
@@ -176,14 +210,28 @@ def http_reads(running: Running, peer: peer_process.Peer | None, settings: Setti
     return rows
 
 
-def grpc_reads(running: Running, echo: Server, settings: Settings) -> list[Row]:
+def grpc_reads(running: Running, settings: Settings) -> list[Row]:
+    """With one process per service, then with WORKERS workers each (and as many echo servers)."""
+    servers = {
+        name: Server(process.address, process.process.pid)
+        for name, process in running.stack.processes.items()
+        if process.process is not None
+    }
+    with echo_server() as echo:
+        rows = grpc_rows(running, echo, servers, settings, "")
+    with echo_server(WORKERS) as echo, with_workers(running, ("tenants", "auth"), WORKERS) as replicas:
+        rows += grpc_rows(running, echo, replicas, settings, f", {WORKERS} workers")
+    return rows
+
+
+def grpc_rows(
+    running: Running, echo: Server, servers: dict[str, Server], settings: Settings, variant: str
+) -> list[Row]:
     """GetMyTenant and IntrospectToken against the echo ceiling, with each client:
     the Python one, and h2load (in C, so the server has more of the two cores) when
-    installed. Each figure carries the server's CPU per call, steadier than rates
-    on a shared machine."""
+    installed. Each figure carries the server's CPU per call (all its workers),
+    steadier than rates on a shared machine."""
     tenant = running.stack.create_tenant("bench-grpc")
-    tenants, auth = running.stack.processes["tenants"], running.stack.processes["auth"]
-    assert tenants.process is not None and auth.process is not None
     clients: dict[str, Callable[[grpc_load.Load], grpc_load.Result]] = {"Python client": grpc_load.run}
     if h2load.available():
         clients["h2load"] = h2load.run
@@ -192,13 +240,13 @@ def grpc_reads(running: Running, echo: Server, settings: Settings) -> list[Row]:
     calls = {
         "echo": (echo, ECHO_METHOD, tenants_service_pb2.GetMyTenantRequest().SerializeToString(), ()),
         "GetMyTenant": (
-            Server(tenants.address, tenants.process.pid),
+            servers["tenants"],
             GET_MY_TENANT,
             tenants_service_pb2.GetMyTenantRequest().SerializeToString(),
             bearer(tenant.owner_token),
         ),
         "IntrospectToken": (
-            Server(auth.address, auth.process.pid),
+            servers["auth"],
             INTROSPECT,
             auth_service_pb2.IntrospectTokenRequest(token=tenant.owner_token).SerializeToString(),
             INTERNAL,
@@ -234,7 +282,7 @@ def grpc_reads(running: Running, echo: Server, settings: Settings) -> list[Row]:
         ceiling, ceiling_result = results.pop("echo")
         rows += [
             Row(
-                f"gRPC {name} direct, {client}, c=64",
+                f"gRPC {name} direct, {client}, c=64{variant}",
                 figure,
                 f"echo ceiling {ceiling}",
                 ratio(result.rate, ceiling_result.rate),
@@ -264,8 +312,7 @@ def print_table(rows: list[Row]) -> None:
 def run(settings: Settings) -> list[Row]:
     with tenantry(GATEWAY_RATE_LIMIT_PER_MINUTE="100000") as running:
         rows = footprint(running)
-        with echo_server() as echo:
-            rows += grpc_reads(running, echo, settings)
+        rows += grpc_reads(running, settings)
         if not wrk.available():
             print("wrk is not installed (apt-get install wrk): HTTP figures skipped", file=sys.stderr)
             return rows

@@ -93,6 +93,10 @@ async def revocation_events(revoked: RevokedSessions) -> AsyncIterator[auth_serv
             try:
                 session_id, until = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
+                if not revoked.is_current():
+                    # No heartbeat for a list this replica no longer trusts: the subscriber
+                    # goes stale as this one is, and reconnects, perhaps to a replica that is current.
+                    raise not_current("this replica's revocations are not current; reconnect") from None
                 yield auth_service_pb2.WatchRevocationsResponse(heartbeat=auth_service_pb2.Heartbeat())
                 continue
             if until > datetime.now(UTC):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import time
@@ -115,6 +116,15 @@ class Stack:
             process.stop()
         if hasattr(self, "audit_data_dir"):
             shutil.rmtree(self.audit_data_dir, ignore_errors=True)
+
+    def replica(self, name: str, log_path: Path, **env: str) -> ServiceProcess:
+        """Another process of the service beside the stack's, on a port of its own, with env added; serving."""
+        address = f"127.0.0.1:{free_port()}"
+        own_env = {**self.processes[name].env, **env, f"{name.upper()}_LISTEN_ADDR": address}
+        process = ServiceProcess(name, address, own_env, log_path=log_path)
+        process.start()
+        process.wait_serving()
+        return process
 
     @contextmanager
     def service_stopped(self, name: str) -> Iterator[None]:
@@ -233,6 +243,16 @@ def own_stack(database_url: str, log_dir: Path, extra_env: dict[str, str] | None
         yield running
     finally:
         running.stop()
+
+
+async def until(condition: Callable[[], bool], within: float) -> bool:
+    """Whether condition became true within that many seconds, polled without blocking the loop."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 def eventually(check: Callable[[], T], *, timeout: float = 10.0, interval: float = 0.05) -> T:

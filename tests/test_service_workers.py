@@ -24,7 +24,7 @@ from tenantry.auth.v1 import auth_service_pb2, auth_service_pb2_grpc
 from tenantry.tenants.v1 import tenants_pb2, tenants_service_pb2, tenants_service_pb2_grpc
 
 from benchmarks.processes import family, gone
-from devtools.stack import ROOT, ServiceProcess, free_port, python_path
+from devtools.stack import ROOT, ServiceProcess, python_path
 from tests.stack import INTERNAL, Stack, bearer, eventually, own_stack
 
 WORKERS = 2
@@ -150,12 +150,7 @@ def test_a_tenants_change_reaches_every_worker_within_a_replicas_bound(workers_s
 
 def start_tenants(stack: Stack, log: Path) -> ServiceProcess:
     """A tenants service of the test's own with WORKERS workers, beside the stack's."""
-    address = f"127.0.0.1:{free_port()}"
-    process = ServiceProcess(
-        "tenants", address, {**stack.processes["tenants"].env, "TENANTS_LISTEN_ADDR": address}, log_path=log
-    )
-    process.start()
-    process.wait_serving()
+    process = stack.replica("tenants", log)
     eventually(lambda: listening_workers(log) == set(range(WORKERS)), timeout=30)
     return process
 

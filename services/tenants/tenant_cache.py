@@ -14,7 +14,9 @@ query, so once a ping sent at t has been answered, every change committed
 before t has been applied. The cache answers only while its listener
 connection is open and its last answered ping was sent less than
 STALENESS_BOUND_SECONDS ago; otherwise (listener down, database slow or shut
-down, connection half-open) every read goes to the database.
+down, connection half-open) every read goes to the database. A late answer
+keeps the connection and what the cache holds: the notifications it waited
+behind have been applied by the time it arrives.
 
 A read that misses runs concurrently with writers: it keeps its row only if
 no notification arrived between the moment it started and the moment it
@@ -40,6 +42,11 @@ log = logging.getLogger(__name__)
 
 STALENESS_BOUND_SECONDS = 1.0
 PING_SECONDS = 0.25
+# A ping answered late only delays trust (is_trusted() counts from its sending);
+# the connection is given up when a ping goes this long unanswered (half-open, or
+# the server gone without a word). Giving it up on the first late answer, under a
+# load that slows answers, emptied the cache and sent every read to the database.
+DEAD_LISTENER_SECONDS = 10.0
 RECONNECT_PAUSE_SECONDS = 0.25
 # Far more tenants than a replica serves at once, at a few kilobytes each.
 MAX_TENANTS = 10_000
@@ -117,7 +124,7 @@ class TenantCache:
                     failing = False
                 while True:
                     sent_at = time.monotonic()
-                    await connection.execute("SELECT 1", timeout=STALENESS_BOUND_SECONDS)
+                    await connection.execute("SELECT 1", timeout=DEAD_LISTENER_SECONDS)
                     self._confirmed_at = sent_at
                     self.listening.set()
                     await asyncio.sleep(PING_SECONDS)

@@ -4,94 +4,34 @@ row-level security intact, and every replica's cache told of every change."""
 from __future__ import annotations
 
 import asyncio
-import struct
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import make_url
+import pytest
 
 from kit.context import Principal, RequestContext, enter_request, leave_request
 from kit.db import PLATFORM_SCOPE, Database
 from kit.outbox import Outbox
 from kit.settings import asyncpg_url
-from services.tenants import repository
+from services.tenants import repository, tenant_cache
 from services.tenants.models import DB_ROLE, Tenant, outbox
 from services.tenants.service import TenantRegistry
 from services.tenants.tenant_cache import STALENESS_BOUND_SECONDS, TenantCache
-
-SSL_OR_GSS_REQUESTS = {80877103, 80877104}
-
-
-class RoundTripCounter:
-    """A loopback proxy in front of PostgreSQL counting the client's round trips:
-    each Sync (extended protocol) or Query (simple protocol) message waits for
-    the server's ReadyForQuery, whatever the driver."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
-        self.round_trips = 0
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
-        server_in, server_out = await asyncio.open_connection(*self.upstream)
-        back = asyncio.create_task(self._pipe(server_in, client_out))
-        try:
-            await self._count_client_messages(client_in, server_out)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            server_out.close()
-            back.cancel()
-
-    async def _count_client_messages(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        starting = True
-        while True:
-            if starting:
-                head = await reader.readexactly(8)
-                length, code = struct.unpack("!ii", head)
-                body = await reader.readexactly(length - 8)
-                starting = code in SSL_OR_GSS_REQUESTS
-                writer.write(head + body)
-            else:
-                head = await reader.readexactly(5)
-                length = struct.unpack("!i", head[1:])[0]
-                body = await reader.readexactly(length - 4)
-                if head[:1] in (b"S", b"Q"):
-                    self.round_trips += 1
-                writer.write(head + body)
-            await writer.drain()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+from tests.postgres_proxy import RoundTripCounter, listening_behind_proxy, proxied_url
+from tests.stack import until
 
 
 @asynccontextmanager
 async def counted_database(database_url: str) -> AsyncIterator[tuple[Database, RoundTripCounter]]:
-    url = make_url(asyncpg_url(database_url))
-    counter = RoundTripCounter(url.host or "127.0.0.1", url.port or 5432)
-    port = await counter.start()
-    proxied = url.set(host="127.0.0.1", port=port, query={**url.query, "ssl": "disable"})
-    database = Database(proxied.render_as_string(hide_password=False), role=DB_ROLE, pool_size=1)
-    try:
-        yield database, counter
-    finally:
-        await database.dispose()
-        assert counter.server is not None
-        counter.server.close()
+    async with proxied_url(database_url) as (url, counter):
+        database = Database(url, role=DB_ROLE, pool_size=1)
+        try:
+            yield database, counter
+        finally:
+            await database.dispose()
 
 
 async def provisioned_tenant(database: Database) -> Tenant:
@@ -140,15 +80,6 @@ async def as_caller(principal: Principal, call: Callable[[], Awaitable[Any]]) ->
         return await call()
     finally:
         leave_request(token)
-
-
-async def until(condition: Callable[[], bool], within: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 def test_reading_the_callers_tenant_costs_one_round_trip(database_url: str) -> None:
@@ -301,3 +232,59 @@ def test_a_row_read_before_a_change_is_not_stored_after_its_eviction() -> None:
 
     asyncio.run(cache.get(tenant_id, load_racing_a_change))
     assert tenant_id not in cache._tenants
+
+
+@asynccontextmanager
+async def cache_behind_proxy(database_url: str) -> AsyncIterator[tuple[TenantCache, Database, RoundTripCounter]]:
+    async with listening_behind_proxy(
+        database_url, DB_ROLE, lambda url, _database: TenantCache(url, role=DB_ROLE), TenantCache.follow_changes
+    ) as (cache, database, proxy):
+        await asyncio.wait_for(cache.listening.wait(), 5)
+        yield cache, database, proxy
+
+
+def test_late_answers_only_delay_trust_and_keep_the_listener_and_what_the_cache_holds(database_url: str) -> None:
+    """Under a load that slows PostgreSQL's answers the cache distrusts itself for a while, then serves again
+    from the same connection and rows: giving them up made every read go to the database."""
+
+    async def scenario() -> tuple[bool, bool, bool, bool]:
+        async with cache_behind_proxy(database_url) as (cache, database, proxy):
+            tenant = await provisioned_tenant(database)
+            await registry_with(database, cache).get_mine(principal_of(tenant))
+            connection = cache._listener
+            proxy.answering.clear()
+            distrusted = await until(lambda: not cache.is_trusted(), STALENESS_BOUND_SECONDS + 0.5)
+            await asyncio.sleep(STALENESS_BOUND_SECONDS)  # answers held back for twice the bound
+            proxy.answering.set()
+            trusted_again = await until(cache.is_trusted, 2)
+            return distrusted, trusted_again, cache._listener is connection, tenant.id in cache._tenants
+
+    distrusted, trusted_again, same_connection, still_cached = asyncio.run(scenario())
+    assert distrusted
+    assert trusted_again
+    assert same_connection
+    assert still_cached
+
+
+def test_a_listener_that_answers_nothing_is_replaced_and_the_cache_starts_empty(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tenant_cache, "DEAD_LISTENER_SECONDS", 1.0)
+
+    async def scenario() -> tuple[bool, bool, bool]:
+        async with cache_behind_proxy(database_url) as (cache, database, proxy):
+            tenant = await provisioned_tenant(database)
+            await registry_with(database, cache).get_mine(principal_of(tenant))
+            connection = cache._listener
+            assert connection is not None
+            proxy.answering.clear()  # half-open: the server says nothing at all
+            given_up = await until(connection.is_closed, 5)
+            proxy.answering.set()
+            trusted_again = await until(cache.is_trusted, 10)
+            replaced = given_up and cache._listener is not connection
+            return replaced, trusted_again, tenant.id in cache._tenants
+
+    replaced, trusted_again, still_cached = asyncio.run(scenario())
+    assert replaced
+    assert trusted_again
+    assert not still_cached

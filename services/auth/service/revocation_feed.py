@@ -1,8 +1,11 @@
 """Feeds this replica's revoked-session list from PostgreSQL.
 
 Every revocation is NOTIFYed in the transaction that makes it, so each auth
-replica hears of the others' logouts the moment they commit, and passes them
-on to the services streaming WatchRevocations from it.
+replica (or worker) hears of the others' logouts the moment they commit, and
+passes them on to the services streaming WatchRevocations from it. While its
+listener is down the list is trusted for REVOCATION_MAX_STALENESS_SECONDS,
+then not at all until it listens again and has reloaded: revocation fails
+closed here as in every other service.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from services.auth.repository import sessions as session_rows
 from services.auth.repository.sessions import REVOCATION_CHANNEL
 
 log = logging.getLogger(__name__)
+
+PING_SECONDS = 0.5
+# A listener whose ping goes this long unanswered is taken for dead (half-open, the
+# server gone without a word), as a revocation stream that falls silent is.
+SILENCE_LIMIT_SECONDS = 3.0
 
 
 async def end_tokens_of(
@@ -61,9 +69,7 @@ class RevocationFeed:
         async with self._database.unit_of_work(scope="") as session:
             for session_id, until in await session_rows.live_revocations(session, datetime.now(UTC)):
                 self._revoked.revoke(session_id, until)
-        # Auth's own list: revocations are made only through this database,
-        # so once it is loaded it stays complete (the listener reloads after
-        # any reconnect).
+        # Complete and connected: the listener calls this after every reconnect.
         self._revoked.mark_complete()
 
     async def prune(self, interval: float = 3600.0) -> None:
@@ -97,9 +103,12 @@ class RevocationFeed:
                     log.info("revocation listener listening again")
                     failing = False
                 while not connection.is_closed():
-                    await asyncio.sleep(0.5)
-                    await connection.execute("SELECT 1")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as error:
+                    await asyncio.sleep(PING_SECONDS)
+                    await connection.execute("SELECT 1", timeout=SILENCE_LIMIT_SECONDS)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable) as error:
+                # Other replicas' revocations no longer reach this one: trusted for the staleness
+                # bound, then refused until the listener is back and has reloaded.
+                self._revoked.mark_source_lost()
                 if not failing:
                     log.warning("revocation listener reconnecting", extra={"reason": type(error).__name__})
                     failing = True
