@@ -56,7 +56,7 @@ class GatewaySettings(BaseSettings):
     # Response field names: "proto" (display_name, the default) or "json" (each field's json_name,
     # lowerCamelCase unless the contract sets one). Requests accept both either way.
     json_names: Literal["proto", "json"] = Field(default="proto", validation_alias="GATEWAY_JSON_NAMES")
-    # Processes serving the port (SO_REUSEPORT); each has its own limits: see README, Gateway workers.
+    # Processes serving the port (kit.workers); each has its own limits: see README, Workers.
     workers: int = Field(default=1, ge=1, le=64, validation_alias="GATEWAY_WORKERS")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_tracebacks: bool = Field(default=False, validation_alias="LOG_TRACEBACKS")
