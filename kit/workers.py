@@ -54,6 +54,9 @@ def this_worker() -> Worker:
     if not value:
         return Worker()
     first_pid, _, index = value.partition(":")
+    if not (first_pid.isdigit() and index.isdigit()):
+        # Set by a first process for its workers only; anything else was set by hand.
+        raise SystemExit(f"{WORKER_VARIABLE} must be FIRST_PID:INDEX, as a first process sets it for its workers")
     return Worker(index=int(index), first_pid=int(first_pid))
 
 

@@ -215,3 +215,13 @@ def test_a_worker_count_out_of_range_is_named(workers_stack: Stack) -> None:
     assert result.returncode != 0
     assert "TENANTS_WORKERS" in result.stderr
     assert "greater than or equal to 1" in result.stderr
+
+
+def test_a_worker_place_set_by_hand_is_refused_by_name(workers_stack: Stack) -> None:
+    env = {**os.environ, **workers_stack.processes["tenants"].env, "PYTHONPATH": python_path(), "TENANTRY_WORKER": "x"}
+    result = subprocess.run(
+        [sys.executable, "-m", "services.tenants"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "TENANTRY_WORKER must be FIRST_PID:INDEX" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent import futures
 from pathlib import Path
@@ -76,13 +77,17 @@ def start_echo_server(descriptor_set: Path, name: str = "echo") -> tuple[grpc.Se
         )
 
     def stream(request: Any, context: grpc.ServicerContext) -> Any:
+        # Told at the call's end, whatever ends it: a cancel that arrives while a message is being sent
+        # makes gRPC drop the generator without resuming it, so a check inside the loop could miss it.
+        streamed_all = threading.Event()
+        context.add_callback(lambda: None if streamed_all.is_set() else CANCELLED_STREAMS.append(request.id))
         for index in range(request.count):
             if index and request.HasField("wait"):
                 time.sleep(request.wait.seconds + request.wait.nanos / 1e9)
                 if not context.is_active():
-                    CANCELLED_STREAMS.append(request.id)
                     return
             yield response_class(request=request_class(id=str(index)), method="Stream")
+        streamed_all.set()
         if request.name == "rich":
             fail_rich(request, context, book_class, grpc.StatusCode.INVALID_ARGUMENT)
         if request.flag:
