@@ -193,35 +193,32 @@ def test_a_worker_whose_first_process_died_stops_by_itself(workers_stack: Stack,
     eventually(lambda: gone(worker), timeout=15)
 
 
-def test_workers_need_a_port_they_can_share(workers_stack: Stack) -> None:
-    env = {
-        **os.environ,
-        **workers_stack.processes["tenants"].env,
-        "PYTHONPATH": python_path(),
-        "TENANTS_LISTEN_ADDR": "127.0.0.1:0",
-    }
+def tenants_refusing_to_start(stack: Stack, **env: str) -> str:
+    """Starts tenants with the stack's settings and env added; it must exit at once. What it printed."""
     result = subprocess.run(
-        [sys.executable, "-m", "services.tenants"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "services.tenants"],
+        cwd=ROOT,
+        env={**os.environ, **stack.processes["tenants"].env, "PYTHONPATH": python_path(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
-    assert "2 workers need a fixed port to share, not 127.0.0.1:0" in result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_workers_need_a_port_they_can_share(workers_stack: Stack) -> None:
+    printed = tenants_refusing_to_start(workers_stack, TENANTS_LISTEN_ADDR="127.0.0.1:0")
+    assert "2 workers need a fixed port to share, not 127.0.0.1:0" in printed
 
 
 def test_a_worker_count_out_of_range_is_named(workers_stack: Stack) -> None:
-    env = {**os.environ, **workers_stack.processes["tenants"].env, "PYTHONPATH": python_path(), "TENANTS_WORKERS": "0"}
-    result = subprocess.run(
-        [sys.executable, "-m", "services.tenants"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode != 0
-    assert "TENANTS_WORKERS" in result.stderr
-    assert "greater than or equal to 1" in result.stderr
+    printed = tenants_refusing_to_start(workers_stack, TENANTS_WORKERS="0")
+    assert "TENANTS_WORKERS" in printed
+    assert "greater than or equal to 1" in printed
 
 
 def test_a_worker_place_set_by_hand_is_refused_by_name(workers_stack: Stack) -> None:
-    env = {**os.environ, **workers_stack.processes["tenants"].env, "PYTHONPATH": python_path(), "TENANTRY_WORKER": "x"}
-    result = subprocess.run(
-        [sys.executable, "-m", "services.tenants"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode != 0
-    assert "TENANTRY_WORKER must be FIRST_PID:INDEX" in result.stderr
-    assert "Traceback" not in result.stderr
+    printed = tenants_refusing_to_start(workers_stack, TENANTRY_WORKER="x")
+    assert "TENANTRY_WORKER must be FIRST_PID:INDEX" in printed
