@@ -49,6 +49,7 @@ bench: install $(PEER_VENV)/.installed
 		|| apt-get install -y wrk nghttp2-client || (apt-get update && apt-get install -y wrk nghttp2-client)
 	$(PY) -m benchmarks.reads
 	$(PY) -m benchmarks.login_burst
+	$(PY) -m benchmarks.logins
 	$(PY) -m benchmarks.refresh
 	$(PY) -m benchmarks.audit_ingest
 	$(PY) -m benchmarks.validation

@@ -15,7 +15,7 @@ import pytest
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from benchmarks import grpc_load, h2load, login_burst, wrk
+from benchmarks import grpc_load, h2load, login_burst, logins, wrk
 from benchmarks.echo_server import ECHO_METHOD
 from benchmarks.processes import cpu_seconds, rss_megabytes
 from benchmarks.reads import GET_MY_TENANT, INTROSPECT, echo_server, print_table, ratio, transactions
@@ -51,6 +51,13 @@ def drive_get_my_tenant_and_introspection(
         INTERNAL,
     )
     return [mine, introspection]
+
+
+def test_the_login_benchmark_logs_in_and_measures_the_bcrypt_bound(stack: Stack) -> None:
+    tenant = stack.create_tenant("smoke-logins")
+    rate = logins.login_rate(stack, tenant.owner_email, OWNER_PASSWORD, callers=2, seconds=0.5)
+    assert rate.done > 0 and rate.failed == 0
+    assert logins.bcrypt_bound(4, 2, 0.2).per_second > 0
 
 
 def test_the_grpc_load_client_drives_get_my_tenant_and_introspection(stack: Stack) -> None:
