@@ -43,7 +43,7 @@ $(PEER_VENV)/.installed: benchmarks/peer/requirements.txt
 	$(PEER_VENV)/bin/python -m pip install --quiet -r benchmarks/peer/requirements.txt
 	touch $@
 
-## Benchmarks that print figures, each on a throwaway Tenantry on loopback (about 6 minutes).
+## Benchmarks that print figures, each on a throwaway Tenantry on loopback (about 12 minutes).
 bench: install $(PEER_VENV)/.installed
 	@command -v wrk >/dev/null && command -v h2load >/dev/null \
 		|| apt-get install -y wrk nghttp2-client || (apt-get update && apt-get install -y wrk nghttp2-client)
