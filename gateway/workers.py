@@ -31,7 +31,7 @@ LISTEN_BACKLOG = 1024
 def serve(settings: GatewaySettings, gateway: Gateway) -> None:
     """Runs this process's gateway; the first also starts GATEWAY_WORKERS - 1 more once it listens."""
     worker = this_worker()
-    others = OtherWorkers(settings.workers if worker.is_first else 1)
+    others = OtherWorkers(worker, settings.workers)
     address = f"{settings.listen_host}:{settings.listen_port}"
 
     def listening(_message: str) -> None:

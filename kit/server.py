@@ -161,7 +161,7 @@ async def serve(host: ServiceHost) -> None:
     await server.start()
     tasks.append(asyncio.create_task(_watch_readiness(host, health_servicer)))
     log.info("listening", extra={"address": host.listen_addr, "pid": os.getpid()})
-    others = OtherWorkers(count if worker.is_first else 1)
+    others = OtherWorkers(worker, count)
     others.start()
     tasks.append(asyncio.create_task(others.keep_running()))
     if worker.first_pid is not None:

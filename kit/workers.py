@@ -63,8 +63,9 @@ def this_worker() -> Worker:
 class OtherWorkers:
     """The first process's workers 1..count-1: started once it listens, started again if one dies, stopped with it."""
 
-    def __init__(self, count: int) -> None:
-        self._count = count
+    def __init__(self, worker: Worker, count: int) -> None:
+        # Only the first process starts workers; the others have none of their own.
+        self._count = count if worker.is_first else 1
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
         self._stopping = False
 
@@ -74,6 +75,8 @@ class OtherWorkers:
 
     async def keep_running(self) -> None:
         """A worker that died (a crash, the OOM killer) is started again: the port keeps its processes."""
+        if self._count == 1:
+            return  # nothing to watch: no timer waking a single process every second
         while not self._stopping:
             await asyncio.sleep(WORKER_CHECK_SECONDS)
             for index, process in list(self._processes.items()):
