@@ -104,13 +104,7 @@ def with_workers(running: Running, names: tuple[str, ...], workers: int) -> Iter
     replicas = {}
     try:
         for name in names:
-            log = running.stack.log_dir / f"{name}-workers.log"
-            replicas[name] = running.stack.replica(name, log, **{f"{name.upper()}_WORKERS": str(workers)})
-            deadline = time.monotonic() + 30
-            while log.read_text().count('"listening"') < workers:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name}'s workers did not all listen")
-                time.sleep(0.1)
+            replicas[name] = running.stack.replica(name, running.stack.log_dir / f"{name}-workers.log", workers=workers)
         yield {
             name: Server(replica.address, replica.process.pid)
             for name, replica in replicas.items()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
 import time
@@ -117,13 +118,21 @@ class Stack:
         if hasattr(self, "audit_data_dir"):
             shutil.rmtree(self.audit_data_dir, ignore_errors=True)
 
-    def replica(self, name: str, log_path: Path, **env: str) -> ServiceProcess:
-        """Another process of the service beside the stack's, on a port of its own, with env added; serving."""
+    def replica(self, name: str, log_path: Path, *, workers: int = 1, **env: str) -> ServiceProcess:
+        """Another instance of the service beside the stack's, on a port of its own, with env added and
+        that many workers (kit.workers); serving, with every worker listening."""
         address = f"127.0.0.1:{free_port()}"
-        own_env = {**self.processes[name].env, **env, f"{name.upper()}_LISTEN_ADDR": address}
+        own_env = {
+            **self.processes[name].env,
+            **env,
+            f"{name.upper()}_LISTEN_ADDR": address,
+            f"{name.upper()}_WORKERS": str(workers),
+        }
         process = ServiceProcess(name, address, own_env, log_path=log_path)
         process.start()
         process.wait_serving()
+        if workers > 1:
+            eventually(lambda: listening_workers(log_path) == set(range(workers)), timeout=30)
         return process
 
     @contextmanager
@@ -243,6 +252,13 @@ def own_stack(database_url: str, log_dir: Path, extra_env: dict[str, str] | None
         yield running
     finally:
         running.stop()
+
+
+def listening_workers(log: Path) -> set[object]:
+    """The workers a service's JSON log says are listening (None for a single process)."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    return {entry.get("worker") for entry in entries if entry.get("message") == "listening"}
 
 
 async def until(condition: Callable[[], bool], within: float) -> bool:

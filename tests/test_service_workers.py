@@ -25,7 +25,7 @@ from tenantry.tenants.v1 import tenants_pb2, tenants_service_pb2, tenants_servic
 
 from benchmarks.processes import family, gone
 from devtools.stack import ROOT, ServiceProcess, python_path
-from tests.stack import INTERNAL, Stack, bearer, eventually, own_stack
+from tests.stack import INTERNAL, Stack, bearer, eventually, listening_workers, own_stack
 
 WORKERS = 2
 # New connections, each handed to a worker by the kernel: all of them to one worker has odds of 2**-23.
@@ -51,10 +51,6 @@ def workers_stack(fresh_database, tmp_path_factory: pytest.TempPathFactory) -> I
 def log_entries(log: Path) -> list[dict[str, object]]:
     lines = log.read_text().splitlines() if log.exists() else []
     return [json.loads(line) for line in lines if line.startswith("{")]
-
-
-def listening_workers(log: Path) -> set[object]:
-    return {entry.get("worker") for entry in log_entries(log) if entry["message"] == "listening"}
 
 
 def new_channel(address: str) -> grpc.Channel:
@@ -150,9 +146,7 @@ def test_a_tenants_change_reaches_every_worker_within_a_replicas_bound(workers_s
 
 def start_tenants(stack: Stack, log: Path) -> ServiceProcess:
     """A tenants service of the test's own with WORKERS workers, beside the stack's."""
-    process = stack.replica("tenants", log)
-    eventually(lambda: listening_workers(log) == set(range(WORKERS)), timeout=30)
-    return process
+    return stack.replica("tenants", log, workers=WORKERS)
 
 
 def workers_of(process: ServiceProcess) -> list[int]:
