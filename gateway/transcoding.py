@@ -30,6 +30,7 @@ from gateway.field_masks import (
     update_target,
 )
 from gateway.form_bodies import form_document, is_form
+from gateway.message_json import MessageJson
 from gateway.query_maps import check_map_key, is_map, map_entry_name
 from gateway.status import bad_request
 
@@ -362,11 +363,12 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "invalid request"
 
 
+_MESSAGE_JSON = {False: MessageJson(json_names=False), True: MessageJson(json_names=True)}
+
+
 def to_json(message: Message, response_body: str = "", *, json_names: bool = False) -> Any:
     """The message in protobuf JSON: fields by proto name (Tenantry's default) or by json_name."""
-    document = json_format.MessageToDict(
-        message, preserving_proto_field_name=not json_names, always_print_fields_with_no_presence=True
-    )
+    document = _MESSAGE_JSON[json_names].document(message)
     if response_body:
         field = message.DESCRIPTOR.fields_by_name[response_body]
         return document.get(field.json_name if json_names else field.name)

@@ -39,6 +39,10 @@ _SCALARS: dict[int, st.SearchStrategy[Any]] = {
     FieldDescriptor.TYPE_SINT64: st.integers(-(2**63), 2**63 - 1),
     FieldDescriptor.TYPE_UINT32: st.integers(0, 2**32 - 1),
     FieldDescriptor.TYPE_UINT64: st.integers(0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED32: st.integers(0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED64: st.integers(0, 2**64 - 1),
+    FieldDescriptor.TYPE_SFIXED32: st.integers(-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SFIXED64: st.integers(-(2**63), 2**63 - 1),
 }
 MAX_MESSAGE_DEPTH = 3
 
@@ -96,9 +100,13 @@ def _single(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
 def _message_value(descriptor: Descriptor, depth: int) -> st.SearchStrategy[Any]:
     name = descriptor.full_name
     if name == "google.protobuf.Struct":
-        return st.dictionaries(texts, json_values, max_size=3).map(_struct) | st.integers(1, 30).map(_deep_struct)
+        struct = _class_of(descriptor)  # of the descriptor's own pool: CopyFrom takes no other
+        return st.dictionaries(texts, json_values, max_size=3).map(lambda value: _struct(value, struct)) | st.integers(
+            1, 30
+        ).map(lambda levels: _deep_struct(levels, struct))
     if name == "google.protobuf.Value":
-        return json_values.map(_value)
+        struct = _class_of(descriptor.fields_by_name["struct_value"].message_type)
+        return json_values.map(lambda value: _value(value, struct))
     if name == "google.protobuf.Timestamp" or name == "google.protobuf.Duration":
         seconds = st.one_of(st.integers(0, 4_000_000_000), st.integers(-(2**63), 2**63 - 1))
         nanos = st.one_of(st.integers(0, 999_999_999), st.integers(-(2**31), 2**31 - 1))
@@ -115,19 +123,19 @@ def _class_of(descriptor: Descriptor) -> type[Message]:
     return message_factory.GetMessageClass(descriptor)
 
 
-def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    struct = struct_pb2.Struct()
+def _struct(value: dict[str, Any], struct_class: type[Message] = struct_pb2.Struct) -> Any:
+    struct: Any = struct_class()
     struct.update(value)
     return struct
 
 
-def _deep_struct(levels: int) -> struct_pb2.Struct:
+def _deep_struct(levels: int, struct_class: type[Message] = struct_pb2.Struct) -> Any:
     value: dict[str, Any] = {"leaf": 1}
     for _ in range(levels):
         value = {"a": value}
-    return _struct(value)
+    return _struct(value, struct_class)
 
 
-def _value(value: Any) -> struct_pb2.Value:
-    holder = _struct({"v": value})
+def _value(value: Any, struct_class: type[Message] = struct_pb2.Struct) -> Any:
+    holder = _struct({"v": value}, struct_class)
     return holder.fields["v"]
