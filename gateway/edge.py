@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import grpc
@@ -81,9 +82,15 @@ def client_address(peer: str, forwarded_for: str | None, trusted: list[IPNetwork
             if not _is_trusted(entry, trusted):
                 break
     try:
-        return str(ipaddress.ip_address(address))
+        return _normalized(address)
     except ValueError:
         return peer
+
+
+@lru_cache(maxsize=4096)
+def _normalized(address: str) -> str:
+    """The address as ipaddress writes it; remembered, as the same clients come back (bounded)."""
+    return str(ipaddress.ip_address(address))
 
 
 def _is_trusted(address: str, trusted: list[IPNetwork]) -> bool:

@@ -194,7 +194,8 @@ def build_request(
 
     message = binding.rpc.request_class()
     try:
-        json_format.ParseDict(tree, message)
+        if tree or binding.body:  # a read with no path or query values has nothing to parse
+            json_format.ParseDict(tree, message)
     except json_format.ParseError as error:
         text = _first_line(str(error))
         raise bad_request(text, field=_parse_error_field(text)) from None

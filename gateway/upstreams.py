@@ -39,10 +39,13 @@ class Upstreams:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._turns: dict[str, Iterator[int]] = {key: itertools.count() for key in config}
         self._callables: dict[tuple[str, str, Any], Any] = {}
+        self._keys: dict[str, str | None] = {}
 
     def _key_for(self, service: str) -> str | None:
-        matches = [key for key in self._config if service == key or service.startswith(key + ".")]
-        return max(matches, key=len) if matches else None
+        if service not in self._keys:  # a few services, asked on every call
+            matches = [key for key in self._config if service == key or service.startswith(key + ".")]
+            self._keys[service] = max(matches, key=len) if matches else None
+        return self._keys[service]
 
     def addresses(self, service: str) -> list[str]:
         key = self._key_for(service)
