@@ -25,8 +25,8 @@ os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 # request's line need not sort them out of the record's thirty-odd standard attributes.
 _FIELDS = "tenantry_fields"
 _STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", _FIELDS}
-# A line waits at most this long to be written (a warning or worse is written at once): one write
-# for many lines costs a fraction of a write per line, and the request lines are most of them.
+# A request's line waits at most this long to be written (BatchedStreamHandler): one write for many
+# lines costs a fraction of a write per line, and the request lines are most of them.
 FLUSH_DELAY_SECONDS = 0.05
 # Written at once, past this many lines waiting: memory stays bounded under any load.
 MAX_PENDING_LINES = 256
@@ -47,7 +47,8 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping
         # The one line that record would have been formatted into, without the record: a LogRecord
         # and the logging module's path to the handler were most of what a request's line cost.
         formatter = cast(JsonFormatter, handler.formatter)
-        handler.add_line(formatter.line(time.time(), level, logger.name, message, fields), level)
+        line = formatter.line(time.time(), level, logger.name, message, fields)
+        handler.add_line(line, waits=level < logging.WARNING)
         return
     record = logger.makeRecord(logger.name, level, "", 0, message, (), None, extra=fields)
     record.__dict__[_FIELDS] = fields
@@ -176,11 +177,12 @@ def _plain(value: Any) -> str:
 
 
 class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Lines written together: a warning or worse at once (with whatever waits before it), the rest at
-    most FLUSH_DELAY_SECONDS after the first of them, or as soon as MAX_PENDING_LINES wait; all that
-    waits at exit (logging.shutdown flushes every handler). A write per line was a third of what a
-    request's line cost a service under load. A thread writes the lines that wait; it sleeps while
-    none do, so an idle process never wakes for its logs."""
+    """A StreamHandler whose request lines (log_fields, one per call) are written together: at most
+    FLUSH_DELAY_SECONDS after the first of them, at once past MAX_PENDING_LINES, and all that wait at
+    exit (logging.shutdown flushes every handler). Every other line, and a request line at WARNING or
+    worse, is written at once, after what waits: lines keep their order. A write per line was a third
+    of what a request's line cost a service under load. A thread writes the lines that wait; it sleeps
+    while none do, so an idle process never wakes for its logs."""
 
     def __init__(self, stream: Any, *, delay: float = FLUSH_DELAY_SECONDS) -> None:
         super().__init__(stream)
@@ -198,12 +200,13 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
-        self.add_line(line, record.levelno)
+        self.add_line(line, waits=False)
 
-    def add_line(self, line: str, level: int) -> None:
+    def add_line(self, line: str, *, waits: bool) -> None:
+        """waits: the line may wait for others (a request line); otherwise it is written now."""
         with self._waiting:
             self._pending.append(line + self.terminator)
-            if level >= logging.WARNING or len(self._pending) >= MAX_PENDING_LINES or self._closed:
+            if not waits or len(self._pending) >= MAX_PENDING_LINES or self._closed:
                 self._write_pending()
             elif len(self._pending) == 1:
                 if self._writer is None:

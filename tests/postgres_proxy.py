@@ -24,8 +24,10 @@ class RoundTripCounter:
     each Sync (extended protocol) or Query (simple protocol) message waits for
     the server's ReadyForQuery, whatever the driver."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, socket_folder: str | None = None) -> None:
+        """socket_folder: the server listens on a Unix socket there (the embedded server) instead."""
         self.upstream = (host, port)
+        self.socket_folder = socket_folder
         self.round_trips = 0
         self.server: asyncio.Server | None = None
         # Cleared: the server's answers are held back (a slow or silent server), not lost.
@@ -37,7 +39,11 @@ class RoundTripCounter:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def _serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
-        server_in, server_out = await asyncio.open_connection(*self.upstream)
+        if self.socket_folder is not None:
+            path = f"{self.socket_folder}/.s.PGSQL.{self.upstream[1]}"
+            server_in, server_out = await asyncio.open_unix_connection(path)
+        else:
+            server_in, server_out = await asyncio.open_connection(*self.upstream)
         back = asyncio.create_task(self._pipe(server_in, client_out))
         try:
             await self._count_client_messages(client_in, server_out)
@@ -82,9 +88,14 @@ async def proxied_url(database_url: str, ssl_parameter: str = "ssl") -> AsyncIte
     """database_url through a RoundTripCounter of its own, which reads no TLS: ssl_parameter says so
     (SQLAlchemy's asyncpg dialect reads ssl, asyncpg's own DSN sslmode)."""
     url = make_url(asyncpg_url(database_url))
-    counter = RoundTripCounter(url.host or "127.0.0.1", url.port or 5432)
+    # The embedded server's URL names its socket's folder in the query (?host=/tmp/...), not in the host.
+    query = dict(url.query)
+    named_host = query.pop("host", None)
+    socket_folder = named_host if isinstance(named_host, str) and named_host.startswith("/") else None
+    query.pop("port", None)
+    counter = RoundTripCounter(url.host or "127.0.0.1", url.port or 5432, socket_folder)
     port = await counter.start()
-    proxied = url.set(host="127.0.0.1", port=port, query={**url.query, ssl_parameter: "disable"})
+    proxied = url.set(host="127.0.0.1", port=port, query={**query, ssl_parameter: "disable"})
     try:
         yield proxied.render_as_string(hide_password=False), counter
     finally:

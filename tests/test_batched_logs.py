@@ -1,6 +1,6 @@
-"""Log lines are written together (kit.logging.BatchedStreamHandler): soon, whole, in order, at once for a
-warning, bounded in what waits, and all of them at exit; a request's line (log_fields) is the line its
-LogRecord would have been formatted into."""
+"""Request lines are written together (kit.logging.BatchedStreamHandler): soon, whole, in order, bounded in
+what waits, and all of them at exit; every other line, and a request line at WARNING, at once, after what
+waits. A request's line (log_fields) is the line its LogRecord would have been formatted into."""
 
 from __future__ import annotations
 
@@ -60,6 +60,12 @@ def logged() -> Iterator[tuple[logging.Logger, RecordingStream, BatchedStreamHan
     handler.close()
 
 
+def alone(logger: logging.Logger, handler: BatchedStreamHandler) -> None:
+    """pytest's own capturing handlers join every logger during a test: then a request line takes the
+    ordinary path (so they see it). Here the handler is left alone, as in a service."""
+    logger.handlers[:] = [handler]
+
+
 def fields(index: int) -> dict[str, object]:
     return {"method": "/x.v1.S/M", "status": "OK", "duration_ms": 0.5, "request_id": f"r-{index}", "user_id": None}
 
@@ -67,7 +73,8 @@ def fields(index: int) -> dict[str, object]:
 def test_request_lines_are_written_together_soon_and_in_order(
     logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
 ) -> None:
-    logger, stream, _ = logged
+    logger, stream, handler = logged
+    alone(logger, handler)
     for index in range(100):
         log_fields(logger, logging.INFO, "rpc", fields(index))
     lines = eventually(lambda: len(stream.lines()) == 100 and stream.lines(), timeout=5)
@@ -76,24 +83,37 @@ def test_request_lines_are_written_together_soon_and_in_order(
 
 
 def test_a_line_waits_at_most_the_delay(logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler]) -> None:
-    logger, stream, _ = logged
+    logger, stream, handler = logged
+    alone(logger, handler)
     started = time.monotonic()
     log_fields(logger, logging.INFO, "rpc", fields(0))
     eventually(lambda: stream.lines(), timeout=5, interval=0.005)
     assert time.monotonic() - started < FLUSH_DELAY_SECONDS + 1.0  # the delay, and a busy machine's slack
 
 
+def test_any_other_line_is_written_at_once(
+    logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
+) -> None:
+    logger, stream, handler = logged
+    alone(logger, handler)
+    logger.info("listening", extra={"address": "127.0.0.1:50052"})
+    log_fields(logger, logging.WARNING, "rpc", fields(0))
+    assert [json.loads(line)["message"] for line in stream.lines()] == ["listening", "rpc"]
+
+
 def test_a_warning_is_written_at_once_after_what_waits(
     logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
 ) -> None:
-    logger, stream, _ = logged
+    logger, stream, handler = logged
+    alone(logger, handler)
     log_fields(logger, logging.INFO, "rpc", fields(0))
     logger.warning("revocation list lost", extra={"source": "listener"})
     assert [json.loads(line)["message"] for line in stream.lines()] == ["rpc", "revocation list lost"]
 
 
 def test_what_waits_is_bounded(logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler]) -> None:
-    logger, stream, _ = logged
+    logger, stream, handler = logged
+    alone(logger, handler)
     for index in range(MAX_PENDING_LINES):
         log_fields(logger, logging.INFO, "rpc", fields(index))
     assert len(stream.lines()) == MAX_PENDING_LINES  # written by the caller, no thread needed
@@ -101,6 +121,7 @@ def test_what_waits_is_bounded(logged: tuple[logging.Logger, RecordingStream, Ba
 
 def test_closing_writes_what_waits(logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler]) -> None:
     logger, stream, handler = logged
+    alone(logger, handler)
     log_fields(logger, logging.INFO, "rpc", fields(0))
     handler.close()
     assert len(stream.lines()) == 1
@@ -112,6 +133,7 @@ def test_a_request_line_is_what_its_record_would_have_been(
     logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
 ) -> None:
     logger, stream, handler = logged
+    alone(logger, handler)
     log_fields(logger, logging.INFO, "rpc", fields(7))
     handler.flush()
     fast = json.loads(stream.lines()[0])
