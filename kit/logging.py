@@ -42,14 +42,18 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping
     formatter here prints) and without the record being built when the level is off."""
     if not logger.isEnabledFor(level):
         return
-    handler = _sole_json_handler(logger, level)
+    handler = None if logger.disabled else _sole_json_handler(logger, level)
     if handler is not None:
         # The one line that record would have been formatted into, without the record: a LogRecord
         # and the logging module's path to the handler were most of what a request's line cost.
         formatter = cast(JsonFormatter, handler.formatter)
-        line = formatter.line(time.time(), level, logger.name, message, fields)
-        handler.add_line(line, waits=level < logging.WARNING)
-        return
+        try:
+            line = formatter.line(time.time(), level, logger.name, message, fields)
+        except Exception:  # never the caller's problem: the ordinary path reports it as logging does
+            line = None
+        if line is not None:
+            handler.add_line(line, waits=level < logging.WARNING)
+            return
     record = logger.makeRecord(logger.name, level, "", 0, message, (), None, extra=fields)
     record.__dict__[_FIELDS] = fields
     logger.handle(record)

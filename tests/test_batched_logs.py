@@ -146,6 +146,31 @@ def test_a_request_line_is_what_its_record_would_have_been(
     }
 
 
+def test_a_line_that_cannot_be_written_never_reaches_the_caller(
+    logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    logger, stream, handler = logged
+    alone(logger, handler)
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # logging would print its report on stderr
+    looped: dict[str, object] = {}
+    looped["self"] = looped  # JSON cannot hold it
+    log_fields(logger, logging.INFO, "rpc", looped)
+    log_fields(logger, logging.INFO, "rpc", fields(1))
+    handler.flush()
+    assert [json.loads(line)["request_id"] for line in stream.lines()] == ["r-1"]
+
+
+def test_a_disabled_logger_writes_nothing(
+    logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
+) -> None:
+    logger, stream, handler = logged
+    alone(logger, handler)
+    logger.disabled = True
+    log_fields(logger, logging.INFO, "rpc", fields(0))
+    handler.flush()
+    assert stream.lines() == []
+
+
 def test_a_capturing_handler_still_sees_request_records(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("test.batched.captured")
     with caplog.at_level(logging.INFO, logger=logger.name):
