@@ -24,10 +24,12 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.internal.type_checkers import ToShortestFloat
 from google.protobuf.message import Message
 
+from gateway.query_maps import is_map
+
 Convert = Callable[[Any], Any]
 
 _INT64 = {FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64}
-_STRING_FORMS = {"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"}
+_STRING_FORMS = {"google.protobuf.Duration", "google.protobuf.FieldMask"}  # and Timestamp, remembered: _timestamp
 _WRAPPERS_FILE = "google/protobuf/wrappers.proto"
 _LIST, _MAP = object(), object()  # default markers: a fresh [] or {} for each document
 
@@ -95,7 +97,7 @@ class MessageJson:
             name = field.json_name if self._json_names else field.name
             by_number[field.number] = (name, self._field(field))
             if not field.has_presence:
-                if _is_map(field):
+                if is_map(field):
                     defaults.append((name, _MAP))
                 elif field.is_repeated:
                     defaults.append((name, _LIST))
@@ -116,8 +118,9 @@ class MessageJson:
         return encode
 
     def _field(self, field: FieldDescriptor) -> Convert:
-        entry = field.message_type
-        if entry is not None and entry.GetOptions().map_entry:
+        if is_map(field):
+            entry = field.message_type
+            assert entry is not None, field.full_name
             key_is_bool = entry.fields_by_name["key"].cpp_type == FieldDescriptor.CPPTYPE_BOOL
             convert_value = self._single(entry.fields_by_name["value"])
             if key_is_bool:
@@ -147,10 +150,6 @@ class MessageJson:
         if kind == FieldDescriptor.CPPTYPE_FLOAT:
             return _float
         return _same  # string, bool, 32-bit integers: as they are
-
-
-def _is_map(field: FieldDescriptor) -> bool:
-    return field.message_type is not None and field.message_type.GetOptions().map_entry
 
 
 def _same(value: Any) -> Any:

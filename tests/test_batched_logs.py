@@ -47,8 +47,11 @@ class RecordingStream:
             return "".join(self.writes).splitlines()
 
 
+Logged = tuple[logging.Logger, RecordingStream, BatchedStreamHandler]
+
+
 @pytest.fixture
-def logged() -> Iterator[tuple[logging.Logger, RecordingStream, BatchedStreamHandler]]:
+def logged() -> Iterator[Logged]:
     stream = RecordingStream()
     handler = BatchedStreamHandler(stream)
     handler.setFormatter(JsonFormatter("tenants", worker=1))
@@ -60,10 +63,12 @@ def logged() -> Iterator[tuple[logging.Logger, RecordingStream, BatchedStreamHan
     handler.close()
 
 
-def alone(logger: logging.Logger, handler: BatchedStreamHandler) -> None:
+def alone(logged: Logged) -> Logged:
     """pytest's own capturing handlers join every logger during a test: then a request line takes the
     ordinary path (so they see it). Here the handler is left alone, as in a service."""
+    logger, _, handler = logged
     logger.handlers[:] = [handler]
+    return logged
 
 
 def fields(index: int) -> dict[str, object]:
@@ -71,10 +76,9 @@ def fields(index: int) -> dict[str, object]:
 
 
 def test_request_lines_are_written_together_soon_and_in_order(
-    logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
+    logged: Logged,
 ) -> None:
-    logger, stream, handler = logged
-    alone(logger, handler)
+    logger, stream, _ = alone(logged)
     for index in range(100):
         log_fields(logger, logging.INFO, "rpc", fields(index))
     lines = eventually(lambda: len(stream.lines()) == 100 and stream.lines(), timeout=5)
@@ -82,9 +86,8 @@ def test_request_lines_are_written_together_soon_and_in_order(
     assert len(stream.writes) <= 3  # one write for many lines, not one each
 
 
-def test_a_line_waits_at_most_the_delay(logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler]) -> None:
-    logger, stream, handler = logged
-    alone(logger, handler)
+def test_a_line_waits_at_most_the_delay(logged: Logged) -> None:
+    logger, stream, _ = alone(logged)
     started = time.monotonic()
     log_fields(logger, logging.INFO, "rpc", fields(0))
     eventually(lambda: stream.lines(), timeout=5, interval=0.005)
@@ -92,36 +95,32 @@ def test_a_line_waits_at_most_the_delay(logged: tuple[logging.Logger, RecordingS
 
 
 def test_any_other_line_is_written_at_once(
-    logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
+    logged: Logged,
 ) -> None:
-    logger, stream, handler = logged
-    alone(logger, handler)
+    logger, stream, _ = alone(logged)
     logger.info("listening", extra={"address": "127.0.0.1:50052"})
     log_fields(logger, logging.WARNING, "rpc", fields(0))
     assert [json.loads(line)["message"] for line in stream.lines()] == ["listening", "rpc"]
 
 
 def test_a_warning_is_written_at_once_after_what_waits(
-    logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
+    logged: Logged,
 ) -> None:
-    logger, stream, handler = logged
-    alone(logger, handler)
+    logger, stream, _ = alone(logged)
     log_fields(logger, logging.INFO, "rpc", fields(0))
     logger.warning("revocation list lost", extra={"source": "listener"})
     assert [json.loads(line)["message"] for line in stream.lines()] == ["rpc", "revocation list lost"]
 
 
-def test_what_waits_is_bounded(logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler]) -> None:
-    logger, stream, handler = logged
-    alone(logger, handler)
+def test_what_waits_is_bounded(logged: Logged) -> None:
+    logger, stream, _ = alone(logged)
     for index in range(MAX_PENDING_LINES):
         log_fields(logger, logging.INFO, "rpc", fields(index))
     assert len(stream.lines()) == MAX_PENDING_LINES  # written by the caller, no thread needed
 
 
-def test_closing_writes_what_waits(logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler]) -> None:
-    logger, stream, handler = logged
-    alone(logger, handler)
+def test_closing_writes_what_waits(logged: Logged) -> None:
+    logger, stream, handler = alone(logged)
     log_fields(logger, logging.INFO, "rpc", fields(0))
     handler.close()
     assert len(stream.lines()) == 1
@@ -130,10 +129,9 @@ def test_closing_writes_what_waits(logged: tuple[logging.Logger, RecordingStream
 
 
 def test_a_request_line_is_what_its_record_would_have_been(
-    logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
+    logged: Logged,
 ) -> None:
-    logger, stream, handler = logged
-    alone(logger, handler)
+    logger, stream, handler = alone(logged)
     log_fields(logger, logging.INFO, "rpc", fields(7))
     handler.flush()
     fast = json.loads(stream.lines()[0])
@@ -147,10 +145,9 @@ def test_a_request_line_is_what_its_record_would_have_been(
 
 
 def test_a_line_that_cannot_be_written_never_reaches_the_caller(
-    logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler], monkeypatch: pytest.MonkeyPatch
+    logged: Logged, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    logger, stream, handler = logged
-    alone(logger, handler)
+    logger, stream, handler = alone(logged)
     monkeypatch.setattr(logging, "raiseExceptions", False)  # logging would print its report on stderr
     looped: dict[str, object] = {}
     looped["self"] = looped  # JSON cannot hold it
@@ -161,10 +158,9 @@ def test_a_line_that_cannot_be_written_never_reaches_the_caller(
 
 
 def test_a_disabled_logger_writes_nothing(
-    logged: tuple[logging.Logger, RecordingStream, BatchedStreamHandler],
+    logged: Logged,
 ) -> None:
-    logger, stream, handler = logged
-    alone(logger, handler)
+    logger, stream, handler = alone(logged)
     logger.disabled = True
     log_fields(logger, logging.INFO, "rpc", fields(0))
     handler.flush()
