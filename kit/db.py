@@ -130,7 +130,11 @@ class Database:
         """
         try:
             async with self.sessions() as session:
-                await bind_scope(session, tenant=scope_of_caller() if scope is None else scope)
+                tenant = scope_of_caller() if scope is None else scope
+                if tenant:
+                    # Every binding is transaction-local (set_config(..., true)), so a new
+                    # transaction has none: binding the empty scope would be a round trip for nothing.
+                    await bind_scope(session, tenant=tenant)
                 try:
                     yield session
                 except DomainError as error:

@@ -6,8 +6,10 @@ driver runs, reaches its target and parses what it gets back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
+import time
 from collections.abc import Callable
 
 import grpc
@@ -15,7 +17,7 @@ import pytest
 from tenantry.auth.v1 import auth_service_pb2
 from tenantry.tenants.v1 import tenants_service_pb2
 
-from benchmarks import grpc_load, h2load, login_burst, logins, wrk
+from benchmarks import audit_ingest, grpc_load, h2load, login_burst, logins, refresh, wrk
 from benchmarks.echo_server import ECHO_METHOD
 from benchmarks.processes import cpu_seconds, rss_megabytes
 from benchmarks.reads import GET_MY_TENANT, INTROSPECT, echo_server, print_table, ratio, transactions
@@ -58,6 +60,23 @@ def test_the_login_benchmark_logs_in_and_measures_the_bcrypt_bound(stack: Stack)
     rate = logins.login_rate(stack, tenant.owner_email, OWNER_PASSWORD, callers=2, seconds=0.5)
     assert rate.done > 0 and rate.failed == 0
     assert logins.bcrypt_bound(4, 2, 0.2).per_second > 0
+
+
+def test_the_refresh_benchmark_rotates_chains_from_an_agreed_instant(stack: Stack) -> None:
+    tenant = stack.create_tenant("smoke-refresh")
+    tokens = [stack.login(tenant.owner_email, OWNER_PASSWORD).refresh_token for _ in range(2)]
+    start_at = time.time() + 0.3
+    done, latencies, failures = refresh.client_process(stack.processes["auth"].address, tokens, 0.5, start_at)
+    assert done > 0 and failures == 0 and len(latencies) == done
+    # Nothing counted before the agreed instant: the run took at least the wait and the window.
+    assert time.time() >= start_at + 0.5
+
+
+def test_the_audit_ingest_benchmark_sends_its_batches(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_ingest, "BATCH", 5)
+    monkeypatch.setattr(audit_ingest, "BATCHES_PER_SENDER", 2)
+    result = asyncio.run(audit_ingest.ingest(stack.processes["audit"].address))
+    assert len(result.halves) == 2 and all(seconds > 0 for seconds in result.halves)
 
 
 def test_the_grpc_load_client_drives_get_my_tenant_and_introspection(stack: Stack) -> None:

@@ -104,19 +104,22 @@ class AuditTrail:
         return await insert()
 
     async def _insert_by_tenant(self, events: list[dict[str, Any]]) -> int:
-        """One transaction; each tenant's events chained and inserted under that tenant's scope.
+        """Each tenant's events chained and inserted under that tenant's scope, in a
+        transaction of their own: a tenant's head lock is held while its own events go
+        in, not while the batch's other tenants' do, so batches that share tenants
+        follow each other tenant by tenant rather than whole.
 
-        Scopes are locked in sorted order, so two batches never deadlock; ids
-        already stored are left out after the lock is held, so a retried
-        batch adds nothing and the chain never counts an event twice. Per
-        scope it costs two round trips whatever the batch's size: bind the
-        scope, lock its head and find the stored events; insert and move the head."""
+        Ids already stored are left out after the lock is held, so a batch sent
+        again after a failure part-way (the tenants before it committed) adds
+        nothing twice, and the chain never counts an event twice. Per scope it
+        costs two round trips whatever the batch's size besides BEGIN and COMMIT:
+        bind the scope, lock its head and find the stored events; insert and move the head."""
         by_scope: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         for event in events:
             by_scope[event["tenant_id"] or PLATFORM_SCOPE].setdefault(event["id"], event)
         appended = 0
-        async with self._database.unit_of_work(scope="") as session:
-            for scope in sorted(by_scope):
+        for scope in sorted(by_scope):
+            async with self._database.unit_of_work(scope="") as session:
                 candidates = by_scope[scope]
                 sequence, previous, stored = await repository.open_chain_for_append(
                     session,

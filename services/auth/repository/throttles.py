@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.auth.models import Throttle
 
 
-async def blocked_until(session: AsyncSession, key: str) -> datetime | None:
-    return (await session.execute(select(Throttle.blocked_until).where(Throttle.key == key))).scalar_one_or_none()
+async def recorded(session: AsyncSession, key: str) -> tuple[bool, datetime | None]:
+    """Whether the key has attempts on record, and until when it is blocked (None: it is not)."""
+    row = (await session.execute(select(Throttle.blocked_until).where(Throttle.key == key))).one_or_none()
+    return (True, row[0]) if row is not None else (False, None)
 
 
 async def count_hit(session: AsyncSession, key: str, *, now: datetime, window_start: datetime) -> int:

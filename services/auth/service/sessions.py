@@ -91,7 +91,7 @@ class SessionService:
         upgraded = None
         with self._hasher.slot() as hashing:
             async with database.unit_of_work() as session:
-                await refuse_if_blocked(session, LOGIN_FAILURES, email)
+                failures_on_record = await refuse_if_blocked(session, LOGIN_FAILURES, email)
                 user = await users.find_user_by_email(session, email)
             verified = await hashing.verify(password, user.password_hash if user else None)
             if verified and user is not None and self._hasher.needs_rehash(user.password_hash):
@@ -100,10 +100,18 @@ class SessionService:
         async with database.unit_of_work() as session:
             if upgraded is not None and user is not None:
                 await users.set_password_hash(session, user.id, upgraded, datetime.now(UTC))
-            return await self._complete_login(session, email, user if verified else None, user, tenant_slug.strip())
+            return await self._complete_login(
+                session, email, user if verified else None, user, tenant_slug.strip(), failures_on_record
+            )
 
     async def _complete_login(
-        self, session: AsyncSession, email: str, user: User | None, claimed: User | None, tenant_slug: str
+        self,
+        session: AsyncSession,
+        email: str,
+        user: User | None,
+        claimed: User | None,
+        tenant_slug: str,
+        failures_on_record: bool,
     ) -> IssuedTokens:
         if user is None:
             await count_attempt(session, LOGIN_FAILURES, email)
@@ -125,7 +133,9 @@ class SessionService:
         # The subject alone lets through the user's memberships and the rows
         # this login writes (the session and refresh policies match on it).
         await bind_scope(session, subject=user.id)
-        await forgive(session, LOGIN_FAILURES, email)
+        if failures_on_record:
+            # A failure counted after the check above stays on record: forgiving less is the safe side.
+            await forgive(session, LOGIN_FAILURES, email)
         grant = await self._choose_grant(session, user, tenant_slug)
         return await self.start_session(session, user.id, grant, how="password")
 

@@ -49,13 +49,16 @@ def client_address() -> str:
     return (request.peer_ip if request else None) or "unknown"
 
 
-async def refuse_if_blocked(session: AsyncSession, policy: ThrottlePolicy, subject: str) -> None:
-    until = await throttles.blocked_until(session, throttle_key(policy, subject))
+async def refuse_if_blocked(session: AsyncSession, policy: ThrottlePolicy, subject: str) -> bool:
+    """Refuses while the subject is blocked; else whether it has attempts on record
+    (none: there is nothing to forgive after a success)."""
+    on_record, until = await throttles.recorded(session, throttle_key(policy, subject))
     now = datetime.now(UTC)
     if until is not None and until > now:
         raise ResourceExhausted(
             REFUSAL, retry_after_seconds=math.ceil((until - now).total_seconds()), reason=Reason.TOO_MANY_ATTEMPTS
         )
+    return on_record
 
 
 async def count_attempt(session: AsyncSession, policy: ThrottlePolicy, subject: str) -> None:
