@@ -253,6 +253,20 @@ def test_a_person_lists_and_ends_their_sessions_and_an_admin_ends_a_members(
     assert post(gateway, "/api/v1/auth/refresh", {"refresh_token": member.refresh_token}).status_code == 401
 
 
+def test_a_login_forgives_the_failures_on_record_and_only_then_they_count_afresh(accounts_stack: Stack) -> None:
+    tenant = accounts_stack.create_tenant("forgiven")
+    for _round in range(2):
+        for _ in range(4):  # one short of the block, twice: the success between them forgives the first four
+            error = rpc_error(lambda: accounts_stack.login(tenant.owner_email, "wrong-password-1"))
+            assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+        accounts_stack.login(tenant.owner_email, OWNER_PASSWORD)
+    # Without forgiveness the fifth failure would have blocked the account: a fifth now does.
+    for _ in range(5):
+        rpc_error(lambda: accounts_stack.login(tenant.owner_email, "wrong-password-1"))
+    blocked = rpc_error(lambda: accounts_stack.login(tenant.owner_email, OWNER_PASSWORD))
+    assert blocked.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 def test_failed_logins_are_throttled_per_account_over_grpc_and_rest(gateway: str, accounts_stack: Stack) -> None:
     tenant = accounts_stack.create_tenant("throttle")
     for _ in range(5):
