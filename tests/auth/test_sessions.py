@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 from tenantry.audit.v1 import audit_service_pb2
@@ -132,3 +136,44 @@ def test_expired_revocations_are_pruned(stack: Stack) -> None:
     assert asyncio.run(prune()) >= 1
     remaining = {row[0] for row in stack.sql("SELECT session_id FROM auth.session_revocations")}
     assert old not in remaining and live in remaining
+
+
+def test_a_refresh_cut_short_after_its_bind_leaves_no_transaction_on_the_pooled_connection(stack: Stack) -> None:
+    """The bind opens the transaction; a call cancelled once the server has run it must still end it,
+    as SQLAlchemy's reset of a returned connection ends only what SQLAlchemy began."""
+
+    class CancelledAfterTheBind:
+        def __init__(self, connection: Any) -> None:
+            self.connection = connection
+
+        async def execute(self, statement: str, *args: Any) -> str:
+            done: str = await self.connection.execute(statement, *args)
+            if statement.startswith("BEGIN"):
+                raise asyncio.CancelledError
+            return done
+
+    async def scenario() -> tuple[bool, bool]:
+        database = Database(asyncpg_url(stack.database_url), role=DB_ROLE, pool_size=1)
+        opened = database.single_statement
+
+        @asynccontextmanager
+        async def cut_short() -> AsyncIterator[Any]:
+            async with opened() as connection:
+                yield CancelledAfterTheBind(connection)
+
+        try:
+            database.single_statement = cut_short  # type: ignore[method-assign]
+            with contextlib.suppress(asyncio.CancelledError):
+                async with session_rows.refresh_transaction(database, uuid.uuid4(), b"\x00" * 32):
+                    pass
+            database.single_statement = opened  # type: ignore[method-assign]
+            async with opened() as connection:
+                left_open = connection.is_in_transaction()
+                bound = await connection.fetchval("SELECT current_setting('app.subject_id', true)")
+            return left_open, bool(bound)
+        finally:
+            await database.dispose()
+
+    left_open, bound = asyncio.run(scenario())
+    assert not left_open
+    assert not bound

@@ -292,8 +292,10 @@ async def refresh_transaction(database: Database, subject: UUID, token_hash: byt
         f" WHERE token_hash = '\\x{bytes(token_hash).hex()}'::bytea), ''), true)"
     )
     async with database.single_statement() as connection:
-        await connection.execute(bind)
         try:
+            # Inside the try: a bind cut short (a cancelled call) may have begun the transaction,
+            # and the pool's reset would not end one that SQLAlchemy did not begin.
+            await connection.execute(bind)
             yield connection
         except BaseException:
             with suppress(Exception):
