@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -73,7 +74,16 @@ class AuditTrail:
         if not events:
             return 0
         checked = [validate_event(index, event) for index, event in enumerate(events)]
-        return await self._with_partitions(checked, lambda: self._insert_by_tenant(checked))
+        by_scope: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for event in checked:
+            by_scope[event["tenant_id"] or PLATFORM_SCOPE].setdefault(event["id"], event)
+        appended = 0
+        for scope in sorted(by_scope):
+            candidates = by_scope[scope]
+            appended += await self._with_partitions(
+                list(candidates.values()), functools.partial(self._insert_for_tenant, scope, candidates)
+            )
+        return appended
 
     async def append_for_application(self, tenant_id: UUID, events: list[dict[str, Any]]) -> list[tuple[str, int]]:
         """An application's events (checked by application_ingest) into its tenant's chain,
@@ -103,33 +113,25 @@ class AuditTrail:
                 await repository.ensure_monthly_partitions(session, month, 1)
         return await insert()
 
-    async def _insert_by_tenant(self, events: list[dict[str, Any]]) -> int:
-        """Each tenant's events chained and inserted under that tenant's scope, in a
-        transaction of their own: a tenant's head lock is held while its own events go
-        in, not while the batch's other tenants' do, so batches that share tenants
-        follow each other tenant by tenant rather than whole.
+    async def _insert_for_tenant(self, scope: str, candidates: dict[str, dict[str, Any]]) -> int:
+        """One tenant's events of a batch (by id), chained and inserted under its scope in a
+        transaction of their own: the tenant's head lock is held while its own events go in,
+        not while the batch's other tenants' do, so batches that share tenants follow each
+        other tenant by tenant rather than whole.
 
-        Ids already stored are left out after the lock is held, so a batch sent
-        again after a failure part-way (the tenants before it committed) adds
-        nothing twice, and the chain never counts an event twice. Per scope it
-        costs two round trips whatever the batch's size besides BEGIN and COMMIT:
-        bind the scope, lock its head and find the stored events; insert and move the head."""
-        by_scope: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for event in events:
-            by_scope[event["tenant_id"] or PLATFORM_SCOPE].setdefault(event["id"], event)
-        appended = 0
-        for scope in sorted(by_scope):
-            async with self._database.unit_of_work(scope="") as session:
-                candidates = by_scope[scope]
-                sequence, previous, stored = await repository.open_chain_for_append(
-                    session,
-                    scope,
-                    list(candidates),
-                    [event["created_at"].isoformat() for event in candidates.values()],
-                )
-                new = [event for event_id, event in candidates.items() if event_id not in stored]
-                appended += len(await chain_and_insert(session, self._chain_key, scope, new, (sequence, previous)))
-        return appended
+        Ids already stored are left out after the lock is held, so a batch sent again after a
+        failure part-way (the tenants before it committed) adds nothing twice, and the chain
+        never counts an event twice. Two round trips whatever the count besides BEGIN and
+        COMMIT: bind the scope, lock its head and find the stored events; insert and move the head."""
+        async with self._database.unit_of_work(scope="") as session:
+            sequence, previous, stored = await repository.open_chain_for_append(
+                session,
+                scope,
+                list(candidates),
+                [event["created_at"].isoformat() for event in candidates.values()],
+            )
+            new = [event for event_id, event in candidates.items() if event_id not in stored]
+            return len(await chain_and_insert(session, self._chain_key, scope, new, (sequence, previous)))
 
     async def _insert_for_application(self, scope: str, events: list[dict[str, Any]]) -> list[tuple[str, int]]:
         """Two round trips for a new batch (lock the head and look the ids up; insert and move

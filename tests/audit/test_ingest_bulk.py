@@ -40,3 +40,22 @@ def test_a_partition_made_for_a_late_event_is_analyzed_at_once(stack: Stack) -> 
     # -1 means never analyzed; ANALYZE of an empty or small table sets the real count.
     rows = stack.sql("SELECT reltuples FROM pg_class WHERE relname = 'events_2033_03'")
     assert rows and rows[0][0] >= 0
+
+
+def test_a_batch_over_tenants_counts_every_event_when_one_tenant_needs_a_new_partition(
+    stack: Stack, tenant: Tenant
+) -> None:
+    """Each tenant's events go in a transaction of their own; a tenant whose events need a month
+    without a partition is tried again alone, and the reply still counts the whole batch."""
+    now = [event(tenant.id) for _ in range(2)]
+    late = event("")
+    late.created_at.FromDatetime(datetime(2034, 7, 9, tzinfo=UTC))
+    assert append(stack, now[0], late, now[1]) == 3
+    # Sent again (a relay that lost the acknowledgement): nothing twice.
+    assert append(stack, now[0], late, now[1]) == 0
+    stored = stack.sql(
+        "SELECT count(*) FROM audit.events WHERE id = ANY(%s)", ([uuid.UUID(item.id) for item in (*now, late)],)
+    )
+    assert stored[0][0] == 3
+    result = verify(stack, tenant.owner_token)
+    assert result.intact, result.problem
