@@ -42,7 +42,7 @@ def log_fields(logger: logging.Logger, level: int, message: str, fields: Mapping
     formatter here prints) and without the record being built when the level is off."""
     if not logger.isEnabledFor(level):
         return
-    handler = None if logger.disabled else _sole_json_handler(logger, level)
+    handler = _sole_json_handler(logger, level)
     if handler is not None:
         # The one line that record would have been formatted into, without the record: a LogRecord
         # and the logging module's path to the handler were most of what a request's line cost.

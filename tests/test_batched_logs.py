@@ -75,9 +75,7 @@ def fields(index: int) -> dict[str, object]:
     return {"method": "/x.v1.S/M", "status": "OK", "duration_ms": 0.5, "request_id": f"r-{index}", "user_id": None}
 
 
-def test_request_lines_are_written_together_soon_and_in_order(
-    logged: Logged,
-) -> None:
+def test_request_lines_are_written_together_soon_and_in_order(logged: Logged) -> None:
     logger, stream, _ = alone(logged)
     for index in range(100):
         log_fields(logger, logging.INFO, "rpc", fields(index))
@@ -94,18 +92,14 @@ def test_a_line_waits_at_most_the_delay(logged: Logged) -> None:
     assert time.monotonic() - started < FLUSH_DELAY_SECONDS + 1.0  # the delay, and a busy machine's slack
 
 
-def test_any_other_line_is_written_at_once(
-    logged: Logged,
-) -> None:
+def test_any_other_line_is_written_at_once(logged: Logged) -> None:
     logger, stream, _ = alone(logged)
     logger.info("listening", extra={"address": "127.0.0.1:50052"})
     log_fields(logger, logging.WARNING, "rpc", fields(0))
     assert [json.loads(line)["message"] for line in stream.lines()] == ["listening", "rpc"]
 
 
-def test_a_warning_is_written_at_once_after_what_waits(
-    logged: Logged,
-) -> None:
+def test_a_warning_is_written_at_once_after_what_waits(logged: Logged) -> None:
     logger, stream, _ = alone(logged)
     log_fields(logger, logging.INFO, "rpc", fields(0))
     logger.warning("revocation list lost", extra={"source": "listener"})
@@ -128,9 +122,7 @@ def test_closing_writes_what_waits(logged: Logged) -> None:
     assert len(stream.lines()) == 2
 
 
-def test_a_request_line_is_what_its_record_would_have_been(
-    logged: Logged,
-) -> None:
+def test_a_request_line_is_what_its_record_would_have_been(logged: Logged) -> None:
     logger, stream, handler = alone(logged)
     log_fields(logger, logging.INFO, "rpc", fields(7))
     handler.flush()
@@ -157,9 +149,7 @@ def test_a_line_that_cannot_be_written_never_reaches_the_caller(
     assert [json.loads(line)["request_id"] for line in stream.lines()] == ["r-1"]
 
 
-def test_a_disabled_logger_writes_nothing(
-    logged: Logged,
-) -> None:
+def test_a_disabled_logger_writes_nothing(logged: Logged) -> None:
     logger, stream, handler = alone(logged)
     logger.disabled = True
     log_fields(logger, logging.INFO, "rpc", fields(0))
